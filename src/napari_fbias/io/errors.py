@@ -1,0 +1,34 @@
+"""Errors raised while reading or writing images.
+
+Each error says what went wrong and with which source, in words a biologist
+can act on. Readers raise them; the napari reader turns "not for us" into
+``None`` so that other readers can try.
+"""
+
+
+class FbiasIOError(Exception):
+    """Base class for every image reading/writing problem."""
+
+
+class NotOmeZarrError(FbiasIOError):
+    """The path or URL exists but is not an OME-Zarr image (no ``multiscales``)."""
+
+
+class MetadataError(FbiasIOError):
+    """The OME-Zarr metadata is present but broken or inconsistent."""
+
+
+class UnsupportedAxesError(MetadataError):
+    """The axes of an image are not ones this tool can handle."""
+
+
+class MissingDataError(FbiasIOError):
+    """Pixel data (a chunk, an array, a level) that the metadata promises is missing."""
+
+
+class UnreachableSourceError(FbiasIOError):
+    """A remote source (URL, server) could not be reached."""
+
+
+class OutputExistsError(FbiasIOError):
+    """Refusing to overwrite something that already exists."""
