@@ -1,0 +1,650 @@
+"""The live session recorder that the napari widgets call.
+
+:class:`SessionRecorder` turns each thing an analyst does into an event,
+writes it to the journal (durably) and only then updates its
+:class:`~napari_fbias.session.model.Session` and emits :attr:`changed`. It
+knows nothing of Qt or napari: widgets call it with layer *names* and listen
+to :attr:`SessionRecorder.changed`; the recorder never holds a widget.
+
+Rules the recorder applies (and documents in ``docs/session.md``):
+
+* a step is checked against the operation registry before anything is
+  written (unknown op, bad settings or inputs: :class:`InvalidStepError`);
+* re-running an op onto the layer it produced before (same op, same output
+  layer, not reading itself), or ``replaces=step_id``, *replaces* that step:
+  same id, the old version kept in the timeline as ``tried``, the steps
+  reading it marked ``stale``;
+* :meth:`SessionRecorder.layer_removed` (a layer was deleted): the step that
+  made it is removed, unless later steps read it; then it stays, without a
+  layer, until they go. :meth:`SessionRecorder.remove_step` removes a step
+  and every step reading it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from napari_fbias.io.image import MultiscaleImage
+from napari_fbias.ops.registry import get_op
+from napari_fbias.session import graph
+from napari_fbias.session.checks import check_inputs, check_params, find_op
+from napari_fbias.session.errors import InvalidStepError, SessionError
+from napari_fbias.session.events import APPROACH_FIELDS, SESSION_FIELDS, apply_event
+from napari_fbias.session.journal import (
+    JOURNAL_NAME,
+    Journal,
+    encode_event,
+    make_event,
+    read_events,
+)
+from napari_fbias.session.journal import replay as replay_events
+from napari_fbias.session.model import (
+    Approach,
+    ImageRef,
+    RecordedStep,
+    Session,
+    StepInput,
+    check_select,
+    utc_now,
+)
+from napari_fbias.session.secrets import scrub_text
+from napari_fbias.session.store import (
+    load_snapshot,
+    locate,
+    save_snapshot,
+    sessions_root,
+    slugify,
+)
+
+InputRef = str | StepInput
+
+
+class SessionRecorder:
+    """Record a session as it happens; create with :meth:`start` or :func:`open_session`.
+
+    Attributes
+    ----------
+    changed : psygnal.Signal
+        Emitted with the event (a dict, as written to the journal) after
+        every change, once the change is on disk.
+    """
+
+    changed = Signal(object)
+
+    def __init__(self, journal: Journal, session: Session | None = None) -> None:
+        self._journal = journal
+        self._session = session
+        self._lock = threading.RLock()
+        self._layers: dict[str, tuple[str | None, str | None, Mapping[str, int]]] | None = None
+        self._used_ids = _recorded_ids(session)
+        self._id_counts: dict[str, int] = {}
+
+    # --- creating / opening ------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        title: str = "",
+        *,
+        user_name: str = "",
+        user_lab: str = "",
+        question: str = "",
+        analysts: tuple[str, ...] | list[str] = (),
+        root: str | os.PathLike[str] | None = None,
+        folder: str | os.PathLike[str] | None = None,
+        fsync: bool = True,
+    ) -> SessionRecorder:
+        """Start a new session in a new folder and write its first journal line.
+
+        Parameters
+        ----------
+        title, user_name, user_lab, question : str
+            Who came, with what (free text; URLs in it lose their credentials).
+        analysts : sequence of str
+            Names of the analysts present.
+        root : str or Path, optional
+            Folder of session folders (default: ``$FBIAS_SESSION_DIR`` or
+            ``~/.napari-fbias/sessions``).
+        folder : str or Path, optional
+            Exact folder for this session (must not hold a session yet).
+        fsync : bool
+            fsync every journal line (default True).
+        """
+        sid = str(uuid.uuid4())
+        now = utc_now()
+        if folder is None:
+            name = f"{now[:10]}-{slugify(title)}-{sid[:8]}"
+            folder = sessions_root(root) / name
+        path = Path(folder) / JOURNAL_NAME
+        if path.exists() and path.stat().st_size:
+            raise SessionError(f"{folder} already holds a session; open it with open_session()")
+        rec = cls(Journal(path, fsync=fsync))
+        header = {
+            "id": sid,
+            "title": scrub_text(title),
+            "user": {"name": user_name, "lab": user_lab},
+            "question": scrub_text(question),
+            "analysts": _names(analysts),
+        }
+        rec._emit("session_started", {"session": header}, time=now)
+        return rec
+
+    # --- state -------------------------------------------------------------------
+    @property
+    def session(self) -> Session:
+        """The session as recorded so far (an immutable value)."""
+        assert self._session is not None
+        return self._session
+
+    @property
+    def folder(self) -> Path:
+        """The session folder."""
+        return self._journal.path.parent
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal file."""
+        return self._journal.path
+
+    @property
+    def active(self) -> Approach | None:
+        """The approach steps are recorded into (None before the first one)."""
+        s = self.session
+        return s.approach(s.active) if s.active is not None else None
+
+    def layer_source(self, layer: str) -> StepInput | None:
+        """Return what a napari layer shows: an image (maybe one index of it) or a step's output."""
+        src = self._layer_map().get(layer)
+        if src is None:
+            return None
+        image, step, sel = src
+        return StepInput(image=image, step=step, select=sel, layer=layer)
+
+    def _layer_map(self) -> dict[str, tuple[str | None, str | None, Mapping[str, int]]]:
+        """Layer name -> (image, step, select), rebuilt after each change (cheap tuples)."""
+        if self._layers is None:
+            m: dict[str, tuple[str | None, str | None, Mapping[str, int]]] = {}
+            for img in self.session.images:
+                for layer, sel in img.layers.items():
+                    m[layer] = (img.name, None, sel)
+            for a in self.session.approaches:
+                for st in a.steps:
+                    if st.output_layer:
+                        m[st.output_layer] = (None, st.id, {})
+            self._layers = m
+        return self._layers
+
+    # --- the one way to change anything ------------------------------------------
+    def _emit(self, name: str, payload: Mapping[str, Any], time: str | None = None) -> dict:
+        with self._lock:
+            event = make_event(name, self._journal.next_seq, payload, time)
+            line = encode_event(event)
+            event = json.loads(line)  # exactly what a replay will see
+            new = apply_event(self._session, event)
+            self._journal.append(line)
+            self._session = new
+            self._layers = None
+            if name == "session_restored":
+                self._used_ids = _recorded_ids(new)
+        self.changed.emit(event)
+        return event
+
+    # --- who and what -------------------------------------------------------------
+    def add_analysts(self, *names: str) -> None:
+        """Add analysts who joined (names only; known names are ignored)."""
+        new = [n for n in _names(names) if n not in self.session.analysts]
+        if new:
+            self._emit("analysts_added", {"analysts": new})
+
+    def set_field(self, field: str, value: str, *, approach: str | None = None) -> None:
+        """Set a session field (or, with ``approach``, an approach's title/analyst)."""
+        allowed = APPROACH_FIELDS if approach is not None else SESSION_FIELDS
+        if field not in allowed:
+            raise ValueError(f"cannot set {field!r}; settable fields: {', '.join(allowed)}")
+        if approach is not None:
+            self.session.approach(approach)
+        self._emit(
+            "field_set", {"field": field, "value": scrub_text(str(value)), "approach": approach}
+        )
+
+    def add_image(
+        self,
+        image: ImageRef | MultiscaleImage,
+        *,
+        layers: Mapping[str, Mapping[str, int]] | None = None,
+        checksum: str | None = None,
+    ) -> str:
+        """Record an image opened in napari; return its name in the session.
+
+        Parameters
+        ----------
+        image : ImageRef or MultiscaleImage
+            The image (its source is stored without credentials).
+        layers : mapping, optional
+            napari layer name -> index shown along ``t``/``c``/``z`` (e.g.
+            ``{"cells [DAPI]": {"c": 0}}`` when channels are split into
+            layers). Default: one layer named like the image, showing all.
+        checksum : str, optional
+            ``sha256:...`` of the pixels, when known.
+        """
+        ref = ImageRef.from_image(image) if isinstance(image, MultiscaleImage) else image
+        if checksum is not None:
+            ref = ImageRef.from_dict({**ref.to_dict(), "checksum": checksum})
+        layer_sel = {ref.name: {}} if layers is None else layers
+        with self._lock:
+            same = next(
+                (i for i in self.session.images if i.source and i.source == ref.source), None
+            )
+            name = same.name if same is not None else self._free_image_name(ref.name)
+            known = dict(same.layers) if same is not None else {}
+            for layer, sel in layer_sel.items():
+                known[str(layer)] = _check_select(sel, ref, f"layer {layer!r}")
+            d = {**ref.to_dict(), "name": name, "layers": known}
+            if same is not None:
+                d["checksum"] = ref.checksum or same.checksum
+            if same is None or ImageRef.from_dict(d) != same:
+                self._emit("image_added", {"image": d})
+        return name
+
+    def _free_image_name(self, name: str) -> str:
+        taken = {i.name for i in self.session.images}
+        out, n = name, 2
+        while out in taken:
+            out, n = f"{name}_{n}", n + 1
+        return out
+
+    def rename_layer(self, old: str, new: str) -> None:
+        """Follow a napari layer rename (ignored for layers the session does not know)."""
+        if old != new and old in self._layer_map():
+            self._emit("layer_renamed", {"old": old, "new": new})
+
+    # --- approaches -----------------------------------------------------------------
+    def add_approach(self, title: str = "", analyst: str = "", *, key: str | None = None) -> str:
+        """Start a new approach (it becomes the active one); return its key (``"A"``, ...)."""
+        with self._lock:
+            keys = {a.key for a in self.session.approaches}
+            key = key or _next_key(keys)
+            if key in keys:
+                raise ValueError(f"approach {key!r} exists already")
+            if analyst:
+                self.add_analysts(analyst)
+            self._emit(
+                "approach_added",
+                {"approach": {"key": key, "title": scrub_text(title), "analyst": analyst}},
+            )
+        return key
+
+    def switch_approach(self, key: str) -> None:
+        """Make approach ``key`` the one new steps go to."""
+        self.session.approach(key)
+        if key != self.session.active:
+            self._emit("approach_switched", {"approach": key})
+
+    def _approach_key(self, approach: str | None) -> str:
+        if approach is not None:
+            return self.session.approach(approach).key
+        if self.session.active is None:
+            return self.add_approach()
+        return self.session.active
+
+    def set_notes(self, text: str, *, approach: str | None = None) -> None:
+        """Set the free-text notes of an approach (the active one by default)."""
+        key = self._approach_key(approach)
+        self._emit("note_set", {"approach": key, "text": scrub_text(text)})
+
+    def set_result(self, summary: Mapping[str, Any], *, approach: str | None = None) -> None:
+        """Set an approach's result summary, e.g. ``{"objects": 112}`` (JSON-safe values)."""
+        key = self._approach_key(approach)
+        self._emit(
+            "result_set", {"approach": key, "result": {str(k): v for k, v in summary.items()}}
+        )
+
+    def set_solution(self, text: str, *, approach: str | None = None) -> None:
+        """Record the solution proposed: which approach (optional) and in words."""
+        if approach is not None:
+            self.session.approach(approach)
+        self._emit("solution_set", {"approach": approach, "text": scrub_text(text)})
+
+    def add_issue(self, text: str) -> None:
+        """Add an issue raised (e.g. "images at higher resolution needed")."""
+        self._emit("item_added", {"field": "issues", "text": scrub_text(text)})
+
+    def remove_issue(self, index: int) -> None:
+        """Remove issue number ``index`` (0-based)."""
+        self._remove_item("issues", index)
+
+    def add_next_step(self, text: str) -> None:
+        """Add a next step agreed on."""
+        self._emit("item_added", {"field": "next_steps", "text": scrub_text(text)})
+
+    def remove_next_step(self, index: int) -> None:
+        """Remove next step number ``index`` (0-based)."""
+        self._remove_item("next_steps", index)
+
+    def _remove_item(self, field: str, index: int) -> None:
+        n = len(getattr(self.session, field))
+        if not 0 <= index < n:
+            raise IndexError(f"no item {index} in {field} (it has {n})")
+        self._emit("item_removed", {"field": field, "index": index})
+
+    # --- steps -------------------------------------------------------------------------
+    def record_step(
+        self,
+        op: str,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, InputRef],
+        output_layer: str,
+        *,
+        replaces: str | None = None,
+        select: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> str:
+        """Record that ``op`` ran and produced ``output_layer``; return the step id.
+
+        Parameters
+        ----------
+        op : str
+            Registry name of the operation.
+        params : mapping
+            Its settings (defaults are filled in; the record holds them all).
+        inputs : mapping
+            The op's data parameter -> the napari layer name it read (or an
+            image name, a step id, or a :class:`StepInput`).
+        output_layer : str
+            Name of the layer it produced.
+        replaces : str, optional
+            Id of the step this run replaces (kept id, old version in the
+            timeline). Without it, a run of the same op onto the layer an
+            earlier run of the active approach produced replaces that run.
+        select : mapping, optional
+            Data parameter -> extra index along ``t``/``c``/``z`` it read (e.g.
+            the current time point only).
+
+        Raises
+        ------
+        InvalidStepError
+            Unknown op, bad settings, unknown or unfitting inputs, or a
+            replacement that would read its own output. Nothing is recorded.
+        """
+        spec = find_op(op)
+        if not isinstance(output_layer, str) or not output_layer:
+            raise InvalidStepError(f"cannot record {op}: the output layer needs a name")
+        clean = check_params(spec, params)
+        with self._lock:
+            resolved = {
+                str(k): self._resolve(op, str(k), v, (select or {}).get(k))
+                for k, v in inputs.items()
+            }
+            check_inputs(spec, {k: self._kind(v) for k, v in resolved.items()})
+            target = self._target(op, resolved, output_layer, replaces)
+            before = self._layer_map().get(output_layer)
+            now = utc_now()
+            if target is None:
+                key = self._approach_key(None)
+                step = RecordedStep(self._new_id(op), op, resolved, clean, output_layer, now)
+                self._used_ids.add(step.id)
+                self._emit("step_recorded", {"approach": key, "step": step.to_dict()}, now)
+            else:
+                approach, old = target
+                step = RecordedStep(old.id, op, resolved, clean, output_layer, now)
+                self._replace(approach, old, step)
+            if before is not None and before[1] != step.id:
+                self._take_over_layer(before, output_layer, step.id)
+        return step.id
+
+    def _resolve(self, op: str, name: str, ref: InputRef, select: Any) -> StepInput:
+        s = self.session
+        if isinstance(ref, StepInput):
+            found = ref
+        elif ref in self._layer_map():
+            found = self.layer_source(ref)  # type: ignore[assignment]
+        elif s.find_step(ref) is not None:
+            found = StepInput(step=ref)
+        elif s.image(ref) is not None:
+            found = StepInput(image=ref)
+        else:
+            raise InvalidStepError(
+                f"cannot record {op}: input {name!r} reads {ref!r}, which is no layer, image or "
+                "step of this session (record the image with add_image first)"
+            )
+        if found.step is not None and s.find_step(found.step) is None:
+            raise InvalidStepError(
+                f"cannot record {op}: input {name!r} reads unknown step {found.step!r}"
+            )
+        img = s.image(found.image) if found.image is not None else None
+        if found.image is not None and img is None:
+            raise InvalidStepError(
+                f"cannot record {op}: input {name!r} reads unknown image {found.image!r}"
+            )
+        if not select:
+            return found
+        try:
+            merged = _check_select({**found.select, **select}, img, f"input {name!r}")
+        except ValueError as exc:
+            raise InvalidStepError(f"cannot record {op}: {exc}") from None
+        return StepInput(image=found.image, step=found.step, select=merged, layer=found.layer)
+
+    def _kind(self, ref: StepInput) -> str:
+        if ref.image is not None:
+            return self.session.image(ref.image).kind  # type: ignore[union-attr]
+        found = self.session.find_step(ref.step)  # type: ignore[arg-type]
+        return get_op(found[1].op).output  # type: ignore[index]
+
+    def _target(
+        self, op: str, inputs: Mapping[str, StepInput], layer: str, replaces: str | None
+    ) -> tuple[Approach, RecordedStep] | None:
+        s = self.session
+        if replaces is not None:
+            found = s.find_step(replaces)
+            if found is None:
+                raise InvalidStepError(
+                    f"cannot record {op}: there is no step {replaces!r} to replace"
+                )
+            return found
+        owner = self.layer_source(layer)
+        if owner is None or owner.step is None:
+            return None
+        found = s.find_step(owner.step)
+        if found is None or found[0].key != s.active or found[1].op != op:
+            return None
+        reads = {i.step for i in inputs.values() if i.step is not None}
+        if owner.step in reads | graph.ancestors(s, reads):
+            return None
+        return found
+
+    def _replace(self, approach: Approach, old: RecordedStep, new: RecordedStep) -> None:
+        s = self.session
+        later = graph.dependents(s, old.id)
+        reads = {i.step for i in new.inputs.values() if i.step is not None}
+        loop = (reads | graph.ancestors(s, reads)) & (later | {old.id})
+        if loop:
+            raise InvalidStepError(
+                f"cannot record {new.op} as a new version of step {old.id!r}: it would read "
+                f"its own result (through {', '.join(sorted(loop))})"
+            )
+        same = _recipe(old) == _recipe(new)
+        payload = {
+            "approach": approach.key,
+            "step": new.to_dict(),
+            "tried": old.to_dict(),
+            "stale": [] if same else sorted(later),
+        }
+        self._emit("step_replaced", payload, new.time)
+
+    def _take_over_layer(
+        self, before: tuple[str | None, str | None, Any], layer: str, by: str
+    ) -> None:
+        """Take ``layer`` from the image or step that showed it before step ``by`` wrote on it."""
+        image, step_id, _ = before
+        if image is not None:
+            self._emit("layer_removed", {"layer": layer, "removed": [], "hidden": []})
+        elif step_id is not None and (found := self.session.find_step(step_id)) is not None:
+            self._drop_step_layer(found[1], layer, reason=f"overwritten by step {by!r}")
+
+    def layer_removed(self, layer: str) -> list[str]:
+        """Follow the deletion of a napari layer; return the ids of the steps removed.
+
+        The step that produced the layer is removed, unless later steps read
+        it: then it stays (without a layer) because it still makes their
+        results, and goes once they are all removed. Image layers only lose
+        their layer; the image stays in the record. Unknown layers are ignored.
+        """
+        with self._lock:
+            src = self.layer_source(layer)
+            if src is None:
+                return []
+            if src.image is not None:
+                self._emit("layer_removed", {"layer": layer, "removed": [], "hidden": []})
+                return []
+            _, st = self.session.find_step(src.step)  # type: ignore[arg-type, misc]
+            return self._drop_step_layer(st, layer, reason="layer deleted")
+
+    def _drop_step_layer(self, st: RecordedStep, layer: str, reason: str) -> list[str]:
+        s = self.session
+        if graph.readers(s).get(st.id):
+            gone: set[str] = set()
+            hidden = [st.id]
+        else:
+            gone = graph.with_orphans(s, {st.id})
+            hidden = []
+        removed = [x.to_dict() for _, x in s.all_steps() if x.id in gone]
+        self._emit(
+            "layer_removed",
+            {"layer": layer, "removed": removed, "hidden": hidden, "reason": reason},
+        )
+        return [d["id"] for d in removed]
+
+    def remove_step(self, step_id: str, *, reason: str = "removed") -> list[str]:
+        """Remove a step and every step reading its output; return the removed ids.
+
+        Steps kept only to feed them (their layer deleted) go as well.
+        """
+        with self._lock:
+            s = self.session
+            if s.find_step(step_id) is None:
+                raise KeyError(f"no step {step_id!r} in this session")
+            gone = graph.with_orphans(s, {step_id} | graph.dependents(s, step_id))
+            removed = [x.to_dict() for _, x in s.all_steps() if x.id in gone]
+            self._emit("step_removed", {"removed": removed, "reason": reason})
+        return [d["id"] for d in removed]
+
+    def _new_id(self, op: str) -> str:
+        base = op.rsplit(".", 1)[-1]
+        n = self._id_counts.get(base, 1)
+        sid = base if n == 1 else f"{base}_{n}"
+        while sid in self._used_ids:
+            n += 1
+            sid = f"{base}_{n}"
+        self._id_counts[base] = n
+        return sid
+
+    # --- saving ---------------------------------------------------------------------
+    def save(self) -> Path:
+        """Write the readable snapshot ``session.yaml`` (atomically); return its path."""
+        with self._lock:
+            self._emit("snapshot_saved", {"file": "session.yaml"})
+            return save_snapshot(self.session, self.folder)
+
+    def close(self) -> None:
+        """Stop recording (the journal is already complete on disk)."""
+        self._journal.close()
+
+    def __enter__(self) -> SessionRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_session(
+    path: str | os.PathLike[str],
+    *,
+    analysts: tuple[str, ...] | list[str] = (),
+    fsync: bool = True,
+) -> SessionRecorder:
+    """Continue a previous session: replay its journal and go on recording into it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A session folder (or its ``journal.jsonl`` / ``session.yaml``). A
+        folder holding only a snapshot gets a new journal that starts from it.
+    analysts : sequence of str
+        Analysts present this time (added to the record).
+    fsync : bool
+        fsync every journal line (default True).
+
+    Raises
+    ------
+    SessionLockedError
+        When the session is being recorded elsewhere right now.
+    """
+    folder, journal, snapshot = locate(path)
+    if journal is not None:
+        j = Journal(journal, fsync=fsync)
+        try:
+            rec = SessionRecorder(j, replay_events(read_events(journal)))
+        except BaseException:
+            j.close()
+            raise
+    else:
+        session = load_snapshot(snapshot)  # type: ignore[arg-type]
+        rec = SessionRecorder(Journal(folder / JOURNAL_NAME, fsync=fsync))
+        rec._emit("session_restored", {"session": session.to_dict(), "source": snapshot.name})  # type: ignore[union-attr]
+    rec._emit("session_reopened", {"analysts": _names(analysts)})
+    return rec
+
+
+def _recorded_ids(session: Session | None) -> set[str]:
+    """Return the ids of every step ever recorded (never reused: the timeline stays clear)."""
+    if session is None:
+        return set()
+    ids = {t.detail["step"]["id"] for t in session.timeline if t.kind == "step_recorded"}
+    return ids | {st.id for _, st in session.all_steps()}
+
+
+def _names(names: Any) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        n = str(n).strip()
+        if n and n not in out:
+            out.append(n)
+    return out
+
+
+def _next_key(taken: set[str]) -> str:
+    n = 0
+    while True:
+        key, i = "", n
+        while True:
+            key = chr(ord("A") + i % 26) + key
+            i = i // 26 - 1
+            if i < 0:
+                break
+        if key not in taken:
+            return key
+        n += 1
+
+
+def _check_select(sel: Mapping[str, Any], img: ImageRef | None, what: str) -> dict[str, int]:
+    out = check_select(sel, what)
+    if img is not None and img.axes:
+        for axis, index in out.items():
+            if axis not in img.axes:
+                raise ValueError(f"{what}: image {img.name!r} has no {axis!r} axis ({img.axes})")
+            if img.shape and index >= img.shape[img.axes.index(axis)]:
+                raise ValueError(
+                    f"{what}: index {index} along {axis!r} is past the end of {img.name!r}"
+                )
+    return out
+
+
+def _recipe(step: RecordedStep) -> tuple[Any, ...]:
+    d = step.to_dict()
+    return d["op"], d["inputs"], d["params"]
