@@ -205,9 +205,7 @@ def validate_axes(axes: Sequence[str]) -> None:
         raise UnsupportedAxesError(f"repeated axis in {''.join(axes)}")
     order = [CANONICAL_AXES.index(a) for a in axes]
     if order != sorted(order):
-        raise UnsupportedAxesError(
-            f"axes {''.join(axes)} are not in t, c, z, y, x order"
-        )
+        raise UnsupportedAxesError(f"axes {''.join(axes)} are not in t, c, z, y, x order")
     n_space = sum(a in SPACE_AXES for a in axes)
     if n_space < 2:
         raise UnsupportedAxesError(

@@ -157,7 +157,9 @@ class OpSpec:
             "category": self.category,
             "title": self.title,
             "summary": self.summary,
-            "inputs": [{"name": i.name, "kind": i.kind, "required": i.required} for i in self.inputs],
+            "inputs": [
+                {"name": i.name, "kind": i.kind, "required": i.required} for i in self.inputs
+            ],
             "output": self.output,
             "params": [p.to_dict() for p in self.params],
         }
@@ -337,7 +339,11 @@ def _param_docs(doc: str) -> dict[str, str]:
     in_params = False
     current = None
     for i, line in enumerate(lines):
-        if line.strip() == "Parameters" and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+        if (
+            line.strip() == "Parameters"
+            and i + 1 < len(lines)
+            and set(lines[i + 1].strip()) == {"-"}
+        ):
             in_params = True
             continue
         if not in_params:

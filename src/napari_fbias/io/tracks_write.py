@@ -1,0 +1,332 @@
+"""Writing tracks: CSV (napari Tracks columns) and the Cell Tracking Challenge format.
+
+Both writers are atomic (everything is written to a temporary sibling that is
+renamed into place once complete) and refuse to replace an existing output
+unless asked to.
+
+The Cell Tracking Challenge (CTC) *result* format is a folder with
+
+* ``mask000.tif``, ``mask001.tif``, ... -- one ``uint16`` image per frame
+  (``mask0000.tif``... when there are more than 1000 frames), 2D or 3D, where
+  every object carries the label of its track and 0 is background;
+* ``res_track.txt`` -- one line ``L B E P`` per track: label, first frame,
+  last frame (zero-based, inclusive) and parent label (0 = none).
+
+A CTC track is present in *every* frame from ``B`` to ``E``. A track of ours
+that skips frames (a spot bridged over a blink with ``memory``) is therefore
+written as consecutive CTC tracks: the first keeps the ``track_id`` as its
+label, each piece after a gap gets a new label (above the largest
+``track_id``) whose parent is the piece before it -- which is how the CTC
+represents a gap in a track.
+
+Nothing here imports Qt, napari or the ops.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_fbias.io.atomic import atomic_dir, atomic_write_text
+
+__all__ = ["NAPARI_TRACK_COLUMNS", "ctc_track_table", "write_ctc", "write_tracks_csv"]
+
+#: The napari Tracks columns, first in every tracks table and file.
+NAPARI_TRACK_COLUMNS: tuple[str, ...] = ("track_id", "t", "z", "y", "x")
+_UINT16_MAX = np.iinfo(np.uint16).max
+
+
+def _check_tracks(tracks: Any, what: str) -> list[str]:
+    if not isinstance(tracks, pd.DataFrame):
+        raise ValueError(f"{what}: tracks must be a table (pandas DataFrame); got {type(tracks)}")
+    missing = [c for c in ("track_id", "t", "y", "x") if c not in tracks.columns]
+    if missing:
+        raise ValueError(
+            f"{what}: the tracks table has no column(s) {', '.join(missing)}; expected napari "
+            "Tracks columns track_id, t, (z), y, x"
+        )
+    return [c for c in NAPARI_TRACK_COLUMNS if c in tracks.columns]
+
+
+def write_tracks_csv(
+    path: str | os.PathLike[str], tracks: pd.DataFrame, *, overwrite: bool = False
+) -> Path:
+    """Write a tracks table as CSV, napari Tracks columns first.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination ``.csv`` file; its folder must exist.
+    tracks : pandas.DataFrame
+        Tracks table with ``track_id, t, (z), y, x`` (other columns follow).
+    overwrite : bool
+        Replace an existing file (default: refuse).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If the table lacks the napari Tracks columns.
+    """
+    first = _check_tracks(tracks, "write_tracks_csv")
+    cols = first + [c for c in tracks.columns if c not in first]
+    text = tracks[cols].to_csv(index=False, lineterminator="\n")
+    return atomic_write_text(path, text, overwrite=overwrite)
+
+
+def ctc_track_table(tracks: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Split tracks into gap-free CTC tracks.
+
+    Parameters
+    ----------
+    tracks : pandas.DataFrame
+        Tracks table (``track_id`` >= 1, ``t`` >= 0; any row order).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns ``label, begin, end, parent`` (the lines of ``res_track.txt``),
+        sorted by label.
+    row_label : numpy.ndarray
+        The CTC label of each row of ``tracks`` (in the table's row order).
+
+    Raises
+    ------
+    ValueError
+        If track ids are not positive, a track has two rows in one frame, or
+        there are more labels than ``uint16`` masks can hold.
+    """
+    what = "write_ctc"
+    _check_tracks(tracks, what)
+    tid = tracks["track_id"].to_numpy().astype(np.int64)
+    t = tracks["t"].to_numpy().astype(np.int64)
+    row_label = np.zeros(len(tid), np.int64)
+    if len(tid) == 0:
+        empty = np.empty(0, np.int64)
+        return pd.DataFrame(
+            {"label": empty, "begin": empty, "end": empty, "parent": empty}
+        ), row_label
+    if tid.min() < 1:
+        raise ValueError(f"{what}: track ids must be >= 1; found {int(tid.min())}")
+    if t.min() < 0:
+        raise ValueError(f"{what}: frame numbers (t) must be >= 0; found {int(t.min())}")
+    order = np.lexsort((t, tid))
+    st, tt = tid[order], t[order]
+    same = st[1:] == st[:-1]
+    if np.any(same & (tt[1:] == tt[:-1])):
+        i = int(np.flatnonzero(same & (tt[1:] == tt[:-1]))[0])
+        raise ValueError(f"{what}: track {st[i]} has two detections at t={tt[i]}")
+    new_piece = np.r_[True, ~same | (tt[1:] - tt[:-1] > 1)]
+    starts = np.flatnonzero(new_piece)
+    ends = np.r_[starts[1:], len(st)] - 1
+    first_of_track = np.r_[True, st[starts[1:]] != st[starts[:-1]]]
+    labels = np.where(first_of_track, st[starts], 0)
+    n_extra = int(np.count_nonzero(~first_of_track))
+    labels[~first_of_track] = int(tid.max()) + 1 + np.arange(n_extra)
+    parents = np.zeros(len(starts), np.int64)
+    parents[1:] = np.where(~first_of_track[1:], labels[:-1], 0)
+    if labels.max() > _UINT16_MAX:
+        raise ValueError(
+            f"{what}: {int(labels.max())} track labels do not fit the CTC's 16-bit masks "
+            f"(at most {_UINT16_MAX})"
+        )
+    piece_of_row = np.cumsum(new_piece) - 1
+    row_label[order] = labels[piece_of_row]
+    table = pd.DataFrame(
+        {"label": labels, "begin": tt[starts], "end": tt[ends], "parent": parents}
+    ).sort_values("label", kind="stable", ignore_index=True)
+    return table, row_label
+
+
+def _ball(radius: float, ndim: int, spacing: Sequence[float] | None) -> list[np.ndarray]:
+    """Integer offsets of a disc/ball of ``radius`` pixels (along the finest axis)."""
+    radii = [float(radius)] * ndim
+    if spacing is not None:
+        finest = min(spacing)
+        radii = [radius * finest / s for s in spacing]
+    grids = np.meshgrid(*[np.arange(-int(r), int(r) + 1) for r in radii], indexing="ij")
+    inside = sum((g / max(r, 1e-9)) ** 2 for g, r in zip(grids, radii, strict=True)) <= 1.0
+    return [g[inside] for g in grids]
+
+
+def _paint_discs(
+    shape: tuple[int, ...],
+    tracks: pd.DataFrame,
+    row_label: np.ndarray,
+    radius: float,
+    spacing: Sequence[float] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rasterise every detection as a disc; return the masks and the rows kept.
+
+    Discs are painted in label order, then every centre pixel on top, so each
+    detection keeps at least its centre pixel -- unless two detections round to
+    the same pixel of the same frame, in which case the later one is dropped.
+    """
+    pos_cols = ["z", "y", "x"] if "z" in tracks.columns else ["y", "x"]
+    n_sp = len(pos_cols)
+    if len(shape) != n_sp + 1:
+        raise ValueError(
+            f"write_ctc: shape {shape} does not fit {n_sp}D tracks; give (t, {', '.join(pos_cols)})"
+        )
+    masks = np.zeros(shape, np.uint16)
+    t = tracks["t"].to_numpy().astype(np.int64)
+    if len(t) and t.max() >= shape[0]:
+        raise ValueError(f"write_ctc: tracks reach frame {int(t.max())} but shape has {shape[0]}")
+    centre = (
+        np.stack(
+            [
+                np.clip(np.rint(tracks[c].to_numpy(dtype=np.float64)), 0, n - 1).astype(np.int64)
+                for c, n in zip(pos_cols, shape[1:], strict=True)
+            ],
+            axis=1,
+        )
+        if len(t)
+        else np.empty((0, n_sp), np.int64)
+    )
+    order = np.lexsort((row_label,))
+    key = np.ravel_multi_index((t, *centre.T), shape) if len(t) else np.empty(0, np.int64)
+    _, first = np.unique(key[order], return_index=True)
+    keep = np.zeros(len(t), bool)
+    keep[order[first]] = True
+    offsets = _ball(radius, n_sp, spacing)
+    for i in order[keep[order]]:
+        coords = [
+            np.clip(c + off, 0, n - 1)
+            for c, off, n in zip(centre[i], offsets, shape[1:], strict=True)
+        ]
+        masks[(t[i], *coords)] = row_label[i]
+    masks[(t[keep], *centre[keep].T)] = row_label[keep]
+    return masks, keep
+
+
+def write_ctc(
+    dest_dir: str | os.PathLike[str],
+    labels_t: Any | None,
+    tracks: pd.DataFrame,
+    *,
+    shape: Sequence[int] | None = None,
+    radius: float = 3.0,
+    spacing: Sequence[float] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write tracks in the Cell Tracking Challenge result format.
+
+    Parameters
+    ----------
+    dest_dir : path-like
+        The result folder to create (e.g. ``01_RES``); its parent must exist.
+    labels_t : array-like or None
+        Labels movie ``(t, y, x)`` or ``(t, z, y, x)`` the tracks were made from
+        (tracks with a ``label`` column, from ``track.track_labels``). None for
+        spot tracks: each detection is then drawn as a disc (ball in 3D).
+    tracks : pandas.DataFrame
+        Tracks table (``track_id, t, (z), y, x`` and, with ``labels_t``, ``label``).
+    shape : sequence of int, optional
+        Movie shape ``(t, (z), y, x)`` for the discs (needed when ``labels_t``
+        is None).
+    radius : float
+        Disc radius in pixels (along the finest axis).
+    spacing : sequence of float, optional
+        Pixel size along ``(z), y, x``: makes the discs round in physical space.
+    overwrite : bool
+        Replace an existing ``dest_dir`` (default: refuse).
+
+    Returns
+    -------
+    pathlib.Path
+        The result folder.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``dest_dir`` exists and ``overwrite`` is False.
+    ValueError
+        If tracks and labels do not fit together (missing ``label`` column, an
+        object of the tracks missing from its frame, shapes that differ...).
+    """
+    what = "write_ctc"
+    _check_tracks(tracks, what)
+    if labels_t is None:
+        if shape is None:
+            raise ValueError(
+                f"{what}: without labels, give the movie shape (t, (z), y, x) so that spots "
+                "can be drawn as discs"
+            )
+        if radius <= 0:
+            raise ValueError(f"{what}: radius must be > 0 pixels; got {radius}")
+        shape_t = tuple(int(n) for n in shape)
+        _, row_label = ctc_track_table(tracks)
+        masks, keep = _paint_discs(shape_t, tracks, row_label, radius, spacing)
+        if not keep.all():
+            tracks = tracks.loc[keep]
+        table, _ = ctc_track_table(tracks)
+        if not keep.all():  # labels of pieces may have changed: paint again
+            _, row_label = ctc_track_table(tracks)
+            masks, _ = _paint_discs(shape_t, tracks, row_label, radius, spacing)
+    else:
+        if "label" not in tracks.columns:
+            raise ValueError(
+                f"{what}: the tracks have no 'label' column, so they cannot be matched to the "
+                "labels; pass labels_t=None and shape=... to draw the spots as discs"
+            )
+        table, row_label = ctc_track_table(tracks)
+        masks = _masks_from_labels(labels_t, tracks, row_label)
+    n_t = masks.shape[0]
+    width = 3 if n_t <= 1000 else 4
+    lines = "".join(f"{r.label} {r.begin} {r.end} {r.parent}\n" for r in table.itertuples())
+    import tifffile
+
+    with atomic_dir(dest_dir, overwrite=overwrite) as tmp:
+        for i in range(n_t):
+            tifffile.imwrite(tmp / f"mask{i:0{width}d}.tif", masks[i])
+        (tmp / "res_track.txt").write_text(lines, encoding="ascii")
+    return Path(dest_dir)
+
+
+def _masks_from_labels(labels_t: Any, tracks: pd.DataFrame, row_label: np.ndarray) -> np.ndarray:
+    what = "write_ctc"
+    movie = np.asarray(labels_t)
+    n_sp = 3 if "z" in tracks.columns else 2
+    if movie.ndim != n_sp + 1:
+        raise ValueError(
+            f"{what}: labels with {movie.ndim} dimensions do not fit {n_sp}D tracks; expected "
+            f"(t, {'z, ' if n_sp == 3 else ''}y, x)"
+        )
+    if movie.dtype.kind not in "iu":
+        raise ValueError(f"{what}: labels must hold integer object ids; got {movie.dtype}")
+    t = tracks["t"].to_numpy().astype(np.int64)
+    lab = tracks["label"].to_numpy().astype(np.int64)
+    if len(t) and (t.min() < 0 or t.max() >= movie.shape[0]):
+        raise ValueError(
+            f"{what}: the tracks reach frame {int(t.max())} but the labels have "
+            f"{movie.shape[0]} frame(s)"
+        )
+    if len(lab) and lab.min() < 1:
+        raise ValueError(f"{what}: the 'label' column must hold object ids >= 1 (0 is background)")
+    masks = np.zeros(movie.shape, np.uint16)
+    for f in range(movie.shape[0]):
+        frame = movie[f]
+        sel = t == f
+        present = np.unique(frame)
+        gone = np.setdiff1d(lab[sel], present)
+        if gone.size:
+            raise ValueError(
+                f"{what}: object {int(gone[0])} of the tracks is not in frame t={f} of the labels"
+            )
+        if np.unique(lab[sel]).size != int(sel.sum()):
+            raise ValueError(f"{what}: two tracks claim the same object in frame t={f}")
+        lut = np.zeros(int(present.max()) + 1, np.uint16)
+        lut[lab[sel]] = row_label[sel]
+        masks[f] = lut[frame]
+    return masks

@@ -1,0 +1,841 @@
+"""Tracking: trackpy spot detection and linking, label-based linking over time.
+
+Four operations work on whole movies (``spatial=False``: the runner passes the
+full ``(t, y, x)`` or ``(t, z, y, x)`` array and fills ``axes`` / ``spacing``):
+
+* ``track.locate_spots`` -- trackpy's Crocker-Grier spot finder, frame by frame;
+* ``track.link_spots`` -- ``trackpy.link`` on a spots table;
+* ``track.track_spots`` -- both in one step (what the tracking widget runs);
+* ``track.track_labels`` -- link segmented objects (a labels movie) by overlap
+  (Hungarian matching of intersection-over-union between frames) or by
+  centroid distance (``trackpy.link`` on the object centroids).
+
+Outputs are tracks tables as described in :mod:`napari_fbias.ops.track_features`.
+Sizes and distances (``diameter``, ``search_range``) are in pixels along
+y/x; on anisotropic 3D stacks (known ``spacing``) they are scaled down along the
+coarser z axis so that they describe the same physical length.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from napari_fbias.ops.registry import register_op
+from napari_fbias.ops.track_features import (
+    FEATURE_COLUMNS,
+    build_tracks,
+    empty_tracks,
+    position_columns,
+)
+from napari_fbias.ops.types import Image, Labels, Spots, Tracks
+
+__all__ = [
+    "TrackingError",
+    "link_spots",
+    "locate_spots",
+    "relabel_by_track",
+    "track_labels",
+    "track_spots",
+]
+
+
+class TrackingError(ValueError):
+    """Linking failed for a reason the user can fix by changing a setting."""
+
+
+#: Columns a tracks table computes itself; never carried over from an input table.
+_DERIVED = frozenset(
+    {"t", "z", "y", "x", "frame", "particle", "track_id", "speed", *FEATURE_COLUMNS}
+    | {f"{c}_physical" for c in ("t", "z", "y", "x", "speed", "displacement", "mean_speed")}
+)
+
+_SPOT_HINT = (
+    "lower search_range (the largest distance a spot moves between two frames), or set "
+    "adaptive_stop (e.g. 0.5) so that search_range is reduced automatically where spots are "
+    "crowded, or detect fewer spots (raise minmass)"
+)
+
+
+# --- axes, spacing -----------------------------------------------------------------------
+
+
+def _movie_layout(ndim: int, axes: str, op: str, name: str = "image") -> tuple[bool, int]:
+    """Return ``(has_t, n_spatial)`` of a movie from its ``axes`` (or its ndim)."""
+    if axes:
+        if len(axes) != ndim:
+            raise ValueError(f"{op}: axes {axes!r} do not match a {name} with {ndim} dimensions")
+        if "c" in axes:
+            raise ValueError(
+                f"{op} expects a single-channel movie (t, y, x) or (t, z, y, x); the {name} has "
+                f"axes {axes!r} — select a channel first"
+            )
+        if axes not in ("yx", "zyx", "tyx", "tzyx"):
+            raise ValueError(f"{op} expects a (t, y, x) or (t, z, y, x) {name}; got axes {axes!r}")
+        return axes.startswith("t"), len(axes) - axes.startswith("t")
+    if ndim == 2:
+        return False, 2
+    if ndim in (3, 4):
+        return True, ndim - 1
+    raise ValueError(
+        f"{op} expects a movie (t, y, x) or (t, z, y, x), or a single 2D frame; the {name} has "
+        f"{ndim} dimension(s) — select a channel first"
+    )
+
+
+def _split_spacing(
+    spacing: Sequence[float] | None, axes: str, pos_cols: Sequence[str], op: str
+) -> tuple[float | None, tuple[float, ...] | None]:
+    """Split the runner's ``spacing`` into (frame interval, spatial pixel size)."""
+    if spacing is None:
+        return None, None
+    values = tuple(float(s) for s in spacing)
+    if not all(math.isfinite(s) and s > 0 for s in values):
+        raise ValueError(f"{op}: spacing must be positive numbers; got {tuple(spacing)}")
+    n = len(pos_cols)
+    if axes and len(axes) == len(values):
+        per_axis = dict(zip(axes, values, strict=True))
+        missing = [c for c in pos_cols if c not in per_axis]
+        if missing:
+            raise ValueError(f"{op}: spacing for axes {axes!r} gives no pixel size along {missing}")
+        return per_axis.get("t"), tuple(per_axis[c] for c in pos_cols)
+    if len(values) == n + 1:
+        return values[0], values[1:]
+    if len(values) == n:
+        return None, values
+    raise ValueError(
+        f"{op}: spacing {values} does not match the axes ({'t, ' + ', '.join(pos_cols)})"
+    )
+
+
+def _per_axis(value: float, spacing: Sequence[float] | None, n: int) -> float | tuple[float, ...]:
+    """Scale a length in pixels along the finest axis for the coarser axes (z)."""
+    if spacing is None or max(spacing) == min(spacing):
+        return value
+    finest = min(spacing)
+    return tuple(value * finest / s for s in spacing)
+
+
+def _odd(value: float) -> int:
+    n = max(int(round(value)), 1)
+    return n if n % 2 else n + 1
+
+
+# --- spot detection ----------------------------------------------------------------------
+
+
+def _frame_getter(image: Any, has_t: bool) -> tuple[int, Callable[[int], np.ndarray]]:
+    if has_t:
+        return int(image.shape[0]), lambda i: np.asarray(image[i])
+    return 1, lambda i: np.asarray(image)
+
+
+def _prepare_frame(frame: np.ndarray, invert: bool, t: int, op: str) -> np.ndarray:
+    if frame.dtype.kind not in "biuf":
+        raise ValueError(f"{op}: the image must hold numbers; got pixel type {frame.dtype}")
+    if frame.dtype == bool:
+        frame = frame.astype(np.uint8)
+    if frame.dtype.kind == "f":
+        nan = np.isnan(frame)
+        if nan.all():
+            raise ValueError(f"{op}: frame t={t} of the image is all NaN (not-a-number)")
+        if nan.any():  # fill the holes with the typical background, keep the rest
+            frame = np.where(nan, np.nanmedian(frame), frame)
+    if invert:
+        frame = frame.max() - frame
+    return frame
+
+
+def _noise_sigma(frame: np.ndarray) -> float:
+    """Robust estimate of the pixel noise (MAD of neighbour differences along x)."""
+    d = np.diff(frame.astype(np.float64), axis=-1).ravel() / math.sqrt(2.0)
+    if d.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+def _auto_minmass(frames: list[np.ndarray], kwargs: dict[str, Any]) -> float:
+    """Mass just above what pure noise of the movie's noise level gives as "spots".
+
+    The noise level is measured on the given frames; a noise-only frame of
+    that level (fixed seed, so the result is reproducible) goes through the same
+    trackpy detection, and the brightest noise "spot" sets the threshold.
+    """
+    import trackpy
+
+    sigma = float(np.median([_noise_sigma(f) for f in frames]))
+    if sigma <= 0:
+        return 0.0
+    ref = frames[0]
+    caps = (32, 512, 512)[-ref.ndim :] if ref.ndim <= 3 else ref.shape
+    shape = tuple(min(n, c) for n, c in zip(ref.shape, caps, strict=True))
+    level = float(np.median(ref))
+    noise = np.random.default_rng(0).normal(level, sigma, shape)
+    if ref.dtype.kind in "iu":
+        info = np.iinfo(ref.dtype)
+        noise = np.clip(np.rint(noise), info.min, info.max).astype(ref.dtype)
+    else:
+        noise = noise.astype(ref.dtype)
+    found = trackpy.locate(noise, minmass=0, **kwargs)
+    if len(found) == 0:
+        return 0.0
+    return 1.2 * float(found["mass"].max())
+
+
+def _feature_columns(n_spatial: int, anisotropic: bool) -> list[str]:
+    if anisotropic:
+        return [
+            "mass", "size_z", "size_y", "size_x", "ecc", "signal", "raw_mass",
+            "ep_z", "ep_y", "ep_x",
+        ]  # fmt: skip
+    return ["mass", "size", "ecc", "signal", "raw_mass", "ep"]
+
+
+@register_op("track.locate_spots", category="track", spatial=False)
+def locate_spots(
+    image: Image,
+    *,
+    diameter: Annotated[int, {"min": 3, "max": 99, "step": 2}] = 7,
+    minmass: Annotated[float | None, {"min": 0.0}] = None,
+    separation: Annotated[float | None, {"min": 0.0}] = None,
+    percentile: Annotated[float, {"min": 0.0, "max": 100.0}] = 64.0,
+    noise_size: Annotated[float, {"min": 0.1, "max": 10.0, "step": 0.1}] = 1.0,
+    max_size: Annotated[float | None, {"min": 0.0}] = None,
+    invert: bool = False,
+    axes: str = "",
+    spacing: tuple[float, ...] | None = None,
+) -> Spots:
+    """Find bright spots in every frame of a movie (trackpy).
+
+    Parameters
+    ----------
+    image : Image
+        Movie ``(t, y, x)`` or ``(t, z, y, x)``, or a single 2D frame (t = 0).
+    diameter : int
+        Spot size in pixels: an odd number a bit larger than the spots.
+    minmass : float, optional
+        Minimum total brightness of a spot; empty = automatic, from the noise.
+        The automatic value lies just above the brightest "spot" that pure
+        camera noise of this movie's noise level produces (after background
+        removal, as trackpy measures ``mass``).
+    separation : float, optional
+        Minimum distance between two spots, in pixels (default: diameter + 1).
+    percentile : float
+        A spot's peak must be brighter than this percentile of the frame.
+    noise_size : float
+        Width (pixels) of the Gaussian blur that removes pixel noise.
+    max_size : float, optional
+        Largest allowed spot radius of gyration, in pixels (no limit if empty).
+    invert : bool
+        Look for dark spots on a bright background.
+    axes : str
+        Axes of the image, e.g. ``"tyx"`` (filled by the pipeline).
+    spacing : tuple of float, optional
+        Pixel size per axis of the image (filled by the pipeline).
+
+    Returns
+    -------
+    Spots
+        One row per spot: ``t``, ``(z)``, ``y``, ``x`` (pixels, sub-pixel
+        precision), trackpy's ``mass``, ``size``, ``ecc``, ``signal``,
+        ``raw_mass``, ``ep`` and, when ``spacing`` is known, ``z/y/x_physical``
+        (and ``t_physical`` with a frame interval). Sorted by ``t`` then position.
+    """
+    op = "track.locate_spots"
+    import trackpy
+
+    trackpy.quiet()
+    has_t, n_sp = _movie_layout(np.ndim(image), axes, op)
+    if math.prod(np.shape(image)) == 0:
+        raise ValueError(f"{op}: the image is empty (shape {tuple(np.shape(image))})")
+    if int(diameter) != diameter or diameter < 3 or diameter % 2 == 0:
+        raise ValueError(
+            f"{op}: diameter must be an odd whole number of pixels >= 3; got {diameter} "
+            f"(try {_odd(max(diameter, 3))})"
+        )
+    if not 0 <= percentile <= 100:
+        raise ValueError(f"{op}: percentile must be between 0 and 100; got {percentile}")
+    if noise_size <= 0:
+        raise ValueError(f"{op}: noise_size must be > 0 pixels; got {noise_size}")
+    pos_cols = ["z", "y", "x"][-n_sp:]
+    frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
+    anisotropic = sp is not None and max(sp) != min(sp)
+    diam = _per_axis(float(diameter), sp, n_sp)
+    kwargs: dict[str, Any] = {
+        "diameter": tuple(_odd(d) for d in diam) if anisotropic else int(diameter),
+        "percentile": float(percentile),
+        "noise_size": _per_axis(float(noise_size), sp, n_sp),
+        "separation": (
+            _per_axis(float(separation), sp, n_sp)
+            if separation is not None
+            else (tuple(_odd(d) + 1 for d in diam) if anisotropic else None)
+        ),
+    }
+    if max_size is not None:
+        if anisotropic:
+            raise ValueError(f"{op}: max_size cannot be used on anisotropic 3D stacks")
+        kwargs["maxsize"] = float(max_size)
+    n_t, frame_at = _frame_getter(image, has_t)
+    feature_cols = _feature_columns(n_sp, anisotropic)
+    found: list[pd.DataFrame] = []
+    with warnings.catch_warnings():
+        # trackpy warns about small axes ("color image?") and empty frames: handled here
+        warnings.filterwarnings("ignore", message="I am interpreting the image")
+        warnings.filterwarnings("ignore", message="No maxima survived")
+        warnings.filterwarnings("ignore", message="Image is completely black")
+        warnings.filterwarnings("ignore", message="The inplace keyword", module="trackpy")
+        if minmass is None:
+            sample = sorted({0, n_t // 2, n_t - 1})
+            frames = [_prepare_frame(frame_at(i), invert, i, op) for i in sample]
+            mass_min = _auto_minmass(frames, kwargs)
+        else:
+            mass_min = float(minmass)
+        for i in range(n_t):
+            frame = _prepare_frame(frame_at(i), invert, i, op)
+            # filter on mass here: trackpy misaligns the 3D ep_* columns when it filters
+            f = trackpy.locate(frame, minmass=-np.inf, **kwargs)
+            f = f[f["mass"].to_numpy() > mass_min]
+            if len(f):
+                f.insert(0, "t", np.int64(i))
+                found.append(f)
+    cols = ["t", *pos_cols, *feature_cols]
+    if found:
+        spots = pd.concat(found, ignore_index=True).reindex(columns=cols)
+        order = np.lexsort([spots[c].to_numpy() for c in reversed(["t", *pos_cols])])
+        spots = spots.take(order).reset_index(drop=True)
+    else:
+        spots = pd.DataFrame({c: np.empty(0, np.float64) for c in cols})
+    spots["t"] = spots["t"].astype(np.int64)
+    if sp is not None:
+        for c, s in zip(pos_cols, sp, strict=True):
+            spots[f"{c}_physical"] = spots[c] * s
+        if frame_interval is not None:
+            spots["t_physical"] = spots["t"] * frame_interval
+    spots.attrs["minmass"] = mass_min
+    return spots
+
+
+# --- linking -------------------------------------------------------------------------------
+
+
+def _detections(spots: pd.DataFrame, op: str) -> tuple[pd.DataFrame, list[str]]:
+    """Check a spots table; return it with a ``t`` column and a clean index."""
+    if not isinstance(spots, pd.DataFrame):
+        raise ValueError(f"{op} expects a spots table (pandas DataFrame); got {type(spots)}")
+    det = spots
+    if "t" not in det.columns and "frame" in det.columns:  # a trackpy table
+        det = det.rename(columns={"frame": "t"})
+    missing = [c for c in ("t", "y", "x") if c not in det.columns]
+    if missing:
+        raise ValueError(
+            f"{op}: the spots table has no column(s) {', '.join(missing)}; "
+            "expected t, (z), y, x (e.g. from track.locate_spots)"
+        )
+    pos_cols = position_columns(det)
+    if len(det):
+        values = det[["t", *pos_cols]].to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(f"{op}: the spots table has missing (NaN) times or positions")
+        if (values[:, 0] != np.round(values[:, 0])).any() or values[:, 0].min() < 0:
+            raise ValueError(f"{op}: the t column must hold frame numbers (0, 1, 2...)")
+    if not isinstance(det.index, pd.RangeIndex) or det.index.start != 0 or det.index.step != 1:
+        det = det.reset_index(drop=True)
+    return det, pos_cols
+
+
+def _check_link_params(
+    search_range: float, memory: int, adaptive_stop: float | None, adaptive_step: float, op: str
+) -> None:
+    if not search_range > 0:
+        raise ValueError(f"{op}: search_range must be > 0 pixels; got {search_range}")
+    if int(memory) != memory or memory < 0:
+        raise ValueError(f"{op}: memory must be a whole number of frames >= 0; got {memory}")
+    if adaptive_stop is not None and not 0 < adaptive_stop < search_range:
+        raise ValueError(
+            f"{op}: adaptive_stop must be > 0 and smaller than search_range ({search_range}); "
+            f"got {adaptive_stop}"
+        )
+    if not 0 < adaptive_step < 1:
+        raise ValueError(f"{op}: adaptive_step must be between 0 and 1; got {adaptive_step}")
+
+
+def _link(
+    det: pd.DataFrame,
+    pos_cols: list[str],
+    *,
+    search_range: float,
+    memory: int,
+    adaptive_stop: float | None,
+    adaptive_step: float,
+    spacing: Sequence[float] | None,
+    op: str,
+    hint: str = _SPOT_HINT,
+) -> np.ndarray:
+    """Run ``trackpy.link``; return the trajectory id of each row of ``det``."""
+    import trackpy
+    from trackpy.linking import SubnetOversizeException
+
+    trackpy.quiet()
+    sr = _per_axis(float(search_range), spacing, len(pos_cols))
+    stop: Any = adaptive_stop
+    if adaptive_stop is not None and isinstance(sr, tuple):
+        stop = np.asarray(sr) * (float(adaptive_stop) / float(search_range))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The inplace keyword", module="trackpy")
+            linked = trackpy.link(
+                det[["t", *pos_cols]],
+                sr,
+                pos_columns=pos_cols,
+                t_column="t",
+                memory=int(memory),
+                adaptive_stop=stop,
+                adaptive_step=float(adaptive_step),
+            )
+    except SubnetOversizeException as exc:
+        raise TrackingError(
+            f"{op}: too many possible links between crowded detections with "
+            f"search_range={search_range} ({exc}); {hint}"
+        ) from exc
+    particle = np.empty(len(det), np.int64)
+    particle[linked.index.to_numpy()] = linked["particle"].to_numpy()
+    return particle
+
+
+def _keep_long(particle: np.ndarray, min_length: int) -> np.ndarray | None:
+    """Rows of trajectories with at least ``min_length`` detections (None: all)."""
+    if min_length <= 1:
+        return None
+    _, inverse, counts = np.unique(particle, return_inverse=True, return_counts=True)
+    keep = counts[inverse] >= min_length
+    return None if keep.all() else keep
+
+
+def _carried(det: pd.DataFrame) -> list[str]:
+    return [c for c in det.columns if c not in _DERIVED]
+
+
+def _tracks_from(
+    det: pd.DataFrame,
+    particle: np.ndarray,
+    min_length: int,
+    spacing: tuple[float, ...] | None,
+    frame_interval: float | None,
+) -> pd.DataFrame:
+    keep = _keep_long(particle, int(min_length))
+    extra = _carried(det)
+    if keep is not None:
+        det = det.loc[keep]
+        particle = particle[keep]
+    return build_tracks(det, particle, extra=extra, spacing=spacing, frame_interval=frame_interval)
+
+
+@register_op("track.link_spots", category="track", spatial=False)
+def link_spots(
+    spots: Spots,
+    *,
+    search_range: Annotated[float, {"min": 0.1, "max": 1000.0, "step": 0.5}] = 6.0,
+    memory: Annotated[int, {"min": 0, "max": 100}] = 0,
+    adaptive_stop: Annotated[float | None, {"min": 0.0}] = None,
+    adaptive_step: Annotated[float, {"min": 0.01, "max": 0.99, "step": 0.01}] = 0.95,
+    min_length: Annotated[int, {"min": 1}] = 1,
+    axes: str = "",
+    spacing: tuple[float, ...] | None = None,
+) -> Tracks:
+    """Link spots into tracks over time (trackpy).
+
+    Parameters
+    ----------
+    spots : Spots
+        Spots table with ``t``, ``(z)``, ``y``, ``x`` (e.g. from locate spots).
+    search_range : float
+        Largest distance (pixels) a spot moves between two frames.
+    memory : int
+        Frames a spot may disappear for and still continue its track.
+    adaptive_stop : float, optional
+        Smallest search range (pixels) to retry with where spots are crowded.
+        Empty = no retry: crowded spots give an error saying what to change.
+    adaptive_step : float
+        Factor by which the search range shrinks on each retry.
+    min_length : int
+        Drop tracks with fewer detections than this.
+    axes : str
+        Axes of the movie the spots come from (filled by the pipeline).
+    spacing : tuple of float, optional
+        Pixel size per axis (filled by the pipeline).
+
+    Returns
+    -------
+    Tracks
+        ``track_id, t, (z), y, x`` then the spot columns, ``speed`` and track
+        features (see :func:`napari_fbias.ops.track_features.build_tracks`).
+
+    Raises
+    ------
+    TrackingError
+        When spots are too crowded for ``search_range`` (trackpy's
+        ``SubnetOversizeException``), with what to change.
+    """
+    op = "track.link_spots"
+    _check_link_params(search_range, memory, adaptive_stop, adaptive_step, op)
+    det, pos_cols = _detections(spots, op)
+    frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
+    if len(det) == 0:
+        return empty_tracks(pos_cols, _carried(det), spacing=sp, frame_interval=frame_interval)
+    particle = _link(
+        det,
+        pos_cols,
+        search_range=search_range,
+        memory=memory,
+        adaptive_stop=adaptive_stop,
+        adaptive_step=adaptive_step,
+        spacing=sp,
+        op=op,
+    )
+    return _tracks_from(det, particle, min_length, sp, frame_interval)
+
+
+@register_op("track.track_spots", category="track", spatial=False)
+def track_spots(
+    image: Image,
+    *,
+    diameter: Annotated[int, {"min": 3, "max": 99, "step": 2}] = 7,
+    minmass: Annotated[float | None, {"min": 0.0}] = None,
+    separation: Annotated[float | None, {"min": 0.0}] = None,
+    percentile: Annotated[float, {"min": 0.0, "max": 100.0}] = 64.0,
+    search_range: Annotated[float, {"min": 0.1, "max": 1000.0, "step": 0.5}] = 6.0,
+    memory: Annotated[int, {"min": 0, "max": 100}] = 2,
+    adaptive_stop: Annotated[float | None, {"min": 0.0}] = None,
+    min_length: Annotated[int, {"min": 1}] = 1,
+    axes: str = "",
+    spacing: tuple[float, ...] | None = None,
+) -> Tracks:
+    """Detect spots and link them into tracks (trackpy), in one step.
+
+    Parameters
+    ----------
+    image : Image
+        Movie ``(t, y, x)`` or ``(t, z, y, x)``.
+    diameter : int
+        Spot size in pixels: an odd number a bit larger than the spots.
+    minmass : float, optional
+        Minimum total brightness of a spot; empty = automatic, from the noise.
+    separation : float, optional
+        Minimum distance between two spots, in pixels (default: diameter + 1).
+    percentile : float
+        A spot's peak must be brighter than this percentile of the frame.
+    search_range : float
+        Largest distance (pixels) a spot moves between two frames.
+    memory : int
+        Frames a spot may disappear (blink) for and still continue its track.
+    adaptive_stop : float, optional
+        Smallest search range (pixels) to retry with where spots are crowded.
+        Empty = no retry: crowded spots give an error saying what to change.
+    min_length : int
+        Drop tracks with fewer detections than this.
+    axes : str
+        Axes of the movie, e.g. ``"tyx"`` (filled by the pipeline).
+    spacing : tuple of float, optional
+        Pixel size per axis (filled by the pipeline).
+
+    Returns
+    -------
+    Tracks
+        As from link spots.
+    """
+    spots = locate_spots(
+        image,
+        diameter=diameter,
+        minmass=minmass,
+        separation=separation,
+        percentile=percentile,
+        axes=axes,
+        spacing=spacing,
+    )
+    return link_spots(
+        spots,
+        search_range=search_range,
+        memory=memory,
+        adaptive_stop=adaptive_stop,
+        min_length=min_length,
+        axes=axes,
+        spacing=spacing,
+    )
+
+
+# --- label-based tracking --------------------------------------------------------------
+
+
+def _label_frame(frame: np.ndarray, t: int, op: str) -> np.ndarray:
+    if frame.dtype.kind not in "iu":
+        hint = " (a yes/no mask: label it first)" if frame.dtype == bool else ""
+        raise ValueError(f"{op}: labels must hold integer object ids; got {frame.dtype}{hint}")
+    if frame.dtype.kind == "i" and frame.size and frame.min() < 0:
+        raise ValueError(f"{op}: frame t={t} of the labels has negative object ids")
+    return frame
+
+
+def _objects(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object ids (sorted), areas (pixels) and centroids (n, ndim) of one labels frame."""
+    ids, inverse, counts = np.unique(frame.ravel(), return_inverse=True, return_counts=True)
+    cents = []
+    for ax, n in enumerate(frame.shape):
+        shape = [1] * frame.ndim
+        shape[ax] = n
+        coord = np.broadcast_to(np.arange(n, dtype=np.float64).reshape(shape), frame.shape)
+        cents.append(np.bincount(inverse, weights=coord.ravel()) / counts)
+    centroids = np.stack(cents, axis=1)
+    fg = ids > 0
+    return ids[fg].astype(np.int64), counts[fg].astype(np.int64), centroids[fg]
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(label in a, label in b, overlapping pixels)`` of two labels frames."""
+    both = (a > 0) & (b > 0)
+    la = a[both].astype(np.int64)
+    lb = b[both].astype(np.int64)
+    if la.size == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    base = int(lb.max()) + 1
+    keys, inter = np.unique(la * base + lb, return_counts=True)
+    return keys // base, keys % base, inter
+
+
+def _match_overlap(
+    prev: np.ndarray,
+    prev_area: dict[int, int],
+    cand_prev: dict[int, int],
+    cur: np.ndarray,
+    cur_area: dict[int, int],
+    free_cur: set[int],
+    min_overlap: float,
+) -> list[tuple[int, int]]:
+    """Match candidate labels of ``prev`` to free ones of ``cur`` (Hungarian, max total IoU)."""
+    from scipy.optimize import linear_sum_assignment
+
+    pa, pb, inter = _overlaps(prev, cur)
+    rows: dict[int, int] = {}
+    cols: dict[int, int] = {}
+    entries: list[tuple[int, int, float]] = []
+    for a, b, n in zip(pa.tolist(), pb.tolist(), inter.tolist(), strict=True):
+        if a not in cand_prev or b not in free_cur:
+            continue
+        iou = n / (prev_area[a] + cur_area[b] - n)
+        if iou >= min_overlap:
+            entries.append((a, b, iou))
+    if not entries:
+        return []
+    for a in sorted({e[0] for e in entries}):
+        rows[a] = len(rows)
+    for b in sorted({e[1] for e in entries}):
+        cols[b] = len(cols)
+    gain = np.zeros((len(rows), len(cols)))
+    for a, b, iou in entries:
+        gain[rows[a], cols[b]] = iou
+    r, c = linear_sum_assignment(gain, maximize=True)
+    row_label = list(rows)
+    col_label = list(cols)
+    return [(row_label[i], col_label[j]) for i, j in zip(r, c, strict=True) if gain[i, j] > 0]
+
+
+def _link_by_overlap(
+    n_t: int,
+    frame_at: Callable[[int], np.ndarray],
+    min_overlap: float,
+    memory: int,
+    op: str,
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    """Objects of every frame and the track key of each (frame by frame, ids sorted)."""
+    objects: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    keys: list[np.ndarray] = []
+    ends_at: dict[int, dict[int, int]] = {}  # frame -> {label at that frame: track key}
+    cache: dict[int, np.ndarray] = {}
+    next_key = 0
+    for t in range(n_t):
+        cur = _label_frame(frame_at(t), t, op)
+        ids, areas, cents = _objects(cur)
+        objects.append((ids, areas, cents))
+        cur_area = dict(zip(ids.tolist(), areas.tolist(), strict=True))
+        free = set(cur_area)
+        assigned: dict[int, int] = {}
+        for back in range(1, memory + 2):
+            tp = t - back
+            if tp < 0 or not free:
+                break
+            cand = ends_at.get(tp)
+            if not cand:
+                continue
+            p_ids, p_areas, _ = objects[tp]
+            prev_area = dict(zip(p_ids.tolist(), p_areas.tolist(), strict=True))
+            pairs = _match_overlap(cache[tp], prev_area, cand, cur, cur_area, free, min_overlap)
+            for a, b in pairs:
+                assigned[b] = cand.pop(a)
+                free.discard(b)
+        frame_keys = np.empty(len(ids), np.int64)
+        for i, b in enumerate(ids.tolist()):
+            if b not in assigned:
+                assigned[b] = next_key
+                next_key += 1
+            frame_keys[i] = assigned[b]
+        keys.append(frame_keys)
+        ends_at[t] = dict(zip(ids.tolist(), frame_keys.tolist(), strict=True))
+        cache[t] = cur
+        for old in [f for f in cache if f < t - memory]:
+            del cache[old]
+            ends_at.pop(old, None)
+    return objects, (np.concatenate(keys) if keys else np.empty(0, np.int64))
+
+
+@register_op("track.track_labels", category="track", spatial=False)
+def track_labels(
+    labels: Labels,
+    *,
+    method: Literal["overlap", "centroid"] = "overlap",
+    min_overlap: Annotated[float, {"min": 0.01, "max": 1.0, "step": 0.05}] = 0.2,
+    search_range: Annotated[float, {"min": 0.1, "max": 1000.0, "step": 0.5}] = 15.0,
+    memory: Annotated[int, {"min": 0, "max": 100}] = 0,
+    min_length: Annotated[int, {"min": 1}] = 1,
+    axes: str = "",
+    spacing: tuple[float, ...] | None = None,
+) -> Tracks:
+    """Link segmented objects over time into tracks.
+
+    Parameters
+    ----------
+    labels : Labels
+        Labels movie ``(t, y, x)`` or ``(t, z, y, x)`` (0 = background).
+    method : {'overlap', 'centroid'}
+        How objects are matched between frames: by overlap or by centroid distance.
+        ``overlap``: an object continues the track of the object it overlaps
+        most in the previous frame (best total overlap, one-to-one);
+        ``centroid``: nearest centroids within search_range (trackpy).
+    min_overlap : float
+        Overlap method: least intersection-over-union (0-1) linking two objects.
+    search_range : float
+        Centroid method: largest move (pixels) of an object between two frames.
+    memory : int
+        Frames an object may be missing for and still continue its track.
+    min_length : int
+        Drop tracks with fewer detections than this.
+    axes : str
+        Axes of the labels, e.g. ``"tyx"`` (filled by the pipeline).
+    spacing : tuple of float, optional
+        Pixel size per axis (filled by the pipeline).
+
+    Returns
+    -------
+    Tracks
+        ``track_id, t, (z), y, x`` (object centroid, pixels), ``label`` (the
+        object's id in that frame: use :func:`relabel_by_track` to colour the
+        labels by track), ``area`` (pixels), ``area_physical`` with spacing,
+        then ``speed`` and track features.
+    """
+    op = "track.track_labels"
+    if method not in ("overlap", "centroid"):
+        raise ValueError(f"{op}: method must be 'overlap' or 'centroid'; got {method!r}")
+    if not 0 < min_overlap <= 1:
+        raise ValueError(f"{op}: min_overlap must be in (0, 1]; got {min_overlap}")
+    _check_link_params(search_range, memory, None, 0.95, op)
+    has_t, n_sp = _movie_layout(np.ndim(labels), axes, op, "labels")
+    if math.prod(np.shape(labels)) == 0:
+        raise ValueError(f"{op}: the labels are empty (shape {tuple(np.shape(labels))})")
+    pos_cols = ["z", "y", "x"][-n_sp:]
+    frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
+    n_t, frame_at = _frame_getter(labels, has_t)
+    if method == "overlap":
+        objects, particle = _link_by_overlap(n_t, frame_at, float(min_overlap), int(memory), op)
+    else:
+        objects = [_objects(_label_frame(frame_at(t), t, op)) for t in range(n_t)]
+    n_obj = [len(o[0]) for o in objects]
+    columns: dict[str, Any] = {"t": np.repeat(np.arange(n_t, dtype=np.int64), n_obj)}
+    cents = np.concatenate([o[2] for o in objects]) if sum(n_obj) else np.empty((0, n_sp))
+    for k, c in enumerate(pos_cols):
+        columns[c] = cents[:, k]
+    columns["label"] = np.concatenate([o[0] for o in objects])
+    columns["area"] = np.concatenate([o[1] for o in objects])
+    if sp is not None:
+        columns["area_physical"] = columns["area"] * float(np.prod(sp))
+    det = pd.DataFrame(columns)
+    if len(det) == 0:
+        return empty_tracks(pos_cols, _carried(det), spacing=sp, frame_interval=frame_interval)
+    if method == "centroid":
+        particle = _link(
+            det,
+            pos_cols,
+            search_range=search_range,
+            memory=memory,
+            adaptive_stop=None,
+            adaptive_step=0.95,
+            spacing=sp,
+            op=op,
+            hint="lower search_range or use method='overlap'",
+        )
+    return _tracks_from(det, particle, min_length, sp, frame_interval)
+
+
+def relabel_by_track(labels: Any, tracks: pd.DataFrame) -> np.ndarray:
+    """Recolour a labels movie so that each object carries its track id.
+
+    Parameters
+    ----------
+    labels : array-like
+        The labels movie the tracks were made from (``(t, y, x)`` or
+        ``(t, z, y, x)``; a single frame is taken as t = 0).
+    tracks : pandas.DataFrame
+        Tracks with ``track_id``, ``t`` and ``label`` columns (from
+        ``track.track_labels``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int32`` array of the same shape: each object's pixels hold its
+        ``track_id``; objects that are in no track become background (0).
+
+    Raises
+    ------
+    ValueError
+        If the tracks have no ``label`` column or do not fit the labels.
+    """
+    op = "relabel_by_track"
+    for col in ("track_id", "t", "label"):
+        if col not in tracks.columns:
+            raise ValueError(
+                f"{op}: the tracks have no {col!r} column; relabelling needs tracks made from "
+                "labels (track.track_labels)"
+            )
+    arr = np.asarray(labels)
+    n_sp = 3 if "z" in tracks.columns else 2
+    if arr.ndim == n_sp:
+        movie = arr[np.newaxis]
+    elif arr.ndim == n_sp + 1:
+        movie = arr
+    else:
+        raise ValueError(
+            f"{op}: labels with {arr.ndim} dimensions do not fit {n_sp}D tracks; expected "
+            f"{n_sp + 1} dimensions (t first)"
+        )
+    if movie.dtype.kind not in "iu":
+        raise ValueError(f"{op}: labels must hold integer object ids; got {movie.dtype}")
+    out = np.zeros(movie.shape, np.int32)
+    t_all = tracks["t"].to_numpy().astype(np.int64)
+    if len(t_all) and (t_all.min() < 0 or t_all.max() >= movie.shape[0]):
+        raise ValueError(
+            f"{op}: the tracks reach frame {int(t_all.max())} but the labels have "
+            f"{movie.shape[0]} frame(s)"
+        )
+    lab_all = tracks["label"].to_numpy().astype(np.int64)
+    tid_all = tracks["track_id"].to_numpy().astype(np.int64)
+    for t in np.unique(t_all).tolist():
+        sel = t_all == t
+        frame = movie[t]
+        top = int(frame.max()) if frame.size else 0
+        lut = np.zeros(max(top, int(lab_all[sel].max())) + 1, np.int32)
+        lut[lab_all[sel]] = tid_all[sel]
+        out[t] = lut[frame]
+    return out if arr.ndim == n_sp + 1 else out[0]
