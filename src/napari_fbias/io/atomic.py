@@ -1,0 +1,153 @@
+"""Atomic outputs: build next to the destination, then rename into place.
+
+A reader never sees a half-written file or store: everything is written to a
+temporary sibling (same directory, hence same file system) and renamed over
+the destination only once complete. If anything fails, the temporary sibling
+is removed and the destination is left as it was.
+
+Used by the OME-Zarr writer and by the pipeline runner::
+
+    with atomic_dir("out.ome.zarr") as tmp:
+        write_everything_into(tmp)
+    atomic_write_text("report.md", text)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from napari_fbias.io.errors import OutputExistsError
+
+__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text"]
+
+
+def _tmp_prefix(dest: Path) -> str:
+    return f".{dest.name}.tmp-"
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a directory in a temporary sibling and rename it to ``dest`` on success.
+
+    Parameters
+    ----------
+    dest : path-like
+        Final location of the directory. Its parent must exist.
+    overwrite : bool
+        Replace an existing ``dest``. The old one is moved aside and deleted
+        only after the new one is in place.
+
+    Yields
+    ------
+    pathlib.Path
+        The (existing, empty) temporary directory to fill.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``dest`` exists (before or after building) and ``overwrite`` is False.
+    FileNotFoundError
+        If the parent directory of ``dest`` does not exist.
+    """
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise OutputExistsError(f"{dest} already exists; choose another name or allow overwriting")
+    parent = dest.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write {dest}: folder {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(dest), dir=parent))
+    try:
+        yield tmp
+        _move_into_place(tmp, dest, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _move_into_place(tmp: Path, dest: Path, *, overwrite: bool) -> None:
+    if not dest.exists() and not dest.is_symlink():
+        try:
+            os.rename(tmp, dest)
+            return
+        except OSError:
+            if not dest.exists():
+                raise
+            # someone created dest meanwhile: fall through to the checks below
+    if not overwrite:
+        raise OutputExistsError(f"{dest} appeared while it was being written; nothing replaced")
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+    old.rmdir()
+    os.rename(dest, old)
+    try:
+        os.rename(tmp, dest)
+    except BaseException:
+        os.rename(old, dest)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
+) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file. Its parent directory must exist.
+    data : bytes
+        Full new content.
+    overwrite : bool
+        Replace an existing file (default). When False, an existing file
+        raises :class:`OutputExistsError`.
+
+    Returns
+    -------
+    pathlib.Path
+        The destination path.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputExistsError(f"{path} already exists; choose another name or allow overwriting")
+    fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(path), dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            # keep the permissions of the file being replaced
+            shutil.copymode(path, tmp_name)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_name, 0o666 & ~umask)
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            # link() fails if path appeared meanwhile: never clobbers
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError as exc:
+                raise OutputExistsError(f"{path} appeared while it was being written") from exc
+            os.unlink(tmp_name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", overwrite: bool = True
+) -> Path:
+    """Write ``text`` to ``path`` atomically; see :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode(encoding), overwrite=overwrite)

@@ -1,0 +1,580 @@
+"""Read an OME-Zarr image (NGFF 0.1 to 0.5, local or remote) lazily.
+
+The reader sits directly on zarr-python 3, which reads both zarr v2 (NGFF
+0.4 and older: ``.zattrs``/``.zarray``) and zarr v3 (NGFF 0.5: ``zarr.json``
+with the metadata under ``"ome"``). The NGFF metadata are parsed here, with
+errors that name the file at fault. Metadata are fetched concurrently (one
+round trip per group level: image, arrays + ``labels/``, label images), pixel
+data not at all: every level is a dask array over the zarr array.
+
+Missing chunks: zarr reads a chunk that is absent from the store as the
+array's ``fill_value``, and by the Zarr spec that is legitimate (chunks that
+hold only the fill value need not be written; zarr-python 3 skips them by
+default). So by default a missing chunk reads as ``fill_value``. Pass
+``missing_chunks="error"`` when the store is known to be complete to get a
+:class:`~napari_fbias.io.errors.MissingDataError` (raised when the chunk is
+read, i.e. at ``compute()``). Missing *arrays* (a level the metadata list but
+the store lacks) are always an error, raised at open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import dask.array as da
+import zarr
+import zarr.api.asynchronous as zasync
+from zarr.abc.store import Store
+from zarr.errors import NodeNotFoundError
+
+from napari_fbias.io.errors import (
+    FbiasIOError,
+    MetadataError,
+    MissingDataError,
+    NotOmeZarrError,
+    UnreachableSourceError,
+    UnsupportedAxesError,
+)
+from napari_fbias.io.image import (
+    CANONICAL_AXES,
+    SPACE_AXES,
+    Channel,
+    MultiscaleImage,
+    validate_axes,
+)
+from napari_fbias.io.remote import (
+    StrictChunkStore,
+    describe_error,
+    is_remote,
+    join_key,
+    open_store,
+    read_keys_async,
+    run_sync,
+)
+
+__all__ = ["DASK_CHUNK_TARGET_BYTES", "is_ome_zarr", "read_ome_zarr"]
+
+#: Dask chunks are whole multiples of the zarr chunks, grown along the
+#: spatial axes up to about this size, so that stores with small chunks do
+#: not make millions of tasks and zarr fetches the chunks of one dask chunk
+#: concurrently.
+DASK_CHUNK_TARGET_BYTES = 8 * 2**20
+
+_HEX_COLOR = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
+
+
+@dataclass(frozen=True)
+class GroupMeta:
+    """The attributes of one zarr group, as found in the store.
+
+    Attributes
+    ----------
+    zarr_format : int
+        2 (``.zattrs``) or 3 (``zarr.json``).
+    attrs : dict
+        The OME attributes: the ``"ome"`` dict for zarr v3 stores that have
+        one, the whole attributes otherwise.
+    key : str
+        The metadata file they came from (``"labels/.zattrs"``...).
+    """
+
+    zarr_format: int
+    attrs: dict[str, Any]
+    key: str
+
+
+# --- store access --------------------------------------------------------------------
+
+
+def _parse_json(raw: bytes, where: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetadataError(f"{where} is not valid JSON: {exc}") from exc
+
+
+async def read_group_meta(
+    store: Store, path: str, source: str, *, zarr_format: int | None = None
+) -> GroupMeta | None:
+    """Read the attributes of the group at ``path`` (None when there is no group).
+
+    Both ``zarr.json`` and ``.zattrs`` are asked for at once (one round trip)
+    unless ``zarr_format`` says which one to look for.
+    """
+    names = {3: ["zarr.json"], 2: [".zattrs"]}.get(zarr_format or 0, ["zarr.json", ".zattrs"])
+    keys = [join_key(path, n) for n in names]
+    found = await read_keys_async(store, keys, source=source)
+    for key in keys:
+        raw = found[key]
+        if raw is None:
+            continue
+        where = join_key(source, key)
+        doc = _parse_json(raw, where)
+        if not isinstance(doc, dict):
+            raise MetadataError(f"{where} does not hold a JSON object")
+        if key.endswith("zarr.json"):
+            if doc.get("node_type") == "array":
+                where_node = join_key(source, path) or source
+                raise NotOmeZarrError(f"{where_node} is a zarr array, not an OME-Zarr image group")
+            attrs = doc.get("attributes") or {}
+            if not isinstance(attrs, dict):
+                raise MetadataError(f"{where}: 'attributes' is not a JSON object")
+            ome = attrs.get("ome")
+            if isinstance(ome, dict):
+                attrs = ome
+            return GroupMeta(3, dict(attrs), key)
+        return GroupMeta(2, doc, key)
+    return None
+
+
+async def _open_array(
+    store: Store, path: str, zarr_format: int, source: str, what: str
+) -> zarr.Array:
+    where = join_key(source, path)
+    try:
+        arr = await zasync.open_array(store=store, path=path, zarr_format=zarr_format, mode="r")
+    except FbiasIOError:
+        raise
+    except (NodeNotFoundError, FileNotFoundError) as exc:
+        raise MissingDataError(f"{what}: no zarr array at {where}") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        meta = "zarr.json" if zarr_format == 3 else ".zarray"
+        raise MetadataError(f"{what}: {join_key(where, meta)} is invalid: {exc}") from exc
+    except Exception as exc:
+        if is_remote(source):
+            raise UnreachableSourceError(f"could not read {where}: {describe_error(exc)}") from exc
+        raise MetadataError(f"{what}: cannot open {where}: {describe_error(exc)}") from exc
+    return zarr.Array(arr)
+
+
+# --- metadata parsing ------------------------------------------------------------------
+
+
+def _parse_axes(raw: Any, ndim: int, where: str) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """Return axis names and units; infer ``tczyx``'s tail when ``raw`` is None."""
+    if raw is None:
+        if not 2 <= ndim <= 5:
+            raise UnsupportedAxesError(f"{where}: {ndim}D data without axes metadata")
+        return CANONICAL_AXES[-ndim:], (None,) * ndim
+    if not isinstance(raw, list):
+        raise MetadataError(f"{where}: multiscales 'axes' is not a list")
+    names: list[str] = []
+    units: list[str | None] = []
+    for i, ax in enumerate(raw):
+        if isinstance(ax, str):
+            names.append(ax)
+            units.append(None)
+        elif isinstance(ax, dict) and isinstance(ax.get("name"), str):
+            names.append(ax["name"])
+            unit = ax.get("unit")
+            units.append(str(unit) if unit else None)
+        else:
+            raise MetadataError(f"{where}: axis {i} has no name: {ax!r}")
+    if len(names) != ndim:
+        raise MetadataError(f"{where}: {len(names)} axes {names} for data with {ndim} dimensions")
+    lowered = tuple(n.lower() for n in names)
+    try:
+        validate_axes(lowered)
+    except UnsupportedAxesError as exc:
+        raise UnsupportedAxesError(f"{where}: {exc}") from exc
+    return lowered, tuple(units)
+
+
+def _compose(
+    transforms: Any,
+    ndim: int,
+    where: str,
+    start: tuple[list[float], list[float]] | None = None,
+) -> tuple[list[float], list[float]]:
+    """Apply NGFF ``coordinateTransformations`` after ``start`` (scale, translation)."""
+    scale, trans = (list(start[0]), list(start[1])) if start else ([1.0] * ndim, [0.0] * ndim)
+    if transforms is None:
+        return scale, trans
+    if not isinstance(transforms, list):
+        raise MetadataError(f"{where}: 'coordinateTransformations' is not a list")
+    for t in transforms:
+        if not isinstance(t, dict):
+            raise MetadataError(f"{where}: transformation {t!r} is not an object")
+        kind = t.get("type")
+        if kind == "identity":
+            continue
+        if kind not in ("scale", "translation"):
+            raise MetadataError(f"{where}: unsupported coordinate transformation type {kind!r}")
+        if "path" in t and kind not in t:
+            raise MetadataError(
+                f"{where}: {kind} stored in a separate file ({t['path']}) is not supported"
+            )
+        values = t.get(kind)
+        if not isinstance(values, list) or len(values) != ndim:
+            raise MetadataError(
+                f"{where}: {kind} {values!r} does not have one number per axis ({ndim})"
+            )
+        try:
+            vals = [float(v) for v in values]
+        except (TypeError, ValueError) as exc:
+            raise MetadataError(f"{where}: {kind} {values!r} is not a list of numbers") from exc
+        if kind == "scale":
+            if any(v <= 0 or not math.isfinite(v) for v in vals):
+                raise MetadataError(f"{where}: scale {values!r} must be positive")
+            scale = [s * v for s, v in zip(scale, vals, strict=True)]
+            trans = [o * v for o, v in zip(trans, vals, strict=True)]
+        else:
+            trans = [o + v for o, v in zip(trans, vals, strict=True)]
+    return scale, trans
+
+
+def _parse_color(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    m = _HEX_COLOR.match(raw.strip())
+    return m.group(1).upper() if m else None
+
+
+def _parse_channels(omero: Any, n_channels: int) -> tuple[Channel, ...]:
+    """Build one :class:`Channel` per index along ``c`` from ``omero`` metadata."""
+    raw = omero.get("channels") if isinstance(omero, dict) else None
+    raw = raw if isinstance(raw, list) else []
+    if not raw and n_channels <= 1:
+        return ()
+    out = []
+    for i in range(max(n_channels, 1)):
+        ch = raw[i] if i < len(raw) and isinstance(raw[i], dict) else {}
+        label = ch.get("label")
+        name = str(label) if label not in (None, "") else f"channel {i}"
+        window = None
+        w = ch.get("window")
+        if isinstance(w, dict):
+            start, end = w.get("start"), w.get("end")
+            if isinstance(start, int | float) and isinstance(end, int | float):
+                window = (float(start), float(end))
+        out.append(
+            Channel(
+                name=name,
+                color=_parse_color(ch.get("color")),
+                window=window,
+                visible=bool(ch.get("active", True)),
+            )
+        )
+    return tuple(out)
+
+
+def _dask_chunks(
+    arr: zarr.Array, axes: Sequence[str], target_bytes: int = DASK_CHUNK_TARGET_BYTES
+) -> tuple[int, ...]:
+    """Return dask chunks: zarr chunks (or shards) grown along z/y/x up to ``target_bytes``."""
+    base = getattr(arr, "shards", None) or arr.chunks
+    shape = arr.shape
+    chunks = [max(1, min(int(c), int(n))) if n else 1 for c, n in zip(base, shape, strict=True)]
+    itemsize = arr.dtype.itemsize
+    grow = [i for i, a in reversed(list(enumerate(axes))) if a in SPACE_AXES]
+    while True:
+        grown = False
+        for i in grow:
+            nbytes = math.prod(chunks) * itemsize
+            if chunks[i] < shape[i] and nbytes * 2 <= target_bytes:
+                chunks[i] = min(chunks[i] * 2, int(shape[i]))
+                grown = True
+        if not grown:
+            return tuple(chunks)
+
+
+def _image_name(source: str, path: str) -> str:
+    tail = Path(path).name if path else Path(source.rstrip("/")).name
+    for suffix in (".ome.zarr", ".zarr"):
+        if tail.lower().endswith(suffix):
+            return tail[: -len(suffix)] or tail
+    return tail or "image"
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What the async part of the reader found: zarr arrays and parsed metadata.
+
+    Dask arrays are made from it outside zarr's event loop (dask inspects the
+    arrays synchronously, which zarr refuses from inside its loop).
+    """
+
+    arrays: tuple[zarr.Array, ...]
+    axes: tuple[str, ...]
+    scales: tuple[tuple[float, ...], ...]
+    translations: tuple[tuple[float, ...], ...]
+    units: tuple[str | None, ...]
+    channels: tuple[Channel, ...]
+    name: str
+    source: str
+    labels: Mapping[str, _Parsed]
+    is_label: bool
+    metadata: Mapping[str, Any]
+
+    def with_name(self, name: str) -> _Parsed:
+        """Return a copy called ``name``."""
+        return replace(self, name=name)
+
+    def to_image(self) -> MultiscaleImage:
+        """Build the :class:`MultiscaleImage` (dask arrays, no pixel read)."""
+        return MultiscaleImage(
+            levels=tuple(da.from_zarr(a, chunks=_dask_chunks(a, self.axes)) for a in self.arrays),
+            axes=self.axes,
+            scales=self.scales,
+            translations=self.translations,
+            units=self.units,
+            channels=self.channels,
+            name=self.name,
+            source=self.source,
+            labels={k: v.to_image() for k, v in self.labels.items()},
+            is_label=self.is_label,
+            metadata=self.metadata,
+        )
+
+
+# --- the reader ---------------------------------------------------------------------
+
+
+async def _read_image(
+    store: Store,
+    path: str,
+    source: str,
+    *,
+    zarr_format: int | None,
+    with_labels: bool,
+    is_label: bool = False,
+    _depth: int = 0,
+) -> _Parsed:
+    where_group = join_key(source, path) or source
+    meta = await read_group_meta(store, path, source, zarr_format=zarr_format)
+    if meta is None:
+        raise NotOmeZarrError(
+            f"{where_group} is not an OME-Zarr image: found neither zarr.json nor .zattrs"
+        )
+    attrs = meta.attrs
+    where = join_key(source, meta.key)
+    if "multiscales" not in attrs:
+        if "bioformats2raw.layout" in attrs and _depth == 0:
+            return await _read_image(
+                store,
+                join_key(path, "0"),
+                source,
+                zarr_format=meta.zarr_format,
+                with_labels=with_labels,
+                _depth=1,
+            )
+        for kind in ("plate", "well"):
+            if kind in attrs:
+                raise NotOmeZarrError(
+                    f"{where_group} is an OME-Zarr {kind} (HCS); open one of its images "
+                    "(e.g. .../A/1/0) instead"
+                )
+        if "labels" in attrs:
+            raise NotOmeZarrError(
+                f"{where_group} is an OME-Zarr labels group; open the image that contains it"
+            )
+        raise NotOmeZarrError(
+            f"{where_group} is not an OME-Zarr image: no 'multiscales' in {where}"
+        )
+
+    multiscales = attrs["multiscales"]
+    if not isinstance(multiscales, list) or not multiscales or not isinstance(multiscales[0], dict):
+        raise MetadataError(f"{where}: 'multiscales' must be a non-empty list of objects")
+    ms = multiscales[0]
+    version = attrs.get("version") or ms.get("version")
+    datasets = ms.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise MetadataError(f"{where}: multiscales[0] has no 'datasets'")
+    paths = []
+    for i, d in enumerate(datasets):
+        if not isinstance(d, dict) or not isinstance(d.get("path"), str) or not d["path"]:
+            raise MetadataError(f"{where}: multiscales[0].datasets[{i}] has no 'path'")
+        paths.append(d["path"])
+
+    opens = [
+        _open_array(store, join_key(path, p), meta.zarr_format, source, f"level {i}")
+        for i, p in enumerate(paths)
+    ]
+    labels_meta_coro = (
+        read_group_meta(store, join_key(path, "labels"), source, zarr_format=meta.zarr_format)
+        if with_labels and not is_label
+        else None
+    )
+    results = await asyncio.gather(
+        *opens, *([labels_meta_coro] if labels_meta_coro is not None else [])
+    )
+    arrays: list[zarr.Array] = list(results[: len(paths)])
+    labels_meta: GroupMeta | None = results[len(paths)] if labels_meta_coro else None
+
+    ndim = arrays[0].ndim
+    for i, arr in enumerate(arrays):
+        if arr.ndim != ndim:
+            raise MetadataError(
+                f"{where}: level {i} ({paths[i]}) has {arr.ndim} dimensions, "
+                f"level 0 ({paths[0]}) has {ndim}"
+            )
+    axes, units = _parse_axes(ms.get("axes"), ndim, where)
+
+    scales, translations = [], []
+    for i, d in enumerate(datasets):
+        at = f"{where} (datasets[{i}], path {paths[i]!r})"
+        start = _compose(d.get("coordinateTransformations"), ndim, at)
+        s, t = _compose(ms.get("coordinateTransformations"), ndim, f"{where} (multiscales)", start)
+        scales.append(tuple(s))
+        translations.append(tuple(t))
+
+    n_c = arrays[0].shape[axes.index("c")] if "c" in axes else 1
+    channels = () if is_label else _parse_channels(attrs.get("omero"), n_c)
+
+    image_label = attrs.get("image-label")
+    metadata: dict[str, Any] = {
+        "format": "ome-zarr",
+        "ngff_version": str(version) if version is not None else None,
+        "zarr_format": meta.zarr_format,
+        "paths": paths,
+    }
+    if path:
+        metadata["group"] = path
+    if isinstance(image_label, dict):
+        metadata["image-label"] = image_label
+        is_label = True
+
+    labels: dict[str, _Parsed] = {}
+    if labels_meta is not None:
+        labels = await _read_labels(store, path, source, labels_meta)
+
+    return _Parsed(
+        arrays=tuple(arrays),
+        axes=axes,
+        scales=tuple(scales),
+        translations=tuple(translations),
+        units=units,
+        channels=channels,
+        name=str(ms.get("name") or _image_name(source, path)),
+        source=source,
+        labels=labels,
+        is_label=is_label,
+        metadata=metadata,
+    )
+
+
+async def _read_labels(
+    store: Store, path: str, source: str, labels_meta: GroupMeta
+) -> dict[str, _Parsed]:
+    where = join_key(source, labels_meta.key)
+    names = labels_meta.attrs.get("labels", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise MetadataError(f"{where}: 'labels' must be a list of label names")
+    group = join_key(path, "labels")
+
+    async def one(name: str) -> _Parsed:
+        try:
+            return await _read_image(
+                store,
+                join_key(group, name),
+                source,
+                zarr_format=labels_meta.zarr_format,
+                with_labels=False,
+                is_label=True,
+            )
+        except NotOmeZarrError as exc:
+            raise MissingDataError(
+                f"label image {name!r} listed in {where} is missing or broken: {exc}. "
+                "Open with labels=False to skip the labels"
+            ) from exc
+
+    images = await asyncio.gather(*(one(n) for n in names))
+    return {n: img.with_name(n) for n, img in zip(names, images, strict=True)}
+
+
+def read_ome_zarr(
+    source: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    labels: bool = True,
+    missing_chunks: Literal["fill", "error"] = "fill",
+) -> MultiscaleImage:
+    """Open an OME-Zarr image lazily, from a local path or a URL.
+
+    Parameters
+    ----------
+    source : str or path-like
+        Local directory, ``http(s)://`` or ``s3://`` URL of an OME-Zarr image
+        (or of a bioformats2raw container, whose first image is opened).
+    storage_options : mapping, optional
+        fsspec options for remote sources (e.g. ``{"endpoint_url": ...}`` for
+        S3, ``{"anon": False}`` to use credentials). S3 is anonymous by default.
+    timeout : float, optional
+        Seconds to wait for a remote server (connect and each read).
+    labels : bool
+        Also open every image listed under ``labels/`` (default True).
+    missing_chunks : {"fill", "error"}
+        What reading a chunk that is absent from the store does: return the
+        fill value (zarr's and the spec's behaviour, the default) or raise
+        :class:`MissingDataError` at compute time.
+
+    Returns
+    -------
+    MultiscaleImage
+        All resolution levels as dask arrays (no pixel read yet), with axes,
+        per-level scale and translation, units, channels (from ``omero``)
+        and label images in ``.labels``.
+
+    Raises
+    ------
+    NotOmeZarrError
+        No OME-Zarr image at ``source``.
+    MetadataError
+        Broken JSON or inconsistent metadata, naming the file.
+    UnsupportedAxesError
+        Axes other than a subset of ``tczyx`` in that order.
+    MissingDataError
+        A level array or a listed label image is missing.
+    UnreachableSourceError
+        A remote source cannot be reached (after ``timeout``).
+    """
+    if missing_chunks not in ("fill", "error"):
+        raise ValueError(f"missing_chunks must be 'fill' or 'error', not {missing_chunks!r}")
+    src = str(source) if is_remote(str(source)) else str(Path(source).expanduser().resolve())
+    try:
+        store = open_store(src, storage_options=storage_options, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise NotOmeZarrError(f"{src} does not exist") from exc
+    if missing_chunks == "error":
+        store = StrictChunkStore(store, src)
+    parsed = run_sync(_read_image(store, "", src.rstrip("/"), zarr_format=None, with_labels=labels))
+    return parsed.to_image()
+
+
+def is_ome_zarr(
+    source: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> bool:
+    """Return True if ``source`` looks like an OME-Zarr image (cheap check).
+
+    Local: reads only the top-level ``zarr.json`` / ``.zattrs``. Remote: one
+    concurrent request for both. Any error (missing, unreachable, broken
+    JSON) answers False; use :func:`read_ome_zarr` for the reason.
+    """
+    src = str(source)
+    if not is_remote(src):
+        p = Path(src).expanduser()
+        if not p.is_dir():
+            return False
+        candidates = [p / "zarr.json", p / ".zattrs"]
+        if not any(c.is_file() for c in candidates):
+            return False
+    try:
+        store = open_store(src, storage_options=storage_options, timeout=timeout)
+        meta = run_sync(read_group_meta(store, "", src))
+    except (FbiasIOError, OSError, ValueError):
+        return False
+    if meta is None:
+        return False
+    return any(k in meta.attrs for k in ("multiscales", "bioformats2raw.layout"))

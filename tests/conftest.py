@@ -1,0 +1,17 @@
+"""Shared fixtures. Keep this small: helpers live in ``tests/helpers/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers.http_server import FolderServer
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[FolderServer]:
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path`` (see ``helpers.http_server``)."""
+    with FolderServer(tmp_path) as server:
+        yield server

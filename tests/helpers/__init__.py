@@ -1,0 +1,1 @@
+"""Shared test helpers (real servers, small fixtures), importable as ``helpers.<module>``."""
