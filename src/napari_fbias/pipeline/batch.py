@@ -1,0 +1,401 @@
+"""Run a pipeline on many images: in this process or on a dask cluster, resumable.
+
+Each input image is one task. Its results are built in a temporary folder
+next to ``<outdir>/<stem>/`` and renamed into place once complete, with
+``run.json`` (pipeline sha256, input checksum, versions, timings) written
+last inside it: a result folder is either complete or absent, so a batch that
+was interrupted (or a worker that died and was retried by dask) never leaves
+half-written or duplicated results. Running the same batch again skips the
+inputs whose ``run.json`` matches the pipeline and the input pixels.
+
+Parallel runs use ``dask.distributed``: a ``LocalCluster`` (``scheduler="local"``),
+an existing scheduler (its address), or SLURM through dask-jobqueue
+(``cluster="slurm"``; see ``docs/cluster.md``). Inputs are never written to,
+and an output folder inside an input is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from napari_fbias.pipeline.errors import BatchError
+from napari_fbias.pipeline.inputs import BatchInput, check_outdir, expand_inputs
+from napari_fbias.pipeline.model import Pipeline
+
+BatchProgress = Callable[[int, int, str], None]
+#: How long to try reaching a dask scheduler given by address.
+SCHEDULER_TIMEOUT = "10s"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """Outcome for one input: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+
+    source: str
+    stem: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+    folder: str = ""
+
+
+@dataclass
+class BatchReport:
+    """What a batch did, input by input."""
+
+    outdir: str
+    items: list[BatchItem] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        """Count the inputs with this status."""
+        return sum(1 for i in self.items if i.status == status)
+
+    @property
+    def ok(self) -> bool:
+        """True when no input failed."""
+        return self.count("failed") == 0
+
+    def summary(self) -> str:
+        """One line: ``"3 done, 1 skipped (already finished), 0 failed"``."""
+        return (
+            f"{self.count('done')} done, {self.count('skipped')} skipped (already finished), "
+            f"{self.count('failed')} failed"
+        )
+
+
+def run_batch(
+    pipeline: Pipeline | str | os.PathLike[str],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    resume: bool = True,
+    progress: BatchProgress | None = None,
+    cluster: str | None = None,
+    processes: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
+    memory_limit: int | None = None,
+    chunks: Any = None,
+    retries: int = 2,
+) -> BatchReport:
+    """Run ``pipeline`` on every input image, writing results under ``outdir/<stem>/``.
+
+    Parameters
+    ----------
+    pipeline : Pipeline or path
+        The pipeline (a path is loaded and validated). It must have one input.
+    inputs : path, URL, folder, glob, or a list of them
+        See :func:`napari_fbias.pipeline.inputs.expand_inputs`.
+    outdir : path
+        Output folder (created if needed); must not lie inside an input.
+    scheduler : None, "local" or str
+        None: run here, one input after the other. ``"local"``: a new dask
+        ``LocalCluster`` with ``n_workers`` workers. Otherwise the address of a
+        running dask scheduler (``"tcp://10.0.0.5:8786"``).
+    n_workers : int, optional
+        Workers of the local cluster (default: up to 4, one per CPU core), or
+        SLURM jobs with ``cluster="slurm"``.
+    resume : bool
+        Skip inputs whose ``run.json`` says they were done with this pipeline
+        on these very pixels. False reruns and replaces every result.
+    progress : callable, optional
+        ``progress(n_finished, n_inputs, stem)`` after each input.
+    cluster : {None, "slurm"}
+        ``"slurm"`` starts workers as SLURM jobs via dask-jobqueue.
+    processes : bool
+        Local cluster workers as processes (True) or threads of this process.
+    storage_options : mapping, optional
+        fsspec options for remote inputs (e.g. ``{"anon": True}``).
+    memory_limit : int, optional
+        Bytes above which an image is processed chunk-wise (see ``run_pipeline``).
+    chunks : optional
+        Chunk size for chunk-wise runs (see ``run_pipeline``).
+    retries : int
+        How often dask retries an input whose worker died.
+
+    Returns
+    -------
+    BatchReport
+        One :class:`BatchItem` per input, in input order.
+
+    Raises
+    ------
+    PipelineError
+        The pipeline is not valid (nothing is run).
+    BatchError
+        No inputs, an input that does not exist, an output folder inside an
+        input, a scheduler that cannot be reached.
+    """
+    if not isinstance(pipeline, Pipeline):
+        pipeline = Pipeline.load(pipeline)
+    else:
+        pipeline = pipeline.validated()
+    if len(pipeline.inputs) != 1:
+        names = ", ".join(pipeline.inputs)
+        raise BatchError(
+            f"a batch feeds one image to each run, but the pipeline has "
+            f"{len(pipeline.inputs)} inputs ({names})"
+        )
+    items = expand_inputs(inputs)
+    out = check_outdir(outdir, items)
+    out.mkdir(parents=True, exist_ok=True)
+    options = {
+        "resume": resume,
+        "storage_options": dict(storage_options) if storage_options else None,
+        "memory_limit": memory_limit,
+        "chunks": chunks,
+    }
+    pdict = pipeline.to_dict()
+    report = BatchReport(str(out))
+    if scheduler is None and cluster is None:
+        for i, item in enumerate(items):
+            report.items.append(process_input(pdict, item, str(out), options))
+            if progress is not None:
+                progress(i + 1, len(items), item.stem)
+        return report
+    import dask
+
+    # workers that are threads of this process share its dask settings
+    with dask.config.set(scheduler="threads"):
+        results = _run_distributed(
+            pdict,
+            items,
+            out,
+            options,
+            scheduler=scheduler,
+            cluster=cluster,
+            n_workers=n_workers,
+            processes=processes,
+            progress=progress,
+            retries=retries,
+        )
+    report.items.extend(results)
+    return report
+
+
+def _failed(item: BatchInput, message: str, t0: float) -> BatchItem:
+    return BatchItem(item.source, item.stem, "failed", message, time.perf_counter() - t0)
+
+
+def process_input(
+    pipeline_dict: Mapping[str, Any], item: BatchInput, outdir: str, options: Mapping[str, Any]
+) -> BatchItem:
+    """Run the pipeline on one input and write its result folder (one batch task).
+
+    Never raises for problems with the data: they come back as a ``"failed"``
+    item with a message a user can act on.
+    """
+    from napari_fbias.io.atomic import atomic_dir
+    from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
+    from napari_fbias.pipeline.outputs import read_run_record, write_results, write_run_record
+    from napari_fbias.pipeline.provenance import array_sha256
+    from napari_fbias.pipeline.runner import run_pipeline
+    from napari_fbias.pipeline.values import open_source
+
+    t0 = time.perf_counter()
+    _local_scheduler_in_worker()
+    try:
+        pipeline = Pipeline.from_dict(pipeline_dict)
+    except PipelineError as exc:  # e.g. an op plugin missing on this worker
+        return _failed(item, f"the pipeline cannot run here: {exc}", t0)
+    final = Path(outdir) / item.stem
+    ((input_name, decl),) = pipeline.inputs.items()
+    try:
+        image = open_source(item.source, decl, options.get("storage_options"))
+    except (FbiasIOError, OSError, ValueError) as exc:
+        return _failed(item, f"cannot open {item.source}: {exc}", t0)
+    note = ""
+    if final.exists():
+        record = read_run_record(final)
+        if record is None:
+            return _failed(
+                item,
+                f"{final} exists but is not a napari-fbias result (no run.json); "
+                "move it away or choose another output folder",
+                t0,
+            )
+        if options.get("resume", True):
+            done_sha = record.get("pipeline", {}).get("sha256")
+            if done_sha != pipeline.sha256():
+                return _failed(
+                    item,
+                    f"{final} holds results of a different pipeline "
+                    f"(sha256 {str(done_sha)[:12]}...); use another output folder, "
+                    "or --no-resume to replace them",
+                    t0,
+                )
+            try:
+                checksum = array_sha256(image.data)
+            except (FbiasIOError, OSError, ValueError) as exc:
+                return _failed(item, f"cannot read {item.source}: {exc}", t0)
+            if record.get("inputs", {}).get(input_name, {}).get("sha256") == checksum:
+                return BatchItem(
+                    item.source,
+                    item.stem,
+                    "skipped",
+                    "already done",
+                    time.perf_counter() - t0,
+                    str(final),
+                )
+            note = "input changed since the last run; results replaced"
+    _remove_stale_temporaries(Path(outdir), item.stem)
+    try:
+        results = run_pipeline(
+            pipeline,
+            image,
+            memory_limit=options.get("memory_limit"),
+            chunks=options.get("chunks"),
+        )
+        record = dict(results.record)
+        record["batch"] = {"source": item.source, "stem": item.stem}
+        with atomic_dir(final, overwrite=True) as tmp:
+            record["files"] = write_results(results, tmp, name=item.stem)
+            write_run_record(tmp, record)
+    except (PipelineRunError, FbiasIOError, ValueError, OSError) as exc:
+        return _failed(item, str(exc), t0)
+    except Exception as exc:  # an unexpected error must not stop the other inputs
+        return _failed(item, f"{type(exc).__name__}: {exc}", t0)
+    return BatchItem(item.source, item.stem, "done", note, time.perf_counter() - t0, str(final))
+
+
+def _local_scheduler_in_worker() -> None:
+    """Inside a dask worker, compute with local threads (not by submitting to the cluster).
+
+    Set without restoring (every task sets the same value), so tasks running
+    side by side in one worker process cannot undo it for each other.
+    """
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    import dask
+
+    if dask.config.get("scheduler", None) != "threads":
+        dask.config.set(scheduler="threads")
+
+
+def _remove_stale_temporaries(outdir: Path, stem: str) -> None:
+    """Remove temporary folders left by an interrupted run of this input."""
+    for prefix in (f".{stem}.tmp-", f".{stem}.old-"):
+        for p in outdir.glob(prefix + "*"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _default_workers(n_inputs: int) -> int:
+    return max(1, min(4, os.cpu_count() or 1, n_inputs))
+
+
+def make_slurm_cluster(n_workers: int | None) -> Any:
+    """Start a dask-jobqueue ``SLURMCluster`` (settings from the dask jobqueue config).
+
+    Raises
+    ------
+    BatchError
+        When dask-jobqueue is not installed or not configured.
+    """
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise BatchError(
+            "--cluster slurm needs dask-jobqueue: install it with "
+            "`pip install 'napari-fbias[slurm]'` (see docs/cluster.md)"
+        ) from None
+    try:
+        cluster = SLURMCluster()
+    except (ValueError, TypeError) as exc:
+        raise BatchError(
+            f"cannot start SLURM workers: {exc}. Set cores/memory/queue in "
+            "~/.config/dask/jobqueue.yaml (see docs/cluster.md)"
+        ) from exc
+    cluster.scale(jobs=n_workers or 1)
+    return cluster
+
+
+def _make_client(
+    scheduler: str | None,
+    cluster: str | None,
+    n_workers: int | None,
+    processes: bool,
+    n_inputs: int,
+) -> tuple[Any, Any]:
+    from distributed import Client, LocalCluster
+
+    if cluster == "slurm":
+        c = make_slurm_cluster(n_workers)
+        return Client(c, set_as_default=False), c
+    if cluster is not None:
+        raise BatchError(f"unknown cluster type {cluster!r}; the one supported is 'slurm'")
+    if scheduler == "local":
+        c = LocalCluster(
+            n_workers=n_workers or _default_workers(n_inputs),
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=":0",  # any free port: never clash with another cluster
+        )
+        return Client(c, set_as_default=False), c
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False), None
+    except (OSError, TimeoutError) as exc:
+        raise BatchError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+
+
+def _run_distributed(
+    pdict: Mapping[str, Any],
+    items: list[BatchInput],
+    out: Path,
+    options: Mapping[str, Any],
+    *,
+    scheduler: str | None,
+    cluster: str | None,
+    n_workers: int | None,
+    processes: bool,
+    progress: BatchProgress | None,
+    retries: int,
+) -> list[BatchItem]:
+    from distributed import as_completed
+
+    client, own_cluster = _make_client(scheduler, cluster, n_workers, processes, len(items))
+    try:
+        token = uuid.uuid4().hex[:8]
+        futures = {}
+        for item in items:
+            fut = client.submit(
+                process_input,
+                dict(pdict),
+                item,
+                str(out),
+                dict(options),
+                key=f"fbias-{item.stem}-{token}",
+                pure=False,
+                retries=retries,
+            )
+            futures[fut.key] = (fut, item)
+        done: dict[str, BatchItem] = {}
+        finished = 0
+        for fut in as_completed([f for f, _ in futures.values()], loop=client.loop):
+            _, item = futures[fut.key]
+            try:
+                result = fut.result()
+            except Exception as exc:  # a worker died more often than retried, etc.
+                result = BatchItem(item.source, item.stem, "failed", f"{type(exc).__name__}: {exc}")
+            done[item.stem] = result
+            finished += 1
+            if progress is not None:
+                progress(finished, len(items), item.stem)
+        return [done[item.stem] for item in items]
+    finally:
+        client.close()
+        if own_cluster is not None:
+            own_cluster.close()

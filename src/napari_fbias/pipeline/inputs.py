@@ -1,0 +1,199 @@
+"""Expand batch inputs (files, OME-Zarr stores, folders, globs, URLs) into a list of images.
+
+Each image gets a *stem*: the name of its result folder under the output
+folder (``a.ome.zarr`` -> ``a``, ``b.ome.tif`` -> ``b``). Stems are unique
+(``-2``, ``-3``... are appended in input order) and stable, so that an
+interrupted batch finds its finished inputs again.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from napari_fbias.pipeline.errors import BatchError
+
+_SUFFIXES = (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif")
+_TIFF = (".tif", ".tiff")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One image of a batch.
+
+    Parameters
+    ----------
+    source : str
+        Local path (absolute) or URL, as given to ``open_image``.
+    stem : str
+        Name of its result folder.
+    container : str or None
+        The local folder or OME-Zarr store it lies in or is (used to refuse
+        output folders inside inputs); None for URLs.
+    """
+
+    source: str
+    stem: str
+    container: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        """True for URLs (``http(s)://``, ``s3://``, ``omero://``)."""
+        return is_url(self.source)
+
+
+def is_url(source: str) -> bool:
+    """Tell whether ``source`` is a URL (other than ``file://``)."""
+    return "://" in source and not source.startswith("file://")
+
+
+def stem_of(source: str) -> str:
+    """Return the result folder name of an image: its name without image suffixes, made safe."""
+    if is_url(source):
+        parts = urlsplit(source)
+        name = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) or parts.netloc
+        if parts.scheme == "omero" and parts.path:
+            name = parts.path.strip("/").replace("/", "-")
+    else:
+        name = Path(source.rstrip("/\\")).name
+    lower = name.lower()
+    for suffix in _SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    name = _UNSAFE.sub("-", name).strip("-.") or "image"
+    return name[:80]
+
+
+def _is_ome_zarr_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / ".zattrs").is_file() or (path / "zarr.json").is_file())
+
+
+def _is_image(path: Path) -> bool:
+    return (path.is_file() and path.suffix.lower() in _TIFF) or _is_ome_zarr_dir(path)
+
+
+def _has_magic(s: str) -> bool:
+    return glob.has_magic(s)
+
+
+def _glob_root(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    root: list[str] = []
+    for part in parts:
+        if _has_magic(part):
+            break
+        root.append(part)
+    return Path(*root) if root else Path(".")
+
+
+def expand_inputs(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[BatchInput]:
+    """Turn the user's inputs into a list of images with unique result-folder names.
+
+    Parameters
+    ----------
+    inputs : path, URL, folder, glob pattern, or a list of them
+        OME-Zarr stores (local or URL), TIFF files, ``omero://`` URIs, a folder
+        (every TIFF and OME-Zarr directly in it) or a glob (``"data/*.tif"``).
+
+    Returns
+    -------
+    list of BatchInput
+        In the order given (folders and globs sorted by name), duplicates removed.
+
+    Raises
+    ------
+    BatchError
+        For an input that does not exist, a folder or glob with no images,
+        or a file that is not an image we can read.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found: list[tuple[str, str | None]] = []
+    for raw in inputs:
+        s = os.fspath(raw)
+        if is_url(s):
+            found.append((s, None))
+            continue
+        s = s.removeprefix("file://")
+        if _has_magic(s) and not Path(s).exists():
+            matches = sorted(glob.glob(os.path.expanduser(s), recursive=True))
+            images = [Path(m) for m in matches if _is_image(Path(m))]
+            if not images:
+                raise BatchError(f"no TIFF or OME-Zarr images match {s!r}")
+            root = str(_glob_root(os.path.expanduser(s)).resolve())
+            found.extend((str(p.resolve()), root) for p in images)
+            continue
+        p = Path(s).expanduser()
+        if not p.exists():
+            raise BatchError(f"input {s!r} not found")
+        if _is_ome_zarr_dir(p):
+            found.append((str(p.resolve()), str(p.resolve())))
+        elif p.is_dir():
+            images = sorted((c for c in p.iterdir() if _is_image(c)), key=lambda c: c.name)
+            if not images:
+                raise BatchError(f"folder {s!r} holds no TIFF files or OME-Zarr images")
+            found.extend((str(c.resolve()), str(p.resolve())) for c in images)
+        elif p.suffix.lower() in _TIFF:
+            found.append((str(p.resolve()), None))
+        else:
+            raise BatchError(
+                f"input {s!r} is not an image this tool reads (OME-Zarr folder or TIFF file)"
+            )
+    out: list[BatchInput] = []
+    seen_sources: set[str] = set()
+    seen_stems: set[str] = set()
+    for source, container in found:
+        if source in seen_sources:
+            continue
+        seen_sources.add(source)
+        base = stem_of(source)
+        stem, k = base, 1
+        while stem.lower() in seen_stems:
+            k += 1
+            stem = f"{base}-{k}"
+        seen_stems.add(stem.lower())
+        out.append(BatchInput(source, stem, container))
+    if not out:
+        raise BatchError("no inputs given")
+    return out
+
+
+def check_outdir(outdir: str | os.PathLike[str], items: Sequence[BatchInput]) -> Path:
+    """Refuse an output folder that is, or lies inside, an input (its folder or store).
+
+    Returns
+    -------
+    pathlib.Path
+        The output folder, absolute.
+
+    Raises
+    ------
+    BatchError
+        Naming the input the output folder would be written into.
+    """
+    s = os.fspath(outdir)
+    if is_url(s):
+        raise BatchError(f"output folder {s!r} must be a local folder")
+    out = Path(s).expanduser().resolve()
+    for item in items:
+        if item.is_remote:
+            continue
+        for container in {item.source, item.container} - {None}:
+            c = Path(container)  # type: ignore[arg-type]
+            if out == c or c in out.parents:
+                raise BatchError(
+                    f"output folder {out} is inside the input {c}; choose an output folder "
+                    "outside your data (inputs are never written to)"
+                )
+    if out.exists() and not out.is_dir():
+        raise BatchError(f"output folder {out} exists and is not a folder")
+    return out
