@@ -142,6 +142,7 @@ class SessionInfo:
     analysts: tuple[str, ...]
     approaches: tuple[str, ...]
     problem: str | None = None
+    question: str = ""
 
 
 def list_sessions(root: str | os.PathLike[str] | None = None) -> list[SessionInfo]:
@@ -180,6 +181,7 @@ def list_sessions(root: str | os.PathLike[str] | None = None) -> list[SessionInf
                 analysts=s.analysts,
                 approaches=tuple(a.key for a in s.approaches),
                 problem="; ".join(notes) or None,
+                question=s.question,
             )
         )
     out.sort(key=lambda i: i.updated, reverse=True)

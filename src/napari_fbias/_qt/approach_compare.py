@@ -1,0 +1,257 @@
+"""Compare the approaches of a session side by side.
+
+One row per approach: who tried it, how many steps, how many objects its
+label layers hold (counted from the layers themselves, off the GUI thread)
+and a one-line summary. The layers of an approach are the layers its steps
+produced (named after it, ``"A: nuclei"``); the table toggles their
+visibility per approach.
+
+The counting and the row building are plain functions (tested without a
+viewer); :class:`CompareTable` only shows rows and reports checkbox toggles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from napari_fbias.session.model import Approach, Session
+
+__all__ = [
+    "CompareRow",
+    "CompareTable",
+    "approach_label_data",
+    "approach_layers",
+    "compare_rows",
+    "count_objects",
+    "count_all",
+    "set_approach_visible",
+    "summary_line",
+]
+
+#: Longest summary shown in the table (characters).
+SUMMARY_CHARS = 90
+COLUMNS = ("Approach", "Analyst", "Steps", "Objects", "Shown", "Summary")
+
+
+def layer_approach(layer: Any) -> str | None:
+    """Return the approach key recorded in a layer's metadata, or None."""
+    meta = getattr(layer, "metadata", None) or {}
+    info = meta.get("fbias") if isinstance(meta, Mapping) else None
+    key = info.get("approach") if isinstance(info, Mapping) else None
+    return str(key) if key else None
+
+
+def approach_layers(layers: Iterable[Any], session: Session, key: str) -> list[Any]:
+    """Return the napari layers that approach ``key`` produced, in layer-list order.
+
+    A layer belongs to the approach when one of its steps produced it (its
+    ``output_layer``), or when the layer's ``metadata["fbias"]["approach"]``
+    names it.
+    """
+    names = {st.output_layer for st in session.approach(key).steps if st.output_layer}
+    return [ly for ly in layers if ly.name in names or layer_approach(ly) == key]
+
+
+def _is_labels(layer: Any) -> bool:
+    return type(layer).__name__ == "Labels"
+
+
+def approach_label_data(layers: Iterable[Any], session: Session) -> dict[str, dict[str, Any]]:
+    """Return approach key -> {labels layer name -> its full-resolution data}.
+
+    Collected on the GUI thread (cheap: no pixels are read), counted by
+    :func:`count_all` in a worker.
+    """
+    layers = list(layers)
+    out: dict[str, dict[str, Any]] = {}
+    for a in session.approaches:
+        found = {}
+        for ly in approach_layers(layers, session, a.key):
+            if _is_labels(ly):
+                found[ly.name] = ly.data[0] if getattr(ly, "multiscale", False) else ly.data
+        out[a.key] = found
+    return out
+
+
+def count_objects(data: Any) -> int:
+    """Return the number of distinct objects (non-zero labels) in a label array."""
+    arr = np.asarray(data)
+    if arr.size == 0:
+        return 0
+    if arr.dtype.kind not in "iub":
+        raise TypeError(f"cannot count objects in a {arr.dtype} array: labels are integers")
+    flat = arr.ravel()
+    lo, hi = int(flat.min()), int(flat.max())
+    if lo >= 0 and hi < 1 << 24:
+        return int(np.count_nonzero(np.bincount(flat)[1:]))
+    values = np.unique(flat)
+    return int(np.count_nonzero(values))
+
+
+def count_all(data: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Count the objects of every labels layer: approach -> {layer -> count} (worker-safe)."""
+    return {key: {name: count_objects(arr) for name, arr in d.items()} for key, d in data.items()}
+
+
+def _short(op: str) -> str:
+    return op.rsplit(".", 1)[-1]
+
+
+def summary_line(approach: Approach, limit: int = SUMMARY_CHARS) -> str:
+    """Return one line describing an approach: its op chain, then the first line of its notes."""
+    chain = " → ".join(_short(st.op) for st in approach.steps) or "no steps yet"
+    note = approach.notes.strip().splitlines()[0].strip() if approach.notes.strip() else ""
+    text = f"{chain} — {note}" if note else chain
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    """One approach in the comparison table."""
+
+    key: str
+    title: str
+    analyst: str
+    n_steps: int
+    counts: Mapping[str, int] = field(default_factory=dict)
+    summary: str = ""
+    recorded: bool = False
+
+    @property
+    def label(self) -> str:
+        """``"A — classical"`` (the key, then the title when there is one)."""
+        return f"{self.key} — {self.title}" if self.title else self.key
+
+    @property
+    def objects_text(self) -> str:
+        """Object counts as shown: ``"112"`` for one layer, ``"nuclei: 112, cells: 40"`` else."""
+        if not self.counts:
+            return "–"
+        if len(self.counts) == 1:
+            text = str(next(iter(self.counts.values())))
+        else:
+            text = ", ".join(f"{_unprefixed(n, self.key)}: {c}" for n, c in self.counts.items())
+        return f"{text} (recorded)" if self.recorded else text
+
+
+def _unprefixed(name: str, key: str) -> str:
+    prefix = f"{key}: "
+    return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def compare_rows(
+    session: Session, counts: Mapping[str, Mapping[str, int]] | None = None
+) -> list[CompareRow]:
+    """Return one :class:`CompareRow` per approach, in the session's order.
+
+    ``counts`` are the counts made from the layers; an approach none of whose
+    label layers is open (e.g. in a reopened session) shows the counts its
+    result recorded, marked as such.
+    """
+    counts = counts or {}
+    rows = []
+    for a in session.approaches:
+        live = dict(counts.get(a.key) or {})
+        saved = a.result.get("objects")
+        recorded = not live and isinstance(saved, Mapping) and bool(saved)
+        rows.append(
+            CompareRow(
+                key=a.key,
+                title=a.title,
+                analyst=a.analyst,
+                n_steps=len(a.steps),
+                counts=dict(saved) if recorded else live,  # type: ignore[arg-type]
+                summary=summary_line(a),
+                recorded=recorded,
+            )
+        )
+    return rows
+
+
+def set_approach_visible(layers: Iterable[Any], session: Session, key: str, visible: bool) -> int:
+    """Show or hide every layer of approach ``key``; return how many layers changed."""
+    n = 0
+    for ly in approach_layers(layers, session, key):
+        if ly.visible != visible:
+            ly.visible = visible
+            n += 1
+    return n
+
+
+class CompareTable(QTableWidget):
+    """The comparison table: one row per approach, a checkbox to show/hide its layers.
+
+    Signals
+    -------
+    visibility_toggled(str, bool)
+        The user (un)checked the *Shown* box of an approach.
+    """
+
+    visibility_toggled = Signal(str, bool)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(list(COLUMNS))
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.verticalHeader().setVisible(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(COLUMNS.index("Summary"), QHeaderView.Stretch)
+        self._keys: list[str] = []
+        self._filling = False
+        self.itemChanged.connect(self._on_item_changed)
+
+    @property
+    def keys(self) -> list[str]:
+        """Approach key of each row."""
+        return list(self._keys)
+
+    def set_rows(self, rows: list[CompareRow], shown: Mapping[str, bool]) -> None:
+        """Show ``rows``; ``shown`` says which approaches have their layers visible."""
+        self._filling = True
+        try:
+            self.setRowCount(len(rows))
+            self._keys = [r.key for r in rows]
+            for i, r in enumerate(rows):
+                values = {
+                    "Approach": r.label,
+                    "Analyst": r.analyst,
+                    "Steps": str(r.n_steps),
+                    "Objects": r.objects_text,
+                    "Summary": r.summary,
+                }
+                for column, text in values.items():
+                    item = QTableWidgetItem(text)
+                    item.setToolTip(text)
+                    if column == "Steps":
+                        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                    self.setItem(i, COLUMNS.index(column), item)
+                box = QTableWidgetItem()
+                box.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+                box.setCheckState(Qt.Checked if shown.get(r.key, True) else Qt.Unchecked)
+                self.setItem(i, COLUMNS.index("Shown"), box)
+        finally:
+            self._filling = False
+
+    def cell_text(self, row: int, column: str) -> str:
+        """Text of a cell (by column title), for tests and screen readers."""
+        item = self.item(row, COLUMNS.index(column))
+        return item.text() if item is not None else ""
+
+    def set_shown(self, key: str, shown: bool) -> None:
+        """(Un)check the *Shown* box of approach ``key`` as the user would."""
+        self.item(self._keys.index(key), COLUMNS.index("Shown")).setCheckState(
+            Qt.Checked if shown else Qt.Unchecked
+        )
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling or item.column() != COLUMNS.index("Shown"):
+            return
+        self.visibility_toggled.emit(self._keys[item.row()], item.checkState() == Qt.Checked)

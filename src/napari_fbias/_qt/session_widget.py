@@ -1,0 +1,714 @@
+"""The Session panel: who came with which question, the approaches tried, what was decided.
+
+The panel is a view of the running session and a set of thin callbacks:
+every change a user makes goes to the :class:`~napari_fbias.session.SessionRecorder`
+of the viewer's :class:`~napari_fbias._qt.workspace.Workspace` (which journals
+it to disk before anything shows), and the panel redraws itself from the
+recorder's ``changed`` events. It never keeps session state of its own.
+
+* **Session** tab: start a session (title, user, lab, question, analysts
+  present: names only) or reopen a previous one from the session store
+  (newest first; reopening re-opens its images from their sources and shows
+  what was tried).
+* **Approaches** tab: add an approach (title, analyst), make one active (it
+  receives the recorded steps), edit its title, analyst and notes (saved when
+  editing ends, not per keystroke), and see its recorded steps.
+* **Compare** tab: one row per approach with its analyst, number of steps,
+  object counts of its label layers (counted off the GUI thread, recorded as
+  the approach's result) and a one-line summary; a checkbox shows or hides
+  the approach's layers.
+* **Conclusion** tab: the solution proposed (which approach, in words), the
+  issues raised and the next steps.
+* **Save** writes the readable snapshot (``session.yaml``).
+
+A ``QWidget`` rather than a magicgui ``Container``: it needs tables, lists
+and text that reports the end of editing, which magicgui does not offer.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtGui import QFont
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_fbias._qt.approach_compare import (
+    CompareTable,
+    approach_label_data,
+    approach_layers,
+    compare_rows,
+    count_all,
+    set_approach_visible,
+)
+from napari_fbias._qt.session_forms import (
+    NotesEdit,
+    SessionForm,
+    SessionTable,
+    StepsTable,
+    TextListEditor,
+    split_names,
+    tried_counts,
+)
+from napari_fbias.session.errors import JournalRecoveryWarning, SessionError
+from napari_fbias.session.model import Approach, Session
+from napari_fbias.session.store import SessionInfo, list_sessions
+
+__all__ = ["SessionWidget", "approach_text"]
+
+#: Journal events after which the object counts are counted again.
+RECOUNT_EVENTS = frozenset(
+    {
+        "session_started",
+        "session_restored",
+        "session_reopened",
+        "approach_added",
+        "step_recorded",
+        "step_replaced",
+        "step_removed",
+        "layer_removed",
+        "layer_renamed",
+    }
+)
+NO_APPROACH = "(none)"
+
+
+def approach_text(a: Approach) -> str:
+    """Return ``"A — classical (Marie)"``: the key, title and analyst of an approach."""
+    text = f"{a.key} — {a.title}" if a.title else a.key
+    return f"{text} ({a.analyst})" if a.analyst else text
+
+
+def session_header(s: Session) -> str:
+    """Return one or two lines describing the running session (plain text)."""
+    who = s.user.name + (f" ({s.user.lab})" if s.user.lab else "")
+    parts = [s.title or "Untitled session"]
+    if who:
+        parts.append(f"for {who}")
+    line1 = " — ".join(parts)
+    line2 = []
+    if s.question:
+        line2.append(f"Q: {s.question}")
+    if s.analysts:
+        line2.append("analysts: " + ", ".join(s.analysts))
+    return line1 + ("\n" + " · ".join(line2) if line2 else "")
+
+
+def _scrolled(page: QWidget) -> QScrollArea:
+    """Put a tab page in a scroll area, so that the panel fits a short dock."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setWidget(page)
+    return area
+
+
+class _Bridge(QObject):
+    """Carries recorder events (maybe from a worker thread) to the GUI thread.
+
+    A child of the panel: once the panel is deleted, emitting raises
+    ``RuntimeError`` and the panel stops listening.
+    """
+
+    event = Signal(object)
+    session = Signal(object)
+
+
+class SessionWidget(QWidget):
+    """The Session panel (a napari dock widget).
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose workspace records the session.
+    workspace : Workspace, optional
+        The workspace to use (default: the viewer's, ``get_workspace``).
+    root : str or Path, optional
+        Folder of session folders to list for reopening (default:
+        ``$FBIAS_SESSION_DIR`` or ``~/.napari-fbias/sessions``).
+    """
+
+    def __init__(
+        self,
+        napari_viewer: Any,
+        *,
+        workspace: Any = None,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if workspace is None:
+            from napari_fbias._qt.workspace import get_workspace
+
+            workspace = get_workspace(napari_viewer)
+        self.viewer = napari_viewer
+        self.workspace = workspace
+        self.root = root
+        self.recorder: Any = None
+        #: approach key -> {labels layer name -> object count}, from the last count
+        self.counts: dict[str, dict[str, int]] = {}
+        self._count_generation = 0
+        self._workers: set[Any] = set()
+        self._notes_key: str | None = None
+        self._refreshing = False
+        self._refresh_again = False
+        self._alive = [True]  # False once Qt deleted the panel (late worker results are dropped)
+        self.destroyed.connect(lambda *_args, alive=self._alive: alive.__setitem__(0, False))
+        self._bridge = _Bridge(self)
+        self._bridge.event.connect(self._on_event)
+        self._bridge.session.connect(self._bind)
+        self._recount_timer = QTimer(self)
+        self._recount_timer.setSingleShot(True)
+        self._recount_timer.setInterval(150)
+        self._recount_timer.timeout.connect(self.update_counts)
+        self._build()
+        self.workspace.events.session_changed.connect(self._on_session_changed)
+        self.viewer.layers.events.inserted.connect(self._layers_changed)
+        self.viewer.layers.events.removed.connect(self._layers_changed)
+        self._bind(self.workspace.recorder)
+        self.refresh()
+        self.refresh_sessions()
+
+    # --- building ----------------------------------------------------------------------
+    def _build(self) -> None:
+        self.header = QLabel("No session yet: start one, or reopen a previous one.")
+        self.header.setTextFormat(Qt.PlainText)
+        self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(_scrolled(self._build_session_tab()), "Session")
+        self.tabs.addTab(_scrolled(self._build_approaches_tab()), "Approaches")
+        self.tabs.addTab(_scrolled(self._build_compare_tab()), "Compare")
+        self.tabs.addTab(_scrolled(self._build_conclusion_tab()), "Conclusion")
+        self.save_button = QPushButton("Save session")
+        self.save_button.setToolTip("Write the readable snapshot (session.yaml) now")
+        self.save_button.clicked.connect(self.save)
+        self.status = QLabel("")
+        self.status.setTextFormat(Qt.PlainText)
+        self.status.setWordWrap(True)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(bottom)
+
+    def _build_session_tab(self) -> QWidget:
+        self.form = SessionForm()
+        self.start_button = QPushButton("Start session")
+        self.start_button.clicked.connect(self.start_session)
+        new = QGroupBox("New session")
+        box = QVBoxLayout(new)
+        box.addWidget(self.form)
+        box.addWidget(self.start_button)
+
+        self.session_table = SessionTable()
+        self.session_table.doubleClicked.connect(lambda _index: self.reopen_selected())
+        self.reopen_button = QPushButton("Reopen selected")
+        self.reopen_button.setToolTip(
+            "Continue the selected session: its images are opened again from their sources "
+            "(the analysts above are added to it)"
+        )
+        self.reopen_button.clicked.connect(self.reopen_selected)
+        self.refresh_button = QPushButton("Refresh list")
+        self.refresh_button.clicked.connect(self.refresh_sessions)
+        old = QGroupBox("Previous sessions (newest first)")
+        box2 = QVBoxLayout(old)
+        box2.addWidget(self.session_table, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.refresh_button)
+        row.addStretch(1)
+        row.addWidget(self.reopen_button)
+        box2.addLayout(row)
+
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.addWidget(new)
+        layout.addWidget(old, 1)
+        return page
+
+    def _build_approaches_tab(self) -> QWidget:
+        self.approach_list = QListWidget()
+        self.approach_list.setMaximumHeight(110)
+        self.approach_list.currentRowChanged.connect(self._on_approach_row)
+        self.new_title = QLineEdit()
+        self.new_title.setPlaceholderText("e.g. classical, cellpose")
+        self.new_analyst = QComboBox()
+        self.new_analyst.setEditable(True)
+        self.new_analyst.setMinimumContentsLength(8)
+        self.add_approach_button = QPushButton("Add approach")
+        self.add_approach_button.clicked.connect(self.add_approach)
+        add_row = QHBoxLayout()
+        add_row.addWidget(self.new_title, 2)
+        add_row.addWidget(self.new_analyst, 1)
+        add_row.addWidget(self.add_approach_button)
+
+        self.active_box = QGroupBox("Active approach: none")
+        self.active_title = QLineEdit()
+        self.active_title.editingFinished.connect(lambda: self._set_approach_field("title"))
+        self.active_analyst = QLineEdit()
+        self.active_analyst.editingFinished.connect(lambda: self._set_approach_field("analyst"))
+        self.notes = NotesEdit()
+        self.notes.setPlaceholderText("What was tried, what worked (saved when you leave the box)")
+        self.notes.setMaximumHeight(90)
+        self.notes.editingFinished.connect(self._commit_notes)
+        self.steps_table = StepsTable()
+        form = QFormLayout(self.active_box)
+        form.addRow("Title", self.active_title)
+        form.addRow("Analyst", self.active_analyst)
+        form.addRow("Notes", self.notes)
+        form.addRow(QLabel("Recorded steps"))
+        form.addRow(self.steps_table)
+
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.approach_list)
+        layout.addLayout(add_row)
+        layout.addWidget(self.active_box, 1)
+        return page
+
+    def _build_compare_tab(self) -> QWidget:
+        self.compare_table = CompareTable()
+        self.compare_table.visibility_toggled.connect(self.set_approach_visible)
+        self.count_button = QPushButton("Count objects again")
+        self.count_button.clicked.connect(self.update_counts)
+        self.compare_status = QLabel("")
+        self.compare_status.setTextFormat(Qt.PlainText)
+        row = QHBoxLayout()
+        row.addWidget(self.compare_status, 1)
+        row.addWidget(self.count_button)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.compare_table, 1)
+        layout.addLayout(row)
+        return page
+
+    def _build_conclusion_tab(self) -> QWidget:
+        self.solution_approach = QComboBox()
+        self.solution_approach.activated.connect(lambda _i: self._commit_solution())
+        self.solution_text = NotesEdit()
+        self.solution_text.setPlaceholderText("The solution proposed to the user")
+        self.solution_text.setMaximumHeight(70)
+        self.solution_text.editingFinished.connect(lambda _t: self._commit_solution())
+        self.issues = TextListEditor("e.g. images at higher resolution needed")
+        self.issues.add_requested.connect(lambda t: self._call("add_issue", t))
+        self.issues.remove_requested.connect(lambda i: self._call("remove_issue", i))
+        self.next_steps = TextListEditor("e.g. send ten more images")
+        self.next_steps.add_requested.connect(lambda t: self._call("add_next_step", t))
+        self.next_steps.remove_requested.connect(lambda i: self._call("remove_next_step", i))
+        page = QWidget()
+        form = QFormLayout(page)
+        form.addRow("Solution: approach", self.solution_approach)
+        form.addRow("Solution", self.solution_text)
+        form.addRow("Issues raised", self.issues)
+        form.addRow("Next steps", self.next_steps)
+        return page
+
+    # --- binding to the recorder -------------------------------------------------------
+    def _on_session_changed(self, recorder: Any) -> None:
+        try:
+            self._bridge.session.emit(recorder)
+        except RuntimeError:  # the panel was closed: stop listening
+            self.workspace.events.session_changed.disconnect(self._on_session_changed)
+
+    def _on_recorder_event(self, event: dict) -> None:
+        try:
+            self._bridge.event.emit(event)
+        except RuntimeError:  # the panel was closed: stop listening
+            self._unbind()
+
+    def _unbind(self) -> None:
+        if self.recorder is not None:
+            self.recorder.changed.disconnect(self._on_recorder_event)
+        self.recorder = None
+
+    def _bind(self, recorder: Any) -> None:
+        if recorder is self.recorder:
+            return
+        self._unbind()
+        self.recorder = recorder
+        self.counts = {}
+        self._notes_key = None
+        if recorder is not None:
+            recorder.changed.connect(self._on_recorder_event)
+        self.refresh()
+        self.schedule_count()
+
+    @property
+    def alive(self) -> bool:
+        """False once Qt has deleted the panel (it then ignores late events)."""
+        return self._alive[0]
+
+    def _on_event(self, event: Mapping[str, Any]) -> None:
+        if not self.alive:
+            return
+        self.refresh()
+        if event.get("event") in RECOUNT_EVENTS:
+            self.schedule_count()
+
+    def _layers_changed(self, _event: Any = None) -> None:
+        if not self.alive:
+            self.viewer.layers.events.inserted.disconnect(self._layers_changed)
+            self.viewer.layers.events.removed.disconnect(self._layers_changed)
+            return
+        if self.recorder is not None:
+            self.schedule_count()
+
+    # --- showing the session -------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        """The session as recorded (None before one is started)."""
+        return self.recorder.session if self.recorder is not None else None
+
+    def refresh(self) -> None:
+        """Redraw every view from the recorded session.
+
+        A change recorded while redrawing (pending notes of an approach that
+        is no longer active) redraws once more afterwards, not from inside.
+        """
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        try:
+            self._refresh_again = True
+            while self._refresh_again:
+                self._refresh_again = False
+                self._refresh_once()
+        finally:
+            self._refreshing = False
+
+    def _refresh_once(self) -> None:
+        s = self.session
+        running = s is not None
+        for w in (self.save_button, self.active_box, self.compare_table, self.count_button):
+            w.setEnabled(running)
+        self.tabs.widget(3).setEnabled(running)
+        if s is None:
+            self.header.setText("No session yet: start one, or reopen a previous one.")
+            self.header.setToolTip("")
+            self.approach_list.blockSignals(True)
+            self.approach_list.clear()
+            self.approach_list.blockSignals(False)
+            self.steps_table.set_approach(None, {})
+            self.compare_table.set_rows([], {})
+            return
+        self.header.setText(session_header(s))
+        self.header.setToolTip(f"Recorded in {self.recorder.folder}")
+        self._show_approaches(s)
+        self._show_compare(s)
+        self._show_conclusion(s)
+
+    def _show_approaches(self, s: Session) -> None:
+        lst = self.approach_list
+        keys = [a.key for a in s.approaches]
+        lst.blockSignals(True)
+        try:
+            shown = [lst.item(i).data(Qt.UserRole) for i in range(lst.count())]
+            if shown != keys:  # rebuild only when approaches were added (not on a switch)
+                lst.clear()
+                for key in keys:
+                    item = QListWidgetItem()
+                    item.setData(Qt.UserRole, key)
+                    lst.addItem(item)
+            for i, a in enumerate(s.approaches):
+                item = lst.item(i)
+                item.setText(("● " if a.key == s.active else "    ") + approach_text(a))
+                font = QFont(item.font())
+                font.setBold(a.key == s.active)
+                item.setFont(font)
+            lst.setCurrentRow(keys.index(s.active) if s.active in keys else -1)
+        finally:
+            lst.blockSignals(False)
+        current = self.new_analyst.currentText()
+        self.new_analyst.clear()
+        self.new_analyst.addItems(list(s.analysts))
+        self.new_analyst.setCurrentText(current)
+        active = s.approach(s.active) if s.active is not None else None
+        if self._notes_key is not None and self._notes_key != s.active:
+            self.notes.finish_editing()  # keep what was typed for the approach it was typed for
+        self.active_box.setTitle(
+            f"Active approach: {approach_text(active)}" if active else "Active approach: none"
+        )
+        self.active_box.setEnabled(active is not None)
+        if active is None:
+            self._notes_key = None
+            self.notes.set_committed_text("")
+            self.steps_table.set_approach(None, {})
+            return
+        if not self.active_title.hasFocus():
+            self.active_title.setText(active.title)
+        if not self.active_analyst.hasFocus():
+            self.active_analyst.setText(active.analyst)
+        if self._notes_key != active.key or not self.notes.document().isModified():
+            self.notes.set_committed_text(active.notes)
+        self._notes_key = active.key
+        self.steps_table.set_approach(active, tried_counts(s))
+
+    def _show_compare(self, s: Session) -> None:
+        layers = list(self.viewer.layers)
+        shown = {}
+        for a in s.approaches:
+            own = approach_layers(layers, s, a.key)
+            shown[a.key] = any(ly.visible for ly in own) if own else True
+        self.compare_table.set_rows(compare_rows(s, self.counts), shown)
+
+    def _show_conclusion(self, s: Session) -> None:
+        combo = self.solution_approach
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            combo.addItem(NO_APPROACH, None)
+            for a in s.approaches:
+                combo.addItem(approach_text(a), a.key)
+            chosen = s.solution.approach if s.solution else None
+            combo.setCurrentIndex(max(combo.findData(chosen), 0))
+        finally:
+            combo.blockSignals(False)
+        if not self.solution_text.document().isModified():
+            self.solution_text.set_committed_text(s.solution.text if s.solution else "")
+        self.issues.set_items(s.issues)
+        self.next_steps.set_items(s.next_steps)
+
+    # --- actions ---------------------------------------------------------------------------
+    def _report(self, message: str, *, error: bool = False) -> None:
+        self.status.setText(message)
+        if error:
+            from napari.utils.notifications import show_error
+
+            show_error(message)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a recorder method; errors become a message (nothing is recorded then)."""
+        if self.recorder is None:
+            self._report("Start or reopen a session first.", error=True)
+            return None
+        try:
+            return getattr(self.recorder, method)(*args, **kwargs)
+        except (SessionError, ValueError, KeyError, IndexError, OSError) as exc:
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            self._report(f"Could not record that: {text}", error=True)
+            return None
+
+    def start_session(self) -> Any:
+        """Start a new session from the form (the workspace records into it from now on)."""
+        values = self.form.values()
+        try:
+            rec = self.workspace.start_session(**values)
+        except (SessionError, ValueError, OSError) as exc:
+            self._report(f"Could not start the session: {exc}", error=True)
+            return None
+        self._bind(rec)
+        self._report(f"Session started in {rec.folder}")
+        self.tabs.setCurrentIndex(1)
+        self.refresh_sessions()
+        return rec
+
+    def refresh_sessions(self) -> Any:
+        """List the previous sessions again (read in a worker thread); return the worker."""
+        from napari.qt.threading import create_worker
+
+        self.refresh_button.setEnabled(False)
+        worker = create_worker(list_sessions, self.root)
+        worker.returned.connect(self._show_sessions)
+        worker.errored.connect(self._list_failed)
+        worker.finished.connect(self._list_done)
+        return self._start(worker)
+
+    def _start(self, worker: Any) -> Any:
+        self._workers.add(worker)
+        worker.finished.connect(partial(self._worker_done, worker))
+        worker.start()
+        return worker
+
+    def _worker_done(self, worker: Any) -> None:
+        self._workers.discard(worker)
+
+    def _list_done(self) -> None:
+        if self.alive:
+            self.refresh_button.setEnabled(True)
+
+    def _list_failed(self, exc: BaseException) -> None:
+        if self.alive:
+            self._report(f"Cannot list the sessions: {exc}", error=True)
+
+    @property
+    def busy(self) -> bool:
+        """True while the panel is listing sessions or counting objects (or about to count)."""
+        return bool(self._workers) or self._recount_timer.isActive()
+
+    def _show_sessions(self, infos: list[SessionInfo]) -> None:
+        if not self.alive:
+            return
+        self.session_table.set_infos(infos)
+
+    def reopen_selected(self) -> Any:
+        """Reopen the session selected in the list; return its recorder (None on failure)."""
+        info = self.session_table.selected()
+        if info is None:
+            self._report("Select a session in the list first.", error=True)
+            return None
+        return self.reopen(info.path)
+
+    def reopen(self, path: str | os.PathLike[str]) -> Any:
+        """Reopen the session at ``path``: replay it, re-open its images, add the analysts here."""
+        if self.recorder is not None and Path(self.recorder.folder) == Path(path):
+            self._report("That session is the one running.")
+            return self.recorder
+        analysts = split_names(self.form.analysts.text())
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", JournalRecoveryWarning)
+                rec = self.workspace.open_session(path, analysts=analysts)
+        except (SessionError, ValueError, OSError) as exc:
+            self._report(f"Could not reopen {Path(path).name}: {exc}", error=True)
+            return None
+        self._bind(rec)
+        for w in caught:
+            if issubclass(w.category, JournalRecoveryWarning):
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"Recovered after a crash: {w.message}")
+            else:  # not ours to swallow
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        n = sum(len(a.steps) for a in rec.session.approaches)
+        self._report(
+            f"Reopened {rec.session.title or Path(path).name}: "
+            f"{len(rec.session.approaches)} approach(es), {n} step(s)"
+        )
+        self.tabs.setCurrentIndex(1)
+        return rec
+
+    def add_approach(self) -> str | None:
+        """Add an approach (title and analyst from the fields); it becomes the active one."""
+        if self.recorder is None:
+            self.start_session()
+            if self.recorder is None:
+                return None
+        self.notes.finish_editing()
+        title = self.new_title.text().strip()
+        analyst = self.new_analyst.currentText().strip()
+        key = self._call("add_approach", title, analyst)
+        if key is not None:
+            self.new_title.clear()
+            self._report(f"Approach {key} is active: new steps are recorded into it.")
+        return key
+
+    def switch_to(self, key: str) -> None:
+        """Make approach ``key`` the active one (pending notes are saved first)."""
+        self.notes.finish_editing()
+        if self.session is not None and key != self.session.active:
+            self._call("switch_approach", key)
+            if self.session.active == key:
+                self._report(f"Approach {key} is active: new steps are recorded into it.")
+
+    def _on_approach_row(self, row: int) -> None:
+        item = self.approach_list.item(row)
+        if item is not None:
+            self.switch_to(item.data(Qt.UserRole))
+
+    def _commit_notes(self, text: str | None = None) -> None:
+        key = self._notes_key
+        if key is None or self.session is None:
+            return
+        text = self.notes.toPlainText() if text is None else text
+        if text != self.session.approach(key).notes:
+            self._call("set_notes", text, approach=key)
+        # show what was recorded (URLs lose their credentials)
+        if key == self.session.active:
+            self.notes.set_committed_text(self.session.approach(key).notes)
+
+    def _set_approach_field(self, field: str) -> None:
+        s = self.session
+        if s is None or s.active is None:
+            return
+        edit = self.active_title if field == "title" else self.active_analyst
+        value = edit.text().strip()
+        if value != getattr(s.approach(s.active), field):
+            if field == "analyst" and value:
+                self._call("add_analysts", value)
+            self._call("set_field", field, value, approach=s.active)
+
+    def _commit_solution(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        key = self.solution_approach.currentData()
+        text = self.solution_text.toPlainText().strip()
+        current = (s.solution.approach, s.solution.text) if s.solution else (None, "")
+        if (key, text) != current:
+            self._call("set_solution", text, approach=key)
+        s = self.session
+        self.solution_text.set_committed_text(s.solution.text if s.solution else "")
+
+    def save(self) -> Path | None:
+        """Write the snapshot ``session.yaml`` (pending notes first); return its path."""
+        self.notes.finish_editing()
+        self.solution_text.finish_editing()
+        path = self._call("save")
+        if path is not None:
+            self._report(f"Saved {path}")
+        return path
+
+    # --- comparing --------------------------------------------------------------------------
+    def schedule_count(self) -> None:
+        """Count the objects again soon (several changes in a row give one count)."""
+        self._recount_timer.start()
+
+    def update_counts(self) -> Any:
+        """Count the objects of every approach's label layers in a worker; return the worker."""
+        from napari.qt.threading import create_worker
+
+        s = self.session
+        if s is None:
+            return None
+        self._count_generation += 1
+        generation = self._count_generation
+        data = approach_label_data(self.viewer.layers, s)
+        self.compare_status.setText("Counting objects…")
+        worker = create_worker(count_all, data)
+        worker.returned.connect(partial(self._counted, generation))
+        worker.errored.connect(self._count_failed)
+        return self._start(worker)
+
+    def _count_failed(self, exc: BaseException) -> None:
+        if self.alive:
+            self.compare_status.setText(f"Cannot count the objects: {exc}")
+
+    def _counted(self, generation: int, counts: dict[str, dict[str, int]]) -> None:
+        if not self.alive or generation != self._count_generation or self.session is None:
+            return  # a newer count is on its way, or the session changed
+        self.counts = counts
+        s = self.session
+        for a in s.approaches:
+            found = counts.get(a.key)
+            if found and dict(a.result.get("objects") or {}) != found:
+                self._call("set_result", {**a.result, "objects": dict(found)}, approach=a.key)
+        total = sum(len(v) for v in counts.values())
+        self.compare_status.setText(f"Objects counted in {total} label layer(s).")
+        self._show_compare(self.session)
+
+    def set_approach_visible(self, key: str, visible: bool) -> None:
+        """Show or hide all the layers of approach ``key``."""
+        if self.session is not None:
+            set_approach_visible(self.viewer.layers, self.session, key, visible)
