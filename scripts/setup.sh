@@ -41,7 +41,7 @@ fi
 # shellcheck disable=SC1091
 . "$venv/bin/activate"
 stamp="$venv/.fbias-setup-stamp"
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh requirements/constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && python -c "import napari_fbias" 2>/dev/null; then
   log "environment up to date ($venv)"
 else
@@ -55,7 +55,7 @@ else
   fi
   # cellpose 3: cellpose 4 needs torchvision, which has no build matching a CPU-only torch here.
   log "installing napari-fbias with its test extras (a few minutes on a fresh machine)"
-  python -m pip install -q "cellpose>=3.1,<4" -e ".[testing,qt,s3]"
+  python -m pip install -q -c requirements/constraints.txt "cellpose>=3.1,<4" -e ".[testing,qt,s3]"
   echo "$want" > "$stamp"
 fi
 
