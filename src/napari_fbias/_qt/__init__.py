@@ -1,0 +1,1 @@
+"""napari widgets of napari-fbias (the only part of the package that imports Qt)."""

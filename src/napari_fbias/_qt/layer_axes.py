@@ -1,0 +1,282 @@
+"""Axes, pixel size and image references of napari layers.
+
+A layer opened by our reader carries its axes (without ``c``) in
+``layer.metadata["axes"]`` and the whole image's description in
+``layer.metadata["fbias"]`` (see :func:`napari_fbias._layers.image_to_layer_data`);
+a layer made by a recorded step carries ``metadata["fbias"] = {"step_id",
+"approach", "op", "axes", "spacing"}``. For any other layer the axes come from
+its axis labels when they are axis letters, else from its number of
+dimensions (``yx``, ``zyx``, ``tzyx``, ``tczyx``), and the analyst may correct
+them (:func:`set_layer_axes`). Plain functions of a layer: no widgets here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from napari_fbias.io.image import CANONICAL_AXES, validate_axes
+from napari_fbias.session.model import ImageRef
+
+__all__ = [
+    "DEFAULT_AXES",
+    "LayerAxesError",
+    "channel_index",
+    "check_axes",
+    "guess_axes",
+    "image_ref",
+    "is_step_output",
+    "layer_array",
+    "layer_kind",
+    "layer_axes",
+    "layer_ndim",
+    "layer_spacing",
+    "reader_info",
+    "set_layer_axes",
+    "step_info",
+    "unwrap",
+]
+
+#: Axes assumed for a layer that does not say, by number of dimensions.
+DEFAULT_AXES: dict[int, str] = {2: "yx", 3: "zyx", 4: "tzyx", 5: "tczyx"}
+_NAPARI_COPY = re.compile(r" \[\d+\]$")
+
+
+class LayerAxesError(ValueError):
+    """Axes that do not fit a layer (wrong letters, order or number)."""
+
+
+def unwrap(obj: Any) -> Any:
+    """Return the napari object behind the proxy napari hands to plugin widgets.
+
+    One viewer must give one workspace whichever widget asks, and layers
+    must be compared and read as themselves.
+    """
+    return getattr(obj, "__wrapped__", obj)
+
+
+def layer_kind(layer: Any) -> str:
+    """Return the napari layer type of ``layer``: ``"image"``, ``"labels"``, ``"points"``..."""
+    from napari import layers
+
+    for cls in (layers.Labels, layers.Image, layers.Points, layers.Tracks, layers.Shapes):
+        if isinstance(layer, cls):
+            return cls.__name__.lower()
+    return type(unwrap(layer)).__name__.lower()
+
+
+def step_info(layer: Any) -> Mapping[str, Any] | None:
+    """Return ``metadata["fbias"]`` of a layer made by a recorded step, else None."""
+    info = getattr(layer, "metadata", {}).get("fbias")
+    return info if isinstance(info, Mapping) and "step_id" in info else None
+
+
+def is_step_output(layer: Any) -> bool:
+    """Tell whether a recorded step made this layer."""
+    return step_info(layer) is not None
+
+
+def reader_info(layer: Any) -> Mapping[str, Any] | None:
+    """Return the image description our reader put in ``metadata["fbias"]``, else None."""
+    info = getattr(layer, "metadata", {}).get("fbias")
+    if isinstance(info, Mapping) and "source" in info and "step_id" not in info:
+        return info
+    return None
+
+
+def layer_array(layer: Any) -> Any:
+    """Return a layer's full-resolution pixel array (level 0 of a multiscale layer)."""
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        return data[0]
+    return data
+
+
+def layer_ndim(layer: Any) -> int:
+    """Return the number of data dimensions of a layer (coordinates for points, tracks)."""
+    kind = layer_kind(layer)
+    if kind == "tracks":
+        return int(layer.data.shape[1]) - 1
+    if kind == "points":
+        return int(layer.data.shape[1])
+    return int(layer_array(layer).ndim)
+
+
+def check_axes(axes: str, ndim: int, what: str = "layer") -> str:
+    """Return ``axes`` (lower case) if they fit ``ndim`` dimensions, else raise.
+
+    Raises
+    ------
+    LayerAxesError
+        Naming what is wrong, e.g. ``"axes 'zyx' do not fit layer 'cells' with 4 dimensions"``.
+    """
+    axes = str(axes).strip().lower()
+    if len(axes) != ndim:
+        raise LayerAxesError(
+            f"axes {axes!r} do not fit {what} with {ndim} dimensions; give one letter per "
+            f"dimension among {''.join(CANONICAL_AXES)} (e.g. {DEFAULT_AXES.get(ndim, 'tczyx')!r})"
+        )
+    try:
+        validate_axes(tuple(axes))
+    except ValueError as exc:
+        raise LayerAxesError(f"{what}: {exc}") from None
+    return axes
+
+
+def guess_axes(layer: Any) -> str:
+    """Axes of a layer that does not record them: its axis labels, else by dimensions."""
+    ndim = layer_ndim(layer)
+    labels = getattr(layer, "axis_labels", None)
+    if labels is not None and len(labels) == ndim:
+        text = "".join(str(a).lower() for a in labels)
+        if len(text) == ndim:
+            try:
+                return check_axes(text, ndim)
+            except LayerAxesError:
+                pass
+    axes = DEFAULT_AXES.get(ndim)
+    if axes is None:
+        raise LayerAxesError(
+            f"layer {layer.name!r} has {ndim} dimensions; name its axes (e.g. 'tczyx')"
+        )
+    return axes
+
+
+def layer_axes(layer: Any) -> str:
+    """Return the axes of a layer's data (``"tyx"``...), without ``c`` for split channels.
+
+    Recorded axes come first (step outputs, our reader, a correction with
+    :func:`set_layer_axes`); otherwise they are guessed (:func:`guess_axes`).
+    """
+    ndim = layer_ndim(layer)
+    info = step_info(layer)
+    for axes in (info.get("axes") if info else None, layer.metadata.get("axes")):
+        if isinstance(axes, str) and axes:
+            try:
+                return check_axes(axes, ndim, f"layer {layer.name!r}")
+            except LayerAxesError:
+                continue
+    return guess_axes(layer)
+
+
+def set_layer_axes(layer: Any, axes: str) -> str:
+    """Record the analyst's correction of a layer's axes in ``metadata["axes"]``.
+
+    Raises
+    ------
+    LayerAxesError
+        When the axes do not fit the layer.
+    """
+    axes = check_axes(axes, layer_ndim(layer), f"layer {layer.name!r}")
+    if reader_info(layer) is not None or is_step_output(layer):
+        known = layer_axes(layer)
+        if axes != known:
+            raise LayerAxesError(
+                f"layer {layer.name!r} has axes {known!r} from its file or step; they cannot "
+                f"be changed to {axes!r}"
+            )
+        return axes
+    layer.metadata["axes"] = axes
+    return axes
+
+
+def layer_spacing(layer: Any, axes: str | None = None) -> tuple[float, ...] | None:
+    """Physical pixel size along ``axes`` (default: the layer's axes), None if unknown.
+
+    Exactly what the pipeline runner gives an op for the same data: the image
+    file's pixel size for layers of our reader, the step output's spacing for
+    layers of a step, and the layer's scale otherwise (None when it is all 1).
+    """
+    own = layer_axes(layer)
+    axes = own if axes is None else axes
+    info = step_info(layer)
+    by_axis: dict[str, float] | None = None
+    if info is not None:
+        sp = info.get("spacing")
+        if sp is not None and len(sp) == len(info.get("axes", "")):
+            by_axis = dict(zip(info["axes"], (float(s) for s in sp), strict=True))
+        elif sp is None:
+            return None
+    elif (r := reader_info(layer)) is not None:
+        full, scale = str(r.get("axes", "")), r.get("scale") or ()
+        if len(full) == len(scale):
+            by_axis = dict(zip(full, (float(s) for s in scale), strict=True))
+    if by_axis is None:
+        scale = [float(s) for s in layer.scale]
+        if len(scale) != len(own) or all(s == 1.0 for s in scale):
+            return None
+        by_axis = dict(zip(own, scale, strict=True))
+    if any(a not in by_axis for a in axes):
+        return None
+    return tuple(by_axis[a] for a in axes)
+
+
+def channel_index(layer: Any) -> int | None:
+    """Index along ``c`` that a layer of our reader shows (one layer per channel), or None.
+
+    Raises
+    ------
+    LayerAxesError
+        When the layer is one channel of an image but which one cannot be told.
+    """
+    info = reader_info(layer)
+    if info is None or "c" not in str(info.get("axes", "")):
+        return None
+    names = [str(c.get("name", "")) for c in info.get("channels") or ()]
+    n_c = int(info["shape"][str(info["axes"]).index("c")])
+    names += [f"channel {i}" for i in range(len(names), n_c)]
+    for name in (layer.name, _NAPARI_COPY.sub("", layer.name)):
+        if names.count(name) == 1:
+            return names.index(name)
+    if n_c == 1:
+        return 0
+    raise LayerAxesError(
+        f"layer {layer.name!r} shows one channel of {info.get('name')!r}, but its name does not "
+        f"tell which (channels: {', '.join(names)}); rename it back to its channel name"
+    )
+
+
+def image_ref(layer: Any, kind: str) -> tuple[ImageRef, dict[str, int]]:
+    """Describe the image a layer shows, for ``SessionRecorder.add_image``.
+
+    Returns
+    -------
+    tuple
+        The :class:`~napari_fbias.session.model.ImageRef` (source without
+        credentials) and the index the layer shows along ``c`` (``{"c": 1}``
+        for one channel of a multi-channel image, else ``{}``).
+    """
+    info = reader_info(layer)
+    if info is not None:
+        source = str(info.get("source") or "")
+        parent = layer.metadata.get("parent_source")
+        label = layer.metadata.get("label_name")
+        if label and parent and source == parent:
+            # a label image of an OME-Zarr image, or ground truth bundled with a sample
+            source = f"{source.rstrip('/')}/labels/{label}" if _is_zarr(source) else ""
+        sel = {}
+        c = channel_index(layer)
+        if c is not None:
+            sel = {"c": c}
+        ref = ImageRef(
+            name=str(info.get("name") or layer.name),
+            source=source,
+            axes=str(info.get("axes", "")),
+            shape=tuple(int(n) for n in info.get("shape") or ()),
+            kind="labels" if info.get("is_label") else kind,
+        )
+        return ref, sel
+    src = getattr(getattr(layer, "source", None), "path", None) or ""
+    ref = ImageRef(
+        name=layer.name,
+        source=str(src),
+        axes=layer_axes(layer),
+        shape=tuple(int(n) for n in layer_array(layer).shape),
+        kind=kind,
+    )
+    return ref, {}
+
+
+def _is_zarr(source: str) -> bool:
+    return source.rstrip("/").lower().endswith(".zarr") or "://" in source

@@ -1,0 +1,656 @@
+"""The napari workspace: one per viewer, it runs operations and records them.
+
+Every widget runs its operation through :meth:`Workspace.run_op`, which
+
+1. reads the picked layers as the pipeline runner would (same axes, pixel
+   size, selected time point / channel / plane: :mod:`.layer_data`);
+2. applies the op off the GUI thread with the runner's own single-step
+   function :func:`napari_fbias.pipeline.runner.apply_step` (so a recorded
+   approach re-run headless gives the same result, bit for bit);
+3. on success records the step in the running session
+   (:class:`~napari_fbias.session.recorder.SessionRecorder`, started on
+   demand) and shows the result as a layer named after the approach
+   (``"A: nuclei"``); re-running onto that layer replaces the step;
+4. on failure shows the op's message as a napari notification and records
+   nothing.
+
+Deleting a result layer tells the recorder (``layer_removed``; closing the
+viewer does not: the record keeps its steps); renaming a layer too. The
+recorder never holds a widget; widgets listen to :attr:`Workspace.events`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from psygnal import Signal, SignalGroup
+
+from napari_fbias._qt.layer_axes import (
+    LayerAxesError,
+    image_ref,
+    layer_axes,
+    layer_kind,
+    set_layer_axes,
+    step_info,
+    unwrap,
+)
+from napari_fbias._qt.layer_data import layer_value, value_layer_data
+from napari_fbias.ops.registry import OpSpec, get_op
+from napari_fbias.pipeline.errors import StepError
+from napari_fbias.pipeline.model import Step
+from napari_fbias.pipeline.runner import apply_step, materialise
+from napari_fbias.pipeline.values import Value
+from napari_fbias.session.checks import check_params
+from napari_fbias.session.errors import InvalidStepError
+from napari_fbias.session.model import ImageRef
+from napari_fbias.session.recorder import SessionRecorder
+from napari_fbias.session.recorder import open_session as open_recorded_session
+
+__all__ = [
+    "OUTPUT_NAMES",
+    "RunJob",
+    "Workspace",
+    "WorkspaceError",
+    "WorkspaceEvents",
+    "compute_step",
+    "get_workspace",
+]
+
+#: Short result names (layer ``"<approach>: <name>"``) for ops whose last word is unclear.
+OUTPUT_NAMES: dict[str, str] = {
+    "cellpose.segment": "cellpose",
+    "track.track_spots": "tracks",
+    "track.track_labels": "label tracks",
+    "track.locate_spots": "spots",
+    "track.link_spots": "tracks",
+    "measure.regionprops": "measurements",
+}
+#: Which napari layer type each kind of data input accepts.
+_INPUT_LAYERS: dict[str, tuple[str, ...]] = {
+    "image": ("image",),
+    "labels": ("labels",),
+    "tracks": ("tracks",),
+    "spots": ("points",),
+    "table": ("labels", "points", "tracks", "image"),
+}
+_SELECT_AXES = ("t", "c", "z")
+
+
+class WorkspaceError(ValueError):
+    """A run that cannot start: a missing layer, unfitting axes or settings."""
+
+
+class WorkspaceEvents(SignalGroup):
+    """Signals of a :class:`Workspace` (psygnal)."""
+
+    #: a session was started or reopened: the new recorder
+    session_changed = Signal(object)
+    #: a run succeeded and was recorded: the step id
+    step_recorded = Signal(str)
+    #: a run failed (or could not start): the message shown to the analyst
+    step_failed = Signal(str)
+
+
+@dataclass(eq=False)
+class RunJob:
+    """One run of an op from the workspace; also ``worker.fbias_job``.
+
+    ``step_id`` and ``output_layer`` are set once the result is recorded,
+    ``error`` when it failed; ``cancelled`` when the analyst cancelled it.
+    """
+
+    op: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    refs: dict[str, tuple[ImageRef, dict[str, int]]]
+    select: dict[str, dict[str, int]]
+    output_name: str | None = None
+    new_result: bool = False
+    replaces: str | None = None
+    like: Any = None
+    worker: Any = None
+    cancelled: bool = False
+    done: bool = False
+    step_id: str | None = None
+    output_layer: str | None = None
+    error: str | None = None
+    value: Value | None = field(default=None, repr=False)
+
+
+def compute_step(spec: OpSpec, step: Step, values: list[Value | None]) -> Value:
+    """Run one op on in-memory data exactly as the pipeline runner does (worker thread)."""
+    args = [None if v is None else materialise(v) for v in values]
+    return apply_step(spec, step, args)
+
+
+_WORKSPACES: weakref.WeakKeyDictionary[Any, Workspace] = weakref.WeakKeyDictionary()
+
+
+def get_workspace(viewer: Any) -> Workspace:
+    """Return the workspace of ``viewer`` (created on first use; one per viewer)."""
+    viewer = unwrap(viewer)
+    ws = _WORKSPACES.get(viewer)
+    if ws is None:
+        ws = Workspace(viewer)
+        _WORKSPACES[viewer] = ws
+    return ws
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, StepError):
+        return exc.reason
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Workspace:
+    """The running session of one napari viewer and the operations applied in it.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer (held weakly).
+
+    Attributes
+    ----------
+    recorder : SessionRecorder or None
+        The running session; None until one is started.
+    events : WorkspaceEvents
+        ``session_changed(recorder)``, ``step_recorded(step_id)``,
+        ``step_failed(message)``.
+    tables : dict of str to pandas.DataFrame
+        Table results (measurements) by their output name.
+    """
+
+    def __init__(self, viewer: Any) -> None:
+        self._viewer = weakref.ref(viewer)
+        self.recorder: SessionRecorder | None = None
+        self.events = WorkspaceEvents()
+        self.tables: dict[str, pd.DataFrame] = {}
+        self._outputs: dict[str, Value] = {}
+        self._jobs: list[RunJob] = []
+        self._names: dict[int, str] = {}
+        self._quiet: set[str] = set()
+        self._removed: list[str] = []
+        viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+        for layer in viewer.layers:
+            self._watch(layer)
+
+    @property
+    def viewer(self) -> Any:
+        """The napari viewer (None once it is gone)."""
+        return self._viewer()
+
+    @property
+    def busy(self) -> bool:
+        """True while a run is in flight."""
+        return any(not j.done for j in self._jobs)
+
+    # --- sessions ----------------------------------------------------------------------
+    def start_session(
+        self,
+        *,
+        title: str = "",
+        user: str = "",
+        lab: str = "",
+        question: str = "",
+        analysts: tuple[str, ...] | list[str] = (),
+        folder: str | Path | None = None,
+    ) -> SessionRecorder:
+        """Start a new session (the previous one stays on disk as it is)."""
+        rec = SessionRecorder.start(
+            title,
+            user_name=user,
+            user_lab=lab,
+            question=question,
+            analysts=tuple(analysts),
+            folder=folder,
+        )
+        self._set_recorder(rec)
+        return rec
+
+    def open_session(
+        self, path: str | Path, *, analysts: tuple[str, ...] | list[str] = ()
+    ) -> SessionRecorder:
+        """Reopen a session: replay its journal and re-open its images as layers.
+
+        Images whose source cannot be opened any more are reported with a
+        warning notification; the session is reopened all the same.
+        """
+        rec = open_recorded_session(path, analysts=analysts)
+        self._set_recorder(rec)
+        for img in rec.session.images:
+            self._reopen_image(img)
+        return rec
+
+    def ensure_session(self) -> SessionRecorder:
+        """Return the running session, starting an untitled one with approach ``A`` if needed."""
+        rec = self.recorder if self.recorder is not None else self.start_session()
+        if rec.active is None:
+            rec.add_approach()
+        return rec
+
+    def close_session(self) -> None:
+        """Stop recording (the session stays on disk; it can be reopened)."""
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+            self._outputs.clear()
+            self.tables.clear()
+            self.events.session_changed.emit(None)
+
+    def _set_recorder(self, rec: SessionRecorder) -> None:
+        old = self.recorder
+        if old is not None and old is not rec:
+            old.close()
+        self.recorder = rec
+        self._outputs.clear()
+        self.tables.clear()
+        self.events.session_changed.emit(rec)
+
+    def _reopen_image(self, img: ImageRef) -> None:
+        from napari.utils.notifications import show_warning
+
+        from napari_fbias._layers import image_to_layer_data
+        from napari_fbias.io.open import open_image
+
+        viewer = self.viewer
+        wanted = dict(img.layers) or {img.name: {}}
+        if not img.source or all(name in viewer.layers for name in wanted):
+            return
+        try:
+            image = open_image(img.source)
+        except Exception as exc:  # any reader error: report, keep the session
+            show_warning(f"could not re-open image {img.name!r} from {img.source}: {exc}")
+            return
+        data, kwargs, ltype = image_to_layer_data(image)[0]
+        kwargs = dict(kwargs)
+        if "channel_axis" in kwargs:
+            names = list(kwargs["name"])
+            for name, sel in wanted.items():
+                if "c" in sel and sel["c"] < len(names):
+                    names[sel["c"]] = name
+            if any(n in viewer.layers for n in names):
+                return
+            kwargs["name"] = names
+        else:
+            kwargs["name"] = next(iter(wanted))
+        getattr(viewer, f"add_{ltype}")(data, **kwargs)
+
+    # --- running ops --------------------------------------------------------------------
+    def output_name(self, op: str, *, new_result: bool = False) -> str:
+        """Layer name for the result of ``op`` in the active approach (``"A: nuclei"``).
+
+        With ``new_result``, or when a layer of that name shows something else
+        than an earlier result of ``op``, a name no layer or result has yet
+        (``"A: nuclei (2)"``).
+        """
+        rec = self.recorder
+        key = rec.session.active if rec is not None and rec.session.active else "A"
+        base = f"{key}: {OUTPUT_NAMES.get(op, op.rsplit('.', 1)[-1].replace('_', ' '))}"
+        if not new_result:
+            layer = self._layer(base)
+            info = step_info(layer) if layer is not None else None
+            if layer is None or (info is not None and info.get("op") == op):
+                return base  # new, or the result of an earlier run to replace
+        taken = {layer.name for layer in self.viewer.layers} | set(self.tables)
+        if rec is not None:
+            taken |= {s.output_layer for _, s in rec.session.all_steps() if s.output_layer}
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base} ({n})", n + 1
+        return name
+
+    def run_op(
+        self,
+        op_name: str,
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any],
+        *,
+        axes: str | Mapping[str, str] | None = None,
+        select: Mapping[str, Mapping[str, int]] | None = None,
+        output_name: str | None = None,
+        new_result: bool = False,
+        replaces: str | None = None,
+        connect: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> Any:
+        """Run ``op_name`` in a worker thread; record it and show its result when it succeeds.
+
+        Parameters
+        ----------
+        op_name : str
+            Registry name (``"segment.nuclei"``).
+        inputs : mapping
+            The op's data parameter -> napari layer (or layer name).
+        params : mapping
+            Settings; missing ones take the op's defaults.
+        axes : str or mapping, optional
+            Corrected axes of the first input's layer (a str), or per data
+            parameter; stored in the layer's metadata.
+        select : mapping, optional
+            Data parameter -> index along ``t``/``c``/``z`` to use
+            (``{"image": {"t": 3}}``); that axis is dropped.
+        output_name : str, optional
+            Name of the result layer; default :meth:`output_name`. A layer of
+            that name made by the same op in the active approach is replaced.
+        new_result : bool
+            Keep earlier results: the result gets a new layer name.
+        replaces : str, optional
+            Id of the step this run replaces.
+        connect : mapping, optional
+            Worker signal name (``"returned"``, ``"errored"``, ``"finished"``)
+            -> callback, connected before the worker starts and after the
+            workspace's own handlers (so ``worker.fbias_job`` is complete).
+
+        Returns
+        -------
+        napari.qt.threading.FunctionWorker
+            Already started; ``worker.fbias_job`` is its :class:`RunJob`.
+
+        Raises
+        ------
+        WorkspaceError
+            (also shown as a notification) when the run cannot start.
+        """
+        from napari.qt.threading import create_worker
+
+        try:
+            spec, step, values, job = self._prepare(
+                op_name, inputs, params, axes, select, output_name, new_result, replaces
+            )
+        except (ValueError, KeyError) as exc:
+            msg = str(exc) if isinstance(exc, ValueError) else str(exc.args[0])
+            self._report(msg)
+            raise WorkspaceError(msg) from exc
+        worker = create_worker(
+            compute_step,
+            spec,
+            step,
+            values,
+            _start_thread=False,
+            _progress={"total": 0, "desc": spec.title},
+            _ignore_errors=True,  # reported by _on_errored
+        )
+        worker.fbias_job = job
+        job.worker = worker
+        worker.returned.connect(partial(self._on_returned, job))
+        worker.errored.connect(partial(self._on_errored, job))
+        worker.finished.connect(partial(self._on_finished, job))
+        for signal, callback in (connect or {}).items():
+            getattr(worker, signal).connect(callback)
+        self._jobs.append(job)
+        worker.start()
+        return worker
+
+    def cancel(self, worker: Any) -> None:
+        """Cancel a run: its result, when it comes, is discarded and nothing is recorded."""
+        job: RunJob | None = getattr(worker, "fbias_job", None)
+        if job is not None:
+            job.cancelled = True
+        worker.quit()
+
+    def _prepare(
+        self,
+        op_name: str,
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any],
+        axes: str | Mapping[str, str] | None,
+        select: Mapping[str, Mapping[str, int]] | None,
+        output_name: str | None,
+        new_result: bool,
+        replaces: str | None,
+    ) -> tuple[OpSpec, Step, list[Value | None], RunJob]:
+        spec = get_op(op_name)
+        declared = [i.name for i in spec.inputs]
+        unknown = sorted(set(inputs) - set(declared))
+        if unknown:
+            raise WorkspaceError(
+                f"{spec.title}: unknown input(s) {', '.join(unknown)} "
+                f"(inputs: {', '.join(declared)})"
+            )
+        try:
+            clean = check_params(spec, params)
+        except InvalidStepError as exc:  # "cannot record <op>: <problems>"
+            raise WorkspaceError(f"{spec.title}: {str(exc).split(': ', 1)[-1]}") from None
+        first = next((n for n in declared if inputs.get(n) is not None), None)
+        if isinstance(axes, str) or axes is None:
+            axes_of = {first: axes} if axes and first else {}
+        else:
+            axes_of = dict(axes)
+        sel_of = {str(k): {str(a): int(i) for a, i in v.items()} for k, v in (select or {}).items()}
+        for name, sel in sel_of.items():
+            bad = [a for a in sel if a not in _SELECT_AXES]
+            if bad or any(i < 0 for i in sel.values()):
+                raise WorkspaceError(f"{spec.title}: cannot select {sel} of input {name!r}")
+        values: list[Value | None] = []
+        names: dict[str, str] = {}
+        refs: dict[str, tuple[ImageRef, dict[str, int]]] = {}
+        like = None
+        for inp in spec.inputs:
+            layer = inputs.get(inp.name)
+            if isinstance(layer, str):
+                layer = self._layer(layer)
+            if layer is None:
+                if inp.required:
+                    raise WorkspaceError(f"{spec.title}: choose a layer for {inp.name!r}")
+                values.append(None)
+                continue
+            layer = unwrap(layer)
+            kind = layer_kind(layer)
+            if kind not in _INPUT_LAYERS[inp.kind]:
+                article = "an" if kind[0] in "aeiou" else "a"
+                raise WorkspaceError(
+                    f"{spec.title}: input {inp.name!r} needs {inp.kind} data; layer "
+                    f"{layer.name!r} is {article} {kind} layer"
+                )
+            try:
+                ax = axes_of.get(inp.name)
+                ax = set_layer_axes(layer, ax) if ax else layer_axes(layer)
+                info = step_info(layer)
+                cached = self._outputs.get(str(info["step_id"])) if info else None
+                values.append(
+                    layer_value(
+                        layer, inp.kind, axes=ax, select=sel_of.get(inp.name), cached=cached
+                    )
+                )
+            except LayerAxesError as exc:
+                raise WorkspaceError(f"{spec.title}: {exc}") from None
+            names[inp.name] = layer.name
+            refs[inp.name] = image_ref(layer, inp.kind)
+            if like is None and kind in ("image", "labels"):
+                like = weakref.ref(layer)
+        step = Step(id=op_name.rsplit(".", 1)[-1], op=op_name, params=clean)
+        job = RunJob(
+            op=op_name,
+            params=clean,
+            inputs=names,
+            refs=refs,
+            select={k: v for k, v in sel_of.items() if v and k in names},
+            output_name=output_name,
+            new_result=new_result,
+            replaces=replaces,
+            like=like,
+        )
+        self.ensure_session()
+        return spec, step, values, job
+
+    def _on_returned(self, job: RunJob, value: Value) -> None:
+        if job.cancelled:
+            return
+        try:
+            self._record(job, value)
+        except (ValueError, KeyError) as exc:
+            job.error = f"{get_op(job.op).title}: the result could not be recorded: {exc}"
+            self._report(job.error)
+
+    def _on_errored(self, job: RunJob, exc: BaseException) -> None:
+        if job.cancelled:
+            return
+        job.error = f"{get_op(job.op).title} failed: {_message(exc)}"
+        self._report(job.error)
+
+    def _on_finished(self, job: RunJob) -> None:
+        job.done = True
+        # keep no finished worker alive (it holds the widgets' callbacks)
+        self._jobs = [j for j in self._jobs if j is not job]
+
+    def _report(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(message)
+        self.events.step_failed.emit(message)
+
+    def _record(self, job: RunJob, value: Value) -> None:
+        rec = self.ensure_session()
+        name = job.output_name or self.output_name(job.op, new_result=job.new_result)
+        for param, layer_name in job.inputs.items():
+            if rec.layer_source(layer_name) is None:
+                ref, sel = job.refs[param]
+                rec.add_image(ref, layers={layer_name: sel})
+        step_id = rec.record_step(
+            job.op,
+            job.params,
+            job.inputs,
+            name,
+            replaces=job.replaces,
+            select=job.select or None,
+        )
+        found = rec.session.find_step(step_id)
+        meta = {
+            "fbias": {
+                "step_id": step_id,
+                "approach": found[0].key if found else rec.session.active,
+                "op": job.op,
+                "axes": value.axes,
+                "spacing": [float(s) for s in value.spacing] if value.spacing else None,
+            }
+        }
+        self._outputs[step_id] = value
+        like = job.like() if job.like is not None else None
+        if value.kind == "table":
+            self.tables[name] = value.data
+            self._attach_table(value.data, job)
+        else:
+            self._show(value, name, meta, like)
+        job.step_id, job.output_layer, job.value = step_id, name, value
+        self.events.step_recorded.emit(step_id)
+
+    def result(self, step_id: str) -> Value | None:
+        """Return the value a recorded step produced in this sitting (None if unknown)."""
+        return self._outputs.get(step_id)
+
+    # --- layers ---------------------------------------------------------------------------
+    def _layer(self, name: str) -> Any:
+        layers = self.viewer.layers
+        return layers[name] if name in layers else None
+
+    def _show(self, value: Value, name: str, meta: Mapping[str, Any], like: Any) -> Any:
+        out = value_layer_data(value, name, meta, like)
+        if out is None:
+            return None
+        data, kwargs, ltype = out
+        existing = self._layer(name)
+        if existing is not None and layer_kind(existing) == ltype:
+            try:
+                _update_layer(existing, data, kwargs)
+                return existing
+            except (ValueError, TypeError, IndexError):  # napari refused an in-place update
+                pass
+        if existing is not None:
+            with self._quietly(name):
+                self.viewer.layers.remove(existing)
+        return getattr(self.viewer, f"add_{ltype}")(data, **kwargs)
+
+    def _attach_table(self, df: pd.DataFrame, job: RunJob) -> None:
+        """Give the measured labels layer the table as features (one row per label)."""
+        name = job.inputs.get("labels")
+        layer = self._layer(name) if name else None
+        if layer is None or "label" not in df or "t" in df or not df["label"].is_unique:
+            return
+        layer.features = pd.concat(
+            [pd.DataFrame({"index": df["label"].to_numpy()}), df.reset_index(drop=True)], axis=1
+        )
+
+    @contextlib.contextmanager
+    def _quietly(self, name: str) -> Iterator[None]:
+        self._quiet.add(name)
+        try:
+            yield
+        finally:
+            self._quiet.discard(name)
+
+    def _watch(self, layer: Any) -> None:
+        self._names[id(layer)] = layer.name
+        layer.events.name.connect(self._on_layer_renamed)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        self._watch(event.value)
+
+    def _on_layer_removed(self, event: Any) -> None:
+        from qtpy.QtCore import QTimer
+
+        layer = event.value
+        self._names.pop(id(layer), None)
+        with contextlib.suppress(TypeError, ValueError):
+            layer.events.name.disconnect(self._on_layer_renamed)
+        if layer.name in self._quiet or self.recorder is None:
+            return
+        # Told to the recorder once control is back in the event loop: closing the
+        # viewer removes every layer too, and that must not remove the steps.
+        self._removed.append(layer.name)
+        if len(self._removed) == 1:
+            QTimer.singleShot(0, self._flush_removed)
+
+    def _flush_removed(self) -> None:
+        names, self._removed = self._removed, []
+        if self.recorder is None or not self._viewer_open():
+            return
+        for name in names:
+            for sid in self.recorder.layer_removed(name):
+                self._outputs.pop(sid, None)
+
+    def _viewer_open(self) -> bool:
+        """Tell whether the viewer is still open (``Viewer.close`` removes all layers first)."""
+        viewer = self.viewer
+        if viewer is None:
+            return False
+        open_viewers = getattr(type(viewer), "_instances", None)
+        return open_viewers is None or viewer in open_viewers
+
+    def _on_layer_renamed(self, event: Any) -> None:
+        layer = event.source
+        old = self._names.get(id(layer))
+        self._names[id(layer)] = layer.name
+        if self.recorder is not None and old is not None and old != layer.name:
+            self.recorder.rename_layer(old, layer.name)
+
+
+def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any]) -> None:
+    """Put a new result into an existing layer of the same type (the step was re-run)."""
+    if "features" in kwargs:
+        colour = getattr(layer, "color_by", None)
+        if colour is not None:
+            layer.color_by = "track_id"
+        with layer.events.blocker_all():
+            layer.features = pd.DataFrame(index=range(len(data)))
+        layer.data = data
+        layer.features = kwargs["features"]
+        if colour is not None and colour in kwargs["features"]:
+            layer.color_by = colour
+    else:
+        layer.data = data
+    for key in ("scale", "translate", "units"):
+        if key in kwargs:
+            setattr(layer, key, kwargs[key])
+    meta = dict(layer.metadata)
+    meta.update(kwargs["metadata"])
+    layer.metadata = meta

@@ -1,0 +1,97 @@
+"""The Measure widget: a table per labels layer, shown, put into the layer and saved as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from magicgui.widgets import Select
+from widget_helpers import add_sample, click, errors, notifications, wait_job, wait_widget
+
+from napari_fbias._qt.measure_widget import MeasureWidget
+from napari_fbias.io.tables import read_table_csv
+from napari_fbias.ops.measure import DEFAULT_PROPERTIES
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FBIAS_SESSION_DIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("FBIAS_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def viewer(make_napari_viewer: Any) -> Any:
+    v = make_napari_viewer()
+    add_sample(v, "nuclei_2d")
+    return v
+
+
+@pytest.fixture
+def widget(viewer: Any) -> MeasureWidget:
+    w = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Measure")
+    return w
+
+
+def test_measure_a_result_layer_show_and_save(
+    qtbot: Any, viewer: Any, widget: MeasureWidget, tmp_path: Path
+) -> None:
+    ws = widget.workspace
+    wait_job(qtbot, ws.run_op("segment.nuclei", {"image": viewer.layers["nuclei_2d"]}, {}))
+    nuclei = viewer.layers["A: nuclei"]
+    props = widget.settings["properties"]
+    assert isinstance(props, Select) and tuple(props.value) == DEFAULT_PROPERTIES
+    widget.inputs["labels"].value = nuclei
+    widget.inputs["image"].value = viewer.layers["nuclei_2d"]
+    props.value = ["area", "centroid", "perimeter"]
+    with pytest.raises(ValueError, match="run the measurement first"):
+        widget.save_table(tmp_path / "none.csv")
+    click(widget.run_button)
+    wait_widget(qtbot, widget)
+    df = widget.current_table
+    n = int(nuclei.data.max())
+    assert list(df["label"]) == list(range(1, n + 1))
+    assert {"area", "area_physical", "perimeter", "mean_intensity_0"} <= set(df.columns)
+    assert "eccentricity" not in df.columns
+    assert widget.table.table is df and widget.table.model.rowCount() == n
+    # the labels layer carries the table as features, one row per label
+    assert list(nuclei.features["index"]) == list(df["label"])
+    np.testing.assert_array_equal(nuclei.features["area"], df["area"])
+    # recorded with its settings, reading the nuclei step and the image
+    step = ws.recorder.active.steps[-1]
+    assert step.op == "measure.regionprops" and step.output_layer == "A: measurements"
+    assert list(step.params["properties"]) == ["area", "centroid", "perimeter"]
+    assert step.inputs["labels"].step == "nuclei" and step.inputs["image"].image == "nuclei_2d"
+    # Save table... writes the CSV atomically, replacing an older file
+    out = tmp_path / "nuclei.csv"
+    out.write_text("old\n", encoding="utf-8")
+    assert widget.save_table(out) == out
+    back = read_table_csv(out)
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nuclei.csv", "sessions"]  # no temp file
+    assert str(out) in widget.status.value
+    # a folder that does not exist: a clear error, nothing written
+    with notifications() as seen, pytest.raises(Exception, match="does not exist"):
+        widget.save_table(tmp_path / "missing" / "t.csv")
+    assert not errors(seen)
+
+
+def test_measure_ground_truth_labels_of_a_sample(
+    qtbot: Any, viewer: Any, widget: MeasureWidget
+) -> None:
+    truth = viewer.layers["ground truth"]
+    assert [layer.name for layer in widget.inputs["labels"].choices] == ["ground truth"]
+    widget.inputs["labels"].value = truth
+    click(widget.run_button)
+    wait_widget(qtbot, widget)
+    df = widget.current_table
+    assert len(df) == len(np.unique(np.asarray(truth.data))) - 1
+    rec = widget.workspace.recorder
+    (img,) = rec.session.images
+    assert (img.name, img.kind) == ("ground truth", "labels")
+    assert rec.active.steps[0].inputs["labels"].image == "ground truth"
