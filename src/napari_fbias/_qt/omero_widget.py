@@ -53,7 +53,14 @@ from qtpy.QtWidgets import (
 )
 
 from napari_fbias._layers import image_to_layer_data
-from napari_fbias._qt.layer_axes import image_ref, layer_array, layer_axes, reader_info, step_info
+from napari_fbias._qt.layer_axes import (
+    image_ref,
+    layer_array,
+    layer_axes,
+    reader_info,
+    step_info,
+    unwrap,
+)
 from napari_fbias._qt.omero_login import LoginPanel, connect
 from napari_fbias._qt.omero_tree import THUMBNAIL_SIZE, OmeroTree
 from napari_fbias._qt.workspace import get_workspace
@@ -298,7 +305,7 @@ class OmeroWidget(QWidget):
         super().__init__()
         # napari hands plugin widgets a PublicOnlyProxy: use the viewer itself, so that this
         # widget shares the workspace (session recorder) of the other widgets
-        napari_viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
+        napari_viewer = unwrap(napari_viewer)
         self.viewer = napari_viewer
         self._backend = backend
         self._sessions_dir = sessions_dir

@@ -59,6 +59,7 @@ from napari_fbias._qt.layer_axes import (
     layer_axes,
     reader_info,
     set_layer_axes,
+    unwrap,
 )
 from napari_fbias._qt.layer_data import layer_value, value_layer_data
 from napari_fbias._qt.op_widget import layer_choices
@@ -136,13 +137,8 @@ def with_param(pipeline: Pipeline, step_id: str, name: str, value: Any) -> Pipel
 
 
 def unwrap_viewer(viewer: Any) -> Any:
-    """Return the viewer itself when napari hands a dock widget a ``PublicOnlyProxy`` of it.
-
-    Through the proxy every layer is a proxy too, and ``type(layer)`` is the
-    proxy's class: the layer helpers, which tell layers apart by their class,
-    would see no Image or Labels layer at all.
-    """
-    return getattr(viewer, "__wrapped__", viewer)
+    """Return the viewer itself when napari hands a dock widget a ``PublicOnlyProxy`` of it."""
+    return unwrap(viewer)
 
 
 def output_layer_name(pipeline_name: str, output: str) -> str:
