@@ -1,0 +1,600 @@
+"""The delivery bundle: everything a user takes home from an open-desk session.
+
+:func:`export_bundle` writes a folder (and optionally a ``.zip`` of it)::
+
+    README.md                what the pipeline does, how to install and rerun it
+    pipeline.fbias.yaml      the pipeline (pipeline_<key>.fbias.yaml for several approaches)
+    run_pipeline.py          the same steps as a readable Python script
+    pipeline.ipynb           the same steps as a notebook, with figures
+    report.html              the session report with figures (self-contained)
+    session.yaml             the session record
+    requirements.lock.txt    exact package versions
+    ro-crate-metadata.json   RO-Crate (Workflow Run Crate style) metadata
+    checksums.sha256         checksums of the files and of the input images' pixels
+    images/                  copies of the input images (only with include_images)
+
+The folder is built in a temporary sibling and renamed into place when
+complete; an existing destination is never overwritten unless asked. Nothing
+secret goes in: the session is scrubbed of credentials first (URLs lose
+user names, passwords and secret query parameters; settings named like a
+secret are dropped), and every text file is checked again before the rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from napari_fbias.session.errors import SessionError
+from napari_fbias.session.export.errors import ExportError
+from napari_fbias.session.export.figures import FigurePNG
+from napari_fbias.session.export.readme import ExportedApproach
+from napari_fbias.session.export.report import ApproachFigures
+from napari_fbias.session.model import Session
+
+CHECKSUMS = "checksums.sha256"
+#: Images larger than this (pixels x 2 bytes, from the session record) are not rerun for figures.
+FIGURE_RERUN_LIMIT = 1 << 30
+_IMAGE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>\\]+")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_bundle` wrote.
+
+    Attributes
+    ----------
+    folder : Path
+        The bundle folder.
+    zip_path : Path or None
+        The ``.zip`` of it, when asked for.
+    approaches : tuple of str
+        Keys of the exported approaches (the first is the main one).
+    pipelines : dict of str to Path
+        Approach key -> its pipeline file.
+    files : tuple of str
+        Every file of the bundle (relative POSIX paths).
+    notes : tuple of str
+        Things worth knowing (figures that could not be made, images not copied).
+    """
+
+    folder: Path
+    zip_path: Path | None
+    approaches: tuple[str, ...]
+    pipelines: dict[str, Path]
+    files: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+# --- the session, cleaned --------------------------------------------------------------
+def scrub_session(session: Session) -> Session:
+    """Return the session without credentials anywhere in it.
+
+    Every string loses the credentials of the URLs it holds; settings
+    (``params``) whose name looks secret are dropped.
+    """
+    from napari_fbias.session.secrets import is_secret_name, scrub_text
+
+    def clean(value: Any, in_params: bool = False) -> Any:
+        if isinstance(value, str):
+            return scrub_text(value)
+        if isinstance(value, Mapping):
+            out = {}
+            for k, v in value.items():
+                if in_params and is_secret_name(str(k)):
+                    continue
+                out[k] = clean(v, in_params=(k == "params"))
+            return out
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return Session.from_dict(clean(session.to_dict()))
+
+
+def find_secrets(text: str) -> list[str]:
+    """URLs in ``text`` that carry credentials (a user name / password, secret parameters)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from napari_fbias.session.secrets import is_secret_name
+
+    found = []
+    for m in _URL.finditer(text):
+        url = m.group(0).rstrip(".,;:)]}").replace("&amp;", "&")
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        pairs += parse_qsl(parts.fragment, keep_blank_values=True)
+        if "@" in parts.netloc or any(is_secret_name(k) for k, _ in pairs):
+            found.append(url)
+    return found
+
+
+def load_any_session(source: Session | str | os.PathLike[str]) -> Session:
+    """Return a Session, loading it from a session folder, journal or snapshot if needed."""
+    if isinstance(source, Session):
+        return source
+    from napari_fbias.session.store import load_session
+
+    return load_session(source)
+
+
+# --- which approaches, which images ----------------------------------------------------
+def choose_approaches(session: Session, keys: Sequence[str] | None) -> list[str]:
+    """Return the approaches to export: those named, else the proposed one, else all with steps.
+
+    Raises
+    ------
+    ExportError
+        For an unknown approach, one without steps, or a session with none.
+    """
+    with_steps = [a.key for a in session.approaches if a.steps]
+    if keys:
+        out: list[str] = []
+        for k in keys:
+            try:
+                a = session.approach(k)
+            except KeyError as exc:
+                raise ExportError(str(exc.args[0])) from None
+            if not a.steps:
+                raise ExportError(f"approach {k} has no steps: there is no pipeline to export")
+            if k not in out:
+                out.append(k)
+        return out
+    sol = session.solution.approach if session.solution else None
+    if sol is not None and sol in with_steps:
+        return [sol]
+    if not with_steps:
+        raise ExportError(
+            f"session {session.title or session.id!r} has no approach with steps: "
+            "there is no pipeline to export"
+        )
+    return with_steps
+
+
+def pipeline_images(session: Session, key: str, pipeline: Any) -> dict[str, str]:
+    """Pipeline input name -> the session image it reads, for an approach's pipeline.
+
+    The inputs of :func:`~napari_fbias.session.to_pipeline.approach_to_pipeline`
+    are the images read, in order of first use; this follows the same order.
+
+    Raises
+    ------
+    ExportError
+        When the inputs cannot be matched to the session's images.
+    """
+    from napari_fbias.session import graph
+    from napari_fbias.session.events import order_steps
+
+    approach = session.approach(key)
+    own = {s.id for s in approach.steps}
+    wanted = own | graph.ancestors(session, own)
+    steps = order_steps(tuple(s for _, s in session.all_steps() if s.id in wanted))
+    seen: list[str] = []
+    for st in steps:
+        for i in st.inputs.values():
+            if i.image is not None and i.image not in seen:
+                seen.append(i.image)
+    names = list(pipeline.inputs)
+    if len(names) != len(seen):
+        raise ExportError(
+            f"approach {key}: its pipeline has {len(names)} inputs but its steps read "
+            f"{len(seen)} images"
+        )
+    out = dict(zip(names, seen, strict=True))
+    for name, image in out.items():
+        ref = session.image(image)
+        if ref is None or ref.kind != pipeline.inputs[name].kind:
+            raise ExportError(f"approach {key}: input {name!r} does not match image {image!r}")
+    return out
+
+
+def _safe_key(key: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_-") or "approach"
+    out, n = base, 2
+    while out.lower() in taken:
+        out, n = f"{base}_{n}", n + 1
+    taken.add(out.lower())
+    return out
+
+
+# --- figures from a rerun ----------------------------------------------------------------
+def approach_figures(session: Session, key: str) -> ApproachFigures:
+    """Rerun an approach's pipeline on the session's images and draw its results.
+
+    Problems (an image that cannot be opened any more, a step that fails)
+    do not stop the export: they become the ``note`` shown in the report.
+    """
+    from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
+    from napari_fbias.session.export.figures import count_objects, value_figures
+    from napari_fbias.session.to_pipeline import approach_to_pipeline
+
+    out = ApproachFigures()
+    try:
+        pipeline = approach_to_pipeline(session, key)
+        images = pipeline_images(session, key, pipeline)
+        sources = {}
+        for name, image in images.items():
+            ref = session.image(image)
+            if ref is None or not ref.source:
+                raise ExportError(f"image {image!r} has no recorded source")
+            if ref.shape and 2 * math.prod(ref.shape) > FIGURE_RERUN_LIMIT:
+                raise ExportError(
+                    f"image {image!r} ({' x '.join(map(str, ref.shape))}) is too large to "
+                    "rerun for the report; run the pipeline with `fbias run` to see its results"
+                )
+            sources[name] = ref.source
+        results = pipeline.run(**sources)
+    except (
+        SessionError,
+        PipelineError,
+        PipelineRunError,
+        FbiasIOError,
+        OSError,
+        ValueError,
+    ) as exc:
+        out.note = (
+            f"No figures: approach {key} could not be rerun on its images "
+            f"({' '.join(str(exc).split())})."
+        )
+        return out
+    except Exception as exc:  # figures are optional: a reader's bug must not stop the export
+        out.note = (
+            f"No figures: approach {key} could not be rerun on its images "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())})."
+        )
+        return out
+    changed = []
+    for name, image in images.items():
+        ref = session.image(image)
+        got = results.record["inputs"].get(name, {}).get("sha256")
+        if ref is not None and ref.checksum and got and ref.checksum != f"sha256:{got}":
+            changed.append(image)
+    if changed:
+        out.note = (
+            "The figures were made from the images as they are now; the pixels of "
+            + ", ".join(repr(c) for c in changed)
+            + " differ from those recorded during the session."
+        )
+    first_image = next((v for v in results.inputs.values() if v.kind == "image"), None)
+    for name in results:
+        value = results.value(name)
+        fed = results.feeds.get(name, {})
+        background = next((v for v in fed.values() if v.kind == "image"), first_image)
+        out.figures += value_figures(name, value, background)
+        if value.kind == "labels":
+            out.counts[name] = count_objects(value.data)
+        elif value.kind == "tracks" and "track_id" in value.data.columns:
+            out.counts[name] = int(value.data["track_id"].nunique())
+    return out
+
+
+def comparison_figure(figs: Mapping[str, ApproachFigures]) -> FigurePNG | None:
+    """Bar chart of what each approach found (objects or tracks), or None."""
+    from napari_fbias.session.export.figures import counts_figure
+
+    counts = {f"{k}: {name}": n for k, f in figs.items() for name, n in f.counts.items()}
+    if not counts:
+        return None
+    return counts_figure(counts, "Objects (or tracks) found per approach")
+
+
+# --- writing -------------------------------------------------------------------------
+@dataclass
+class _Writer:
+    root: Path
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def text(self, rel: str, text: str) -> None:
+        self.bytes(rel, text.encode("utf-8"))
+
+    def bytes(self, rel: str, data: bytes) -> None:
+        from napari_fbias.io.atomic import atomic_write_bytes
+
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data, overwrite=False)
+        self.sizes[rel] = len(data)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _all_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _copy_images(
+    session: Session, names: Sequence[str], dest: Path, notes: list[str]
+) -> dict[str, str]:
+    """Copy local input images into ``dest/images``; return image name -> bundle path."""
+    copied: dict[str, str] = {}
+    for name in names:
+        ref = session.image(name)
+        if ref is None:
+            continue
+        src = Path(ref.source) if ref.source and "://" not in ref.source else None
+        if src is None or not src.exists():
+            where = ref.source or "no source"
+            notes.append(f"image {name!r} was not copied: {where} is not a local file")
+            continue
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
+        lower = src.name.lower()
+        suffix = next((s for s in _IMAGE_SUFFIXES if lower.endswith(s)), src.suffix)
+        rel = f"images/{safe}{suffix}"
+        target = dest / rel
+        target.parent.mkdir(exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target)
+        else:
+            shutil.copy2(src, target)
+        copied[name] = rel
+    return copied
+
+
+def _checksums_text(root: Path, session: Session, image_names: Sequence[str]) -> str:
+    lines = [
+        "# SHA-256 of every file of this bundle; check with: sha256sum -c checksums.sha256",
+    ]
+    for name in image_names:
+        ref = session.image(name)
+        if ref is None:
+            continue
+        from napari_fbias.session.export.codegen import clean_text
+
+        pixels = ref.checksum or "not recorded"
+        lines.append(
+            f"# input image {clean_text(name)!r}: pixels {pixels}"
+            f" (source {clean_text(ref.source) or 'unknown'})"
+        )
+    for rel in _all_files(root):
+        if rel == CHECKSUMS:
+            continue
+        lines.append(f"{_sha256_file(root / rel)}  {rel}")
+    return "\n".join(lines) + "\n"
+
+
+def _zip_folder(folder: Path, zip_path: Path, arc_root: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.tmp-", dir=zip_path.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for rel in _all_files(folder):
+                zf.write(folder / rel, f"{arc_root}/{rel}")
+        os.replace(tmp, zip_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_bundle(
+    session: Session | str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    approaches: Sequence[str] | None = None,
+    zip: bool = False,
+    include_images: bool = False,
+    figures: bool = True,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write the delivery bundle of a session.
+
+    Parameters
+    ----------
+    session : Session or path
+        The session, or its folder / ``journal.jsonl`` / ``session.yaml``.
+    dest : path
+        The bundle folder to create (its parent must exist).
+    approaches : sequence of str, optional
+        Keys of the approaches to deliver. Default: the one the solution
+        names, else every approach with steps.
+    zip : bool
+        Also write ``<dest>.zip`` (the folder inside it).
+    include_images : bool
+        Copy the (local) input images into ``images/``. Off by default: the
+        user's images stay where they are.
+    figures : bool
+        Rerun each approach on the session's images to draw figures for the
+        report (default). Off: the report has the record only.
+    overwrite : bool
+        Replace an existing bundle folder / zip.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    ExportError
+        Nothing to export, unknown approach, destination exists, a step that
+        cannot be written as a script.
+    SessionError
+        When the session cannot be read.
+    """
+    from napari_fbias import __version__
+    from napari_fbias.io.atomic import atomic_dir
+    from napari_fbias.io.errors import OutputExistsError
+    from napari_fbias.pipeline.provenance import utc_now_iso
+    from napari_fbias.session.export.envlock import lock_text
+    from napari_fbias.session.export.notebook import notebook_text
+    from napari_fbias.session.export.readme import readme_text
+    from napari_fbias.session.export.report import render_report
+    from napari_fbias.session.export.rocrate import CRATE_FILE, CrateRun, build_crate
+    from napari_fbias.session.export.script import script_text
+    from napari_fbias.session.store import snapshot_text
+    from napari_fbias.session.to_pipeline import approach_to_pipeline
+
+    s = scrub_session(load_any_session(session))
+    dest = Path(dest).expanduser().absolute()
+    zip_path = dest.with_name(dest.name + ".zip") if zip else None
+    if dest.exists() and not overwrite:
+        raise ExportError(f"{dest} already exists; choose another folder (or allow overwriting)")
+    if zip_path is not None and zip_path.exists() and not overwrite:
+        raise ExportError(f"{zip_path} already exists; choose another name (or allow overwriting)")
+    if not dest.parent.is_dir():
+        raise ExportError(f"cannot write the bundle to {dest}: folder {dest.parent} does not exist")
+    keys = choose_approaches(s, approaches)
+    created = utc_now_iso()
+    notes: list[str] = []
+    taken: set[str] = set()
+    exported: list[ExportedApproach] = []
+    for key in keys:
+        a = s.approach(key)
+        suffix = "" if len(keys) == 1 else "_" + _safe_key(key, taken)
+        pipeline = approach_to_pipeline(s, key)
+        images = pipeline_images(s, key, pipeline)
+        exported.append(
+            ExportedApproach(
+                key=key,
+                title=a.title,
+                analyst=a.analyst,
+                pipeline=pipeline,
+                pipeline_file=f"pipeline{suffix}.fbias.yaml",
+                script_file=f"run_pipeline{suffix}.py",
+                notebook_file=f"pipeline{suffix}.ipynb",
+                images=tuple(images.values()),
+            )
+        )
+    figs: dict[str, ApproachFigures] = {}
+    if figures:
+        for a in s.approaches:
+            if a.steps:
+                figs[a.key] = approach_figures(s, a.key)
+                if figs[a.key].note:
+                    notes.append(figs[a.key].note)
+    used_images = list(dict.fromkeys(n for e in exported for n in e.images))
+    image_refs = {i.name: i for i in s.images}
+    commands = [f"fbias run {exported[0].pipeline_file} INPUT... -o results"]
+    commands += [f"python {exported[0].script_file} INPUT... -o results"]
+    try:
+        with atomic_dir(dest, overwrite=overwrite) as tmp:
+            w = _Writer(tmp)
+            included = _copy_images(s, used_images, tmp, notes) if include_images else {}
+            for e in exported:
+                about = [
+                    f"Approach {e.key}"
+                    + (f" ({e.title})" if e.title else "")
+                    + (f" by {e.analyst}" if e.analyst else "")
+                    + f", open-desk session {s.title or s.id[:8]!r} of {s.created[:10]}.",
+                ]
+                w.text(e.pipeline_file, e.pipeline.dumps())
+                w.text(
+                    e.script_file,
+                    script_text(
+                        e.pipeline,
+                        file_name=e.script_file,
+                        pipeline_file=e.pipeline_file,
+                        about=about,
+                    ),
+                )
+                defaults = {
+                    n: (included.get(img) or image_refs[img].source)
+                    for n, img in pipeline_images(s, e.key, e.pipeline).items()
+                    if img in image_refs
+                }
+                w.text(
+                    e.notebook_file,
+                    notebook_text(
+                        e.pipeline,
+                        default_inputs=defaults,
+                        title=f"{s.title or 'Open-desk session'}: approach {e.key}",
+                        about=[*about, f"Question: {s.question}" if s.question else ""],
+                    ),
+                )
+            w.text("session.yaml", snapshot_text(s))
+            w.text("requirements.lock.txt", lock_text())
+            w.text(
+                "README.md",
+                readme_text(
+                    s,
+                    exported,
+                    version=__version__,
+                    images=image_refs,
+                    include_images=included,
+                    created=created,
+                ),
+            )
+            w.text(
+                "report.html",
+                render_report(
+                    s,
+                    figures=figs,
+                    comparison=comparison_figure(figs),
+                    exported={e.key: e.pipeline_file for e in exported},
+                    commands=commands,
+                    generated=created,
+                ),
+            )
+            files = {rel: (tmp / rel).stat().st_size for rel in _all_files(tmp)}
+            runs = [
+                CrateRun(
+                    key=e.key,
+                    name=f"Approach {e.key}" + (f": {e.title}" if e.title else ""),
+                    pipeline_file=e.pipeline_file,
+                    pipeline_name=e.pipeline.name,
+                    analyst=e.analyst,
+                    images=e.images,
+                )
+                for e in exported
+            ]
+            crate = build_crate(
+                s,
+                files=files,
+                runs=runs,
+                included_images=included,
+                created=created,
+                extra_files=[CHECKSUMS],
+            )
+            w.text(CRATE_FILE, json.dumps(crate, indent=2, ensure_ascii=False) + "\n")
+            w.text(CHECKSUMS, _checksums_text(tmp, s, used_images))
+            leaks = _scan(tmp)
+            if leaks:
+                raise ExportError(
+                    "refusing to write the bundle: credentials found in " + ", ".join(sorted(leaks))
+                )
+            if zip_path is not None:
+                _zip_folder(tmp, zip_path, dest.name)
+    except OutputExistsError as exc:
+        raise ExportError(str(exc)) from None
+    return ExportResult(
+        folder=dest,
+        zip_path=zip_path,
+        approaches=tuple(keys),
+        pipelines={e.key: dest / e.pipeline_file for e in exported},
+        files=tuple(_all_files(dest)),
+        notes=tuple(notes),
+    )
+
+
+def _scan(root: Path) -> set[str]:
+    """Files (relative paths) of the bundle whose text holds a URL with credentials."""
+    bad = set()
+    for rel in _all_files(root):
+        if rel.startswith("images/"):
+            continue
+        try:
+            text = (root / rel).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if find_secrets(text):
+            bad.add(rel)
+    return bad

@@ -1,0 +1,282 @@
+"""The HTML report of a delivery bundle (``report.html``), for the user who asked.
+
+One self-contained page: the question, who attended, each approach with its
+steps, settings and figures, the solution proposed, the issues raised and
+the next steps, and how to rerun the pipeline. Figures are embedded as
+``data:`` URIs, the style sheet is inline and a Content-Security-Policy
+forbids any other request, so the page shows the same offline, by e-mail or
+on a phone (viewport meta, a readable column width, tables that scroll).
+Every piece of text from the session is escaped with :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.resources
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from string import Template
+from typing import Any
+
+from napari_fbias.session.export.figures import FigurePNG
+from napari_fbias.session.model import Approach, Session
+
+TEMPLATE_NAME = "report_template.html"
+
+
+@dataclass
+class ApproachFigures:
+    """What the report shows for one approach besides its record.
+
+    Attributes
+    ----------
+    figures : list of FigurePNG
+        Overlays, histograms, track plots of its results.
+    counts : dict of str to int
+        Objects (or tracks) per result, for the comparison.
+    note : str
+        Why there are no figures (e.g. the images could not be opened).
+    """
+
+    figures: list[FigurePNG] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def esc(text: Any) -> str:
+    """Escape text for HTML (quotes too)."""
+    return html.escape(str(text), quote=True)
+
+
+def _template() -> Template:
+    text = (
+        importlib.resources.files("napari_fbias.session.export")
+        .joinpath(TEMPLATE_NAME)
+        .read_text(encoding="utf-8")
+    )
+    return Template(text)
+
+
+def _paragraphs(text: str) -> str:
+    parts = [p.strip() for p in str(text).split("\n\n") if p.strip()]
+    return "".join(f"<p>{esc(p).replace(chr(10), '<br>')}</p>" for p in parts)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Return a table in a scrolling wrapper; cells are HTML escaped by the caller."""
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    table = f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value_text(v) for v in value)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _selection(select: Mapping[str, int]) -> str:
+    return " (" + ", ".join(f"{a}={n}" for a, n in select.items()) + ")" if select else ""
+
+
+def _figures_html(figs: Sequence[FigurePNG]) -> str:
+    items = []
+    for f in figs:
+        w, h = f.size
+        cap = esc(f.title) + (f" &mdash; {esc(f.caption)}" if f.caption else "")
+        items.append(
+            f'<figure><img src="{f.data_uri()}" alt="{esc(f.title)}" width="{w}" height="{h}" '
+            f'loading="eager"><figcaption>{cap}</figcaption></figure>'
+        )
+    return f'<div class="figures">{"".join(items)}</div>' if items else ""
+
+
+def _steps_table(approach: Approach) -> str:
+    from napari_fbias.ops.registry import UnknownOpError, get_op
+
+    rows = []
+    for i, st in enumerate(approach.steps, start=1):
+        try:
+            spec = get_op(st.op)
+            what = f"<strong>{esc(spec.title)}</strong><br><code>{esc(st.op)}</code>"
+            if spec.summary:
+                what += f"<br>{esc(spec.summary)}"
+        except UnknownOpError:
+            what = f"<code>{esc(st.op)}</code>"
+        reads = "<br>".join(
+            esc(f"{k}: {v.layer or v.ref}") + esc(_selection(v.select))
+            for k, v in st.inputs.items()
+        )
+        settings = "<br>".join(
+            f"<code>{esc(k)}</code> = {esc(_value_text(v))}" for k, v in st.params.items()
+        )
+        made = esc(st.output_layer or "") + (" <em>(stale)</em>" if st.stale else "")
+        rows.append([str(i), what, reads, settings or "&ndash;", made])
+    return _table(["#", "Operation", "Reads", "Settings", "Result"], rows)
+
+
+def render_report(
+    session: Session,
+    *,
+    figures: Mapping[str, ApproachFigures] | None = None,
+    comparison: FigurePNG | None = None,
+    exported: Mapping[str, str] | None = None,
+    commands: Sequence[str] = (),
+    generated: str = "",
+) -> str:
+    """Return the report page of a session.
+
+    Parameters
+    ----------
+    session : Session
+        The session record (credentials already removed).
+    figures : mapping of str to ApproachFigures, optional
+        Per approach key: figures and counts of its results.
+    comparison : FigurePNG, optional
+        A chart comparing the approaches (object counts).
+    exported : mapping of str to str, optional
+        Approach key -> its pipeline file in the bundle.
+    commands : sequence of str
+        Commands to rerun the pipeline (shown verbatim, escaped).
+    generated : str
+        Time the report was made (UTC ISO).
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
+    from napari_fbias import __version__
+
+    figures = dict(figures or {})
+    exported = dict(exported or {})
+    s = session
+    title = s.title or "Open-desk session"
+    parts: list[str] = [f"<h1>{esc(title)}</h1>"]
+    parts.append(
+        f'<p class="meta">Open-desk session of {esc(s.created[:10] or "unknown date")} '
+        f"&middot; report generated {esc(generated[:19].replace('T', ' '))} UTC</p>"
+    )
+    facts = []
+    user = ", ".join(x for x in (s.user.name, s.user.lab) if x)
+    if user:
+        facts.append(("For", esc(user)))
+    if s.question:
+        facts.append(("Question", esc(s.question)))
+    if s.analysts:
+        facts.append(("Analysts", esc(", ".join(s.analysts))))
+    facts.append(("Approaches tried", esc(str(len(s.approaches)))))
+    parts.append(
+        '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
+    )
+    if s.solution is not None and (s.solution.text or s.solution.approach):
+        which = f" (approach {esc(s.solution.approach)})" if s.solution.approach else ""
+        parts.append(
+            f'<div class="box"><strong>Solution proposed{which}</strong>'
+            f"{_paragraphs(s.solution.text)}</div>"
+        )
+    # images
+    parts.append('<h2 id="images">Images</h2>')
+    if s.images:
+        rows = [
+            [
+                esc(i.name),
+                esc(i.kind),
+                esc(i.axes),
+                esc(" x ".join(str(n) for n in i.shape)),
+                f"<code>{esc(i.source)}</code>",
+                f"<code>{esc(i.checksum or 'not recorded')}</code>",
+            ]
+            for i in s.images
+        ]
+        parts.append(_table(["Name", "Kind", "Axes", "Shape", "Source", "Pixel checksum"], rows))
+    else:
+        parts.append("<p>No image was recorded.</p>")
+    # comparison
+    parts.append('<h2 id="compare">Approaches compared</h2>')
+    rows = []
+    for a in s.approaches:
+        counts = figures.get(a.key, ApproachFigures()).counts
+        found = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        result = ", ".join(f"{k} = {_value_text(v)}" for k, v in a.result.items())
+        rows.append(
+            [
+                esc(a.key),
+                esc(a.title) if a.title else "&ndash;",
+                esc(a.analyst or "") or "&ndash;",
+                str(len(a.steps)),
+                esc(result) or "&ndash;",
+                esc(found) or "&ndash;",
+            ]
+        )
+    if rows:
+        parts.append(
+            _table(
+                ["Approach", "Title", "Analyst", "Steps", "Result noted", "Found on rerun"], rows
+            )
+        )
+    else:
+        parts.append("<p>No approach was recorded.</p>")
+    if comparison is not None:
+        parts.append(f'<div class="wide">{_figures_html([comparison])}</div>')
+    # each approach
+    for a in s.approaches:
+        badges = ""
+        if s.solution is not None and s.solution.approach == a.key:
+            badges += '<span class="badge">proposed solution</span>'
+        if a.key in exported:
+            badges += '<span class="badge soft">in this bundle</span>'
+        head = f"Approach {esc(a.key)}" + (f": {esc(a.title)}" if a.title else "")
+        parts.append(f'<h2 id="approach-{esc(a.key)}">{head}{badges}</h2>')
+        meta = [f"by {esc(a.analyst)}"] if a.analyst else []
+        if a.key in exported:
+            meta.append(f"pipeline file <code>{esc(exported[a.key])}</code>")
+        if meta:
+            parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
+        if a.notes:
+            parts.append("<h3>Notes</h3>" + _paragraphs(a.notes))
+        if a.result:
+            parts.append(
+                "<h3>Result</h3><ul>"
+                + "".join(f"<li>{esc(k)}: {esc(_value_text(v))}</li>" for k, v in a.result.items())
+                + "</ul>"
+            )
+        if a.steps:
+            parts.append("<h3>Steps</h3>" + _steps_table(a))
+        else:
+            parts.append("<p>No steps recorded.</p>")
+        fig = figures.get(a.key)
+        if fig is not None and fig.figures:
+            parts.append("<h3>Figures</h3>" + _figures_html(fig.figures))
+        if fig is not None and fig.note:
+            parts.append(f'<p class="note">{esc(fig.note)}</p>')
+    parts.append('<h2 id="issues">Issues raised</h2>')
+    parts.append(
+        "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in s.issues) + "</ul>"
+        if s.issues
+        else "<p>None recorded.</p>"
+    )
+    parts.append('<h2 id="next-steps">Next steps</h2>')
+    parts.append(
+        "<ol>" + "".join(f"<li>{esc(i)}</li>" for i in s.next_steps) + "</ol>"
+        if s.next_steps
+        else "<p>None recorded.</p>"
+    )
+    if commands:
+        parts.append('<h2 id="rerun">Rerun the pipeline</h2>')
+        parts.append(
+            "<p>See <code>README.md</code> in this bundle for the installation; then:</p>"
+            f"<pre>{esc(chr(10).join(commands))}</pre>"
+        )
+    footer = f"Made with napari-fbias {esc(__version__)} from session <code>{esc(s.id)}</code>."
+    return _template().substitute(
+        title=esc(title),
+        generator=esc(f"napari-fbias {__version__}"),
+        body="\n".join(parts),
+        footer=footer,
+    )
