@@ -56,6 +56,8 @@ else
   # cellpose 3: cellpose 4 needs torchvision, which has no build matching a CPU-only torch here.
   log "installing napari-fbias with its test extras (a few minutes on a fresh machine)"
   python -m pip install -q -c requirements/constraints.txt "cellpose>=3.1,<4" -e ".[testing,qt,s3]"
+  # the notebooks (and their tests) run on this environment's kernel
+  python -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$want" > "$stamp"
 fi
 

@@ -181,3 +181,10 @@ def test_tiff_dask_array_pickles(tmp_path: Path) -> None:
     tifffile.imwrite(f, data, photometric="minisblack")
     arr = pickle.loads(pickle.dumps(read_tiff(f).data))
     np.testing.assert_array_equal(arr.compute(), data)
+
+
+def test_corrupt_tiff_without_pages_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"\x00" * 20)
+    with pytest.raises(FbiasIOError, match="holds no image"):
+        read_tiff(bad)

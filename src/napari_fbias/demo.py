@@ -108,16 +108,13 @@ class HeadlessLayers:
         """Apply ``op`` as a widget does (runner's single-step function), then record it."""
         from napari_fbias.ops.registry import get_op
         from napari_fbias.pipeline.model import Step
-        from napari_fbias.pipeline.runner import apply_step, materialise
+        from napari_fbias.pipeline.runner import compute_step
         from napari_fbias.session.checks import check_params
 
         spec = get_op(op)
         clean = check_params(spec, params)
-        args = [
-            materialise(self.values[inputs[d.name]]) if d.name in inputs else None
-            for d in spec.inputs
-        ]
-        value = apply_step(spec, Step("run", op, {}, clean), args)
+        args = [self.values[inputs[d.name]] if d.name in inputs else None for d in spec.inputs]
+        value = compute_step(spec, Step("run", op, {}, clean), args)
         self.recorder.record_step(op, clean, dict(inputs), output)
         self.values[output] = value
         return value

@@ -45,7 +45,7 @@ from napari_fbias._qt.layer_data import layer_value, value_layer_data
 from napari_fbias.ops.registry import OpSpec, get_op
 from napari_fbias.pipeline.errors import StepError
 from napari_fbias.pipeline.model import Step
-from napari_fbias.pipeline.runner import apply_step, materialise
+from napari_fbias.pipeline.runner import compute_step
 from napari_fbias.pipeline.values import Value
 from napari_fbias.session.checks import check_params
 from napari_fbias.session.errors import InvalidStepError
@@ -122,12 +122,6 @@ class RunJob:
     output_layer: str | None = None
     error: str | None = None
     value: Value | None = field(default=None, repr=False)
-
-
-def compute_step(spec: OpSpec, step: Step, values: list[Value | None]) -> Value:
-    """Run one op on in-memory data exactly as the pipeline runner does (worker thread)."""
-    args = [None if v is None else materialise(v) for v in values]
-    return apply_step(spec, step, args)
 
 
 _WORKSPACES: weakref.WeakKeyDictionary[Any, Workspace] = weakref.WeakKeyDictionary()

@@ -236,7 +236,9 @@ def read_tiff(
                 sizes, units = _imagej_info(tif)
             is_ome = bool(tif.is_ome)
             has_meta = bool(tif.is_ome or tif.is_imagej)
-    except (OSError, tifffile.TiffFileError) as exc:
+    except IndexError as exc:  # tifffile found no image series: a truncated/corrupt file
+        raise FbiasIOError(f"cannot read {p} as TIFF: the file holds no image") from exc
+    except (OSError, ValueError, tifffile.TiffFileError) as exc:
         raise FbiasIOError(f"cannot read {p} as TIFF: {exc}") from exc
 
     if axes is not None:

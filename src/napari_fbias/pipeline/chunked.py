@@ -35,7 +35,11 @@ import numpy as np
 
 from napari_fbias.pipeline.errors import ChunkingError, StepError
 from napari_fbias.pipeline.model import Step
-from napari_fbias.pipeline.runner import apply_step, call_op, check_output, materialise
+from napari_fbias.pipeline.runner import (
+    call_op,
+    check_output,
+    compute_step,
+)
 from napari_fbias.pipeline.values import Value
 
 Strategy = Callable[[Any, Step, list[Value | None]], Value]
@@ -103,7 +107,7 @@ def apply_step_chunked(spec: Any, step: Step, args: list[Value | None], memory_l
     arrays = [v for v in args if v is not None and v.is_array]
     big = [v for v in arrays if v.is_lazy and v.data.nbytes > memory_limit]
     if not big:
-        return apply_step(spec, step, [None if v is None else materialise(v) for v in args])
+        return compute_step(spec, step, args)
     if spec.name in _STRATEGIES:
         return _STRATEGIES[spec.name](spec, step, args)
     if spec.spatial and spec.depth is not None:

@@ -258,6 +258,15 @@ def primary_input(args: list[Value | None]) -> Value | None:
     return next((v for v in args if v is not None), None)
 
 
+def compute_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
+    """Run one step on values that may be lazy: compute them into memory, then :func:`apply_step`.
+
+    This is the single-step path the napari widgets, the headless demo and the
+    in-memory runner share, so a recorded step reruns bit for bit.
+    """
+    return apply_step(spec, step, [None if v is None else materialise(v) for v in args])
+
+
 def apply_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
     """Run one step in memory (numpy in, numpy/DataFrame out)."""
     primary = primary_input(args)
