@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,18 @@ the same command again skips the images already done.
             action="store_false",
             help="redo every image, replacing earlier results (default: skip finished ones)",
         ),
+        arg(
+            "--omero-user",
+            metavar="USER",
+            help="for omero:// inputs: log in as USER (the password is asked for, never "
+            "stored); default: reuse the session of `omero login`, or the session key in "
+            "the OMERO_SESSION_KEY environment variable",
+        ),
+        arg(
+            "--omero-group",
+            metavar="GROUP",
+            help="for omero:// inputs: the OMERO group (name or id) to read from",
+        ),
     ],
 )
 def cmd_run(args: argparse.Namespace) -> int:
@@ -154,6 +167,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     scheduler = args.scheduler
     if scheduler is None and args.cluster is None and (args.workers or 1) > 1:
         scheduler = "local"
+    if _connect_omero(args.inputs, user=args.omero_user, group=args.omero_group):
+        if scheduler is not None or args.cluster is not None:
+            raise CliError(
+                "omero:// inputs are read through this process's OMERO connection: run them "
+                "without --workers/--scheduler/--cluster"
+            )
     bar = _progress_bar("images")
     try:
         report = run_batch(
@@ -173,6 +192,48 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"fbias: {item.stem}: failed: {item.message}", file=sys.stderr)
     print(f"{report.summary()} -> {report.outdir}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _connect_omero(inputs: list[str], *, user: str | None, group: str | None) -> bool:
+    """Log in to every OMERO server named by ``inputs``; return True if there is one.
+
+    With ``user`` the password is asked for on the terminal (kept only for the
+    login call); otherwise ``OMERO_SESSION_KEY`` is joined, or the session that
+    ``omero login`` holds is reused. Nothing secret is written anywhere.
+    """
+    from napari_fbias.io.open import is_omero_source
+
+    omero_inputs = [s for s in inputs if is_omero_source(s)]
+    if not omero_inputs:
+        return False
+    from napari_fbias.io.omero import omero_available
+    from napari_fbias.io.omero.availability import INSTALL_MESSAGE
+    from napari_fbias.io.omero.connection import OmeroConnection, connections
+    from napari_fbias.io.omero.uri import parse_omero_uri
+
+    if not omero_available():
+        raise CliError(INSTALL_MESSAGE)
+    hosts = sorted({parse_omero_uri(s).host for s in omero_inputs})
+    key = os.environ.get("OMERO_SESSION_KEY")
+    gid: int | str | None = int(group) if group and group.lstrip("-").isdigit() else group
+    for host in hosts:
+        if host in connections():
+            continue
+        ref_port = next(
+            (parse_omero_uri(s).port for s in omero_inputs if parse_omero_uri(s).host == host),
+            None,
+        )
+        if user:
+            import getpass
+
+            password = getpass.getpass(f"OMERO password for {user}@{host}: ")
+            OmeroConnection.login(host, user, password, port=ref_port, group=gid)
+            del password
+        elif key:
+            OmeroConnection.join(host, key, port=ref_port, group=gid)
+        else:
+            OmeroConnection.from_cli_session(host=host, group=gid)
+    return True
 
 
 # --- fbias validate ----------------------------------------------------------------------

@@ -43,6 +43,13 @@ class BatchInput:
     container: str | None = None
 
     @property
+    def shown(self) -> str:
+        """The source as recorded and reported: a URL without credentials."""
+        from napari_fbias.io.credentials import sanitize_uri
+
+        return sanitize_uri(self.source)
+
+    @property
     def is_remote(self) -> bool:
         """True for URLs (``http(s)://``, ``s3://``, ``omero://``)."""
         return is_url(self.source)
@@ -69,6 +76,30 @@ def stem_of(source: str) -> str:
             break
     name = _UNSAFE.sub("-", name).strip("-.") or "image"
     return name[:80]
+
+
+def _omero_images(source: str) -> list[str] | None:
+    """Image URIs inside an OMERO container (Dataset, Plate...), or None if not one.
+
+    Needs a connection to the server registered in this process (``fbias run``
+    logs in first; see :mod:`napari_fbias.io.omero.connection`).
+    """
+    from napari_fbias.io.open import is_omero_source
+
+    if not is_omero_source(source):
+        return None
+    from napari_fbias.io.omero.uri import parse_omero_uri
+
+    ref = parse_omero_uri(source)
+    if ref.kind == "Image":
+        return [ref.uri]
+    from napari_fbias.io.omero.browse import expand_omero_inputs
+    from napari_fbias.io.omero.connection import get_connection
+
+    images = expand_omero_inputs(ref, get_connection(ref.host))
+    if not images:
+        raise BatchError(f"{source} holds no images")
+    return images
 
 
 def _is_ome_zarr_dir(path: Path) -> bool:
@@ -121,7 +152,7 @@ def expand_inputs(
     for raw in inputs:
         s = os.fspath(raw)
         if is_url(s):
-            found.append((s, None))
+            found.extend((u, None) for u in _omero_images(s) or [s])
             continue
         s = s.removeprefix("file://")
         if _has_magic(s) and not Path(s).exists():
