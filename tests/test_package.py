@@ -1,4 +1,4 @@
-"""The package as users install it: light import, Qt-free core, a valid manifest, a working wheel."""
+"""The package as installed: light import, Qt-free core, a valid manifest, a working wheel."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ QT_MODULES = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "napar
 
 def _core_modules() -> list[str]:
     src = ROOT / "src" / "napari_fbias"
-    mods = ["napari_fbias", "napari_fbias.cli"]
+    mods = ["napari_fbias", "napari_fbias.cli", "napari_fbias.demo"]
     for pkg in CORE_PACKAGES:
         for f in sorted((src / pkg).rglob("*.py")):
             rel = f.relative_to(src.parent).with_suffix("")
@@ -77,27 +77,48 @@ def test_wheel_contains_manifest_and_sample_data_and_is_discovered(tmp_path):
     """Build a real wheel, install it in isolation, and let npe2 find it there."""
     wheel_dir = tmp_path / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(wheel_dir), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "-o",
+            str(wheel_dir),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
     (wheel,) = wheel_dir.glob("napari_fbias-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "napari_fbias/napari.yaml" in names
-    shipped = [n for n in names if n.startswith("napari_fbias/sample_data/") and not n.endswith("/")]
+    prefix = "napari_fbias/sample_data/"
+    shipped = [n for n in names if n.startswith(prefix) and not n.endswith("/")]
     repo_files = [p for p in (ROOT / "sample_data").rglob("*") if p.is_file()]
     assert len(shipped) == len(repo_files) > 0
 
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     probe = (
         "import napari_fbias, npe2, json, importlib.resources as r\n"
         "pm = npe2.PluginManifest.from_distribution('napari-fbias')\n"
+        "shipped = r.files('napari_fbias').joinpath('sample_data')\n"
         "print(json.dumps({'file': napari_fbias.__file__, 'name': pm.name,\n"
-        "  'samples': sorted(p.name for p in r.files('napari_fbias').joinpath('sample_data').iterdir())}))"
+        "  'samples': sorted(p.name for p in shipped.iterdir())}))"
     )
     # The isolated install comes first on sys.path, ahead of the editable one.
     env = {**os.environ, "PYTHONPATH": str(target)}
