@@ -9,26 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from magicgui.widgets import Select
-from widget_helpers import add_sample, click, errors, notifications, wait_job, wait_widget
+from widget_helpers import click, errors, notifications, wait_job, wait_widget
 
 from napari_fbias._qt.measure_widget import MeasureWidget
 from napari_fbias.io.tables import read_table_csv
 from napari_fbias.ops.measure import DEFAULT_PROPERTIES
 
-pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FBIAS_SESSION_DIR", str(tmp_path / "sessions"))
-    monkeypatch.setenv("FBIAS_CONFIG_DIR", str(tmp_path / "config"))
-
-
-@pytest.fixture
-def viewer(make_napari_viewer: Any) -> Any:
-    v = make_napari_viewer()
-    add_sample(v, "nuclei_2d")
-    return v
+pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("isolated_dirs")]
 
 
 @pytest.fixture

@@ -21,13 +21,7 @@ from napari_fbias._qt.open_widget import (
 )
 from napari_fbias.io import samples
 
-pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FBIAS_SESSION_DIR", str(tmp_path / "sessions"))
-    monkeypatch.setenv("FBIAS_CONFIG_DIR", str(tmp_path / "config"))
+pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("isolated_dirs")]
 
 
 @pytest.fixture

@@ -25,20 +25,7 @@ from napari_fbias._qt.op_widget import OperationWidget
 from napari_fbias._qt.segment_widget import SegmentWidget, segment_methods
 from napari_fbias.ops import cellpose_op
 
-pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FBIAS_SESSION_DIR", str(tmp_path / "sessions"))
-    monkeypatch.setenv("FBIAS_CONFIG_DIR", str(tmp_path / "config"))
-
-
-@pytest.fixture
-def viewer(make_napari_viewer: Any) -> Any:
-    v = make_napari_viewer()
-    add_sample(v, "nuclei_2d")
-    return v
+pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("isolated_dirs")]
 
 
 @pytest.fixture

@@ -14,20 +14,7 @@ from napari_fbias._qt.workspace import Workspace, WorkspaceError, get_workspace
 from napari_fbias.io import samples
 from napari_fbias.session import load_session
 
-pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FBIAS_SESSION_DIR", str(tmp_path / "sessions"))
-    monkeypatch.setenv("FBIAS_CONFIG_DIR", str(tmp_path / "config"))
-
-
-@pytest.fixture
-def viewer(make_napari_viewer: Any) -> Any:
-    v = make_napari_viewer()
-    add_sample(v, "nuclei_2d")
-    return v
+pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("isolated_dirs")]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers shared by the widget tests (plain functions; fixtures live in each test file)."""
+"""Helpers shared by the widget tests (plain functions; shared fixtures are in conftest.py)."""
 
 from __future__ import annotations
 

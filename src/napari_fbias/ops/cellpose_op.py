@@ -46,6 +46,7 @@ from napari_fbias.ops.cellpose_models import (
     load_model,
 )
 from napari_fbias.ops.registry import register_op
+from napari_fbias.ops.segment import relabel
 from napari_fbias.ops.types import Image, Labels
 
 logger = logging.getLogger(__name__)
@@ -451,6 +452,56 @@ def _net_key(loaded: LoadedModel, x: np.ndarray, mode: Mode, s: _Settings) -> tu
     )
 
 
+def _block_eval_kwargs(
+    loaded: LoadedModel,
+    x: np.ndarray,
+    mode: Mode,
+    s: _Settings,
+    *,
+    diameter: float | None,
+    anisotropy: float | None,
+    niter: float | None,
+    stitch_threshold: float,
+) -> dict[str, Any]:
+    """:func:`eval_kwargs` for one block ``x``, with every other setting taken from ``s``.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The model the block goes through (its cellpose API version counts).
+    x : numpy.ndarray
+        The block, channel-last.
+    mode : {'2d', 'planes', 'stitch', '3d'}
+        How the block is segmented.
+    s : _Settings
+        The operation's settings.
+    diameter, anisotropy, niter, stitch_threshold
+        The settings that differ between the size-model estimate and the full run.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for ``CellposeModel.eval`` (or the size model).
+    """
+    return eval_kwargs(
+        loaded.api,
+        mode=mode,
+        n_channels=x.shape[-1],
+        diameter=diameter,
+        normalize=s.normalize,
+        invert=s.invert,
+        anisotropy=anisotropy,
+        tile_overlap=s.tile_overlap,
+        batch_size=s.batch_size,
+        niter=niter,
+        flow_threshold=s.flow_threshold,
+        cellprob_threshold=s.cellprob_threshold,
+        min_size=s.min_size,
+        max_size_fraction=s.max_size_fraction,
+        stitch_threshold=stitch_threshold,
+    )
+
+
 def _estimate_diameter(
     loaded: LoadedModel, x: np.ndarray, mode: Mode, s: _Settings
 ) -> float | None:
@@ -460,22 +511,8 @@ def _estimate_diameter(
     size_model = loaded.size_model()
     if size_model is None:
         return None
-    kw = eval_kwargs(
-        loaded.api,
-        mode=mode,
-        n_channels=x.shape[-1],
-        diameter=None,
-        normalize=s.normalize,
-        invert=s.invert,
-        anisotropy=None,
-        tile_overlap=s.tile_overlap,
-        batch_size=s.batch_size,
-        niter=None,
-        flow_threshold=s.flow_threshold,
-        cellprob_threshold=s.cellprob_threshold,
-        min_size=s.min_size,
-        max_size_fraction=s.max_size_fraction,
-        stitch_threshold=0.0,
+    kw = _block_eval_kwargs(
+        loaded, x, mode, s, diameter=None, anisotropy=None, niter=None, stitch_threshold=0.0
     )
     diam, _ = size_model.eval(
         x,
@@ -500,21 +537,14 @@ def _segment_block(loaded: LoadedModel, x: np.ndarray, mode: Mode, s: _Settings)
     if cached is None:
         diameter = s.diameter if s.diameter > 0 else _estimate_diameter(loaded, x, mode, s)
         niter = auto_niter(loaded, diameter, s.niter)
-        kw = eval_kwargs(
-            loaded.api,
-            mode=mode,
-            n_channels=x.shape[-1],
+        kw = _block_eval_kwargs(
+            loaded,
+            x,
+            mode,
+            s,
             diameter=diameter,
-            normalize=s.normalize,
-            invert=s.invert,
             anisotropy=s.anisotropy,
-            tile_overlap=s.tile_overlap,
-            batch_size=s.batch_size,
             niter=niter,
-            flow_threshold=s.flow_threshold,
-            cellprob_threshold=s.cellprob_threshold,
-            min_size=s.min_size,
-            max_size_fraction=s.max_size_fraction,
             stitch_threshold=s.stitch_threshold,
         )
         masks, flows, _ = cp.eval(x, **_supported(cp.eval, kw))
@@ -567,13 +597,7 @@ def _sequential_int32(masks: np.ndarray) -> np.ndarray:
         return masks.astype(np.int32, copy=False)
     if int(masks.max()) > np.iinfo(np.int32).max:  # pragma: no cover - > 2**31 objects
         raise ValueError(f"{_OP}: too many objects for int32 labels")
-    present = np.bincount(masks.ravel()) > 0
-    present[0] = False
-    if present[1:].all():
-        return masks.astype(np.int32, copy=False)
-    lut = np.zeros(present.size, dtype=np.int32)
-    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-    return lut[masks]
+    return relabel(masks)
 
 
 # --- the operation -----------------------------------------------------------------------

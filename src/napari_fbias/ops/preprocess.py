@@ -85,9 +85,28 @@ def axis_position(axes: str, axis: str, ndim: int, op: str) -> int:
     return axes.index(axis)
 
 
+def _usable_spacing(spacing: tuple[float, ...] | None, ndim: int) -> bool:
+    """Tell whether ``spacing`` gives one positive pixel size per axis of an ``ndim`` block.
+
+    Parameters
+    ----------
+    spacing : tuple of float, optional
+        Pixel size per axis, as the pipeline fills it.
+    ndim : int
+        Number of axes of the block.
+
+    Returns
+    -------
+    bool
+        False for a missing spacing, one of the wrong length, or one with a size <= 0
+        (the block is then treated as isotropic).
+    """
+    return spacing is not None and len(spacing) == ndim and min(spacing) > 0
+
+
 def _sigma_per_axis(sigma: float, ndim: int, spacing: tuple[float, ...] | None) -> Any:
     """Sigma in pixels along the finest axis, scaled for coarser (e.g. z) axes."""
-    if spacing is None or len(spacing) != ndim or min(spacing) <= 0:
+    if spacing is None or not _usable_spacing(spacing, ndim):
         return sigma
     finest = min(spacing)
     return tuple(sigma * finest / s for s in spacing)
@@ -141,7 +160,7 @@ def gaussian(
 
 def _ellipsoid(radius: float, ndim: int, spacing: tuple[float, ...] | None) -> np.ndarray:
     """Boolean disk/ball of ``radius`` pixels (along x), flattened along coarse axes."""
-    if spacing is None or len(spacing) != ndim or min(spacing) <= 0:
+    if spacing is None or not _usable_spacing(spacing, ndim):
         radii = (radius,) * ndim
     else:
         finest = min(spacing)

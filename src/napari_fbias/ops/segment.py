@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_fbias.ops.preprocess import _ellipsoid, _sigma_per_axis, spatial_block
+from napari_fbias.ops.preprocess import (
+    _ellipsoid,
+    _float_type,
+    _sigma_per_axis,
+    _usable_spacing,
+    spatial_block,
+)
 from napari_fbias.ops.registry import register_op
 from napari_fbias.ops.types import Image, Labels
 
@@ -111,6 +117,20 @@ def _threshold_value(arr: np.ndarray, method: str, value: float, op: str) -> flo
 def _check_min_size(min_size: int, op: str) -> None:
     if min_size < 0:
         raise ValueError(f"{op}: min_size must be >= 0 pixels; got {min_size}")
+
+
+def _check_min_distance(min_distance: int, op: str) -> None:
+    """Raise a ``ValueError`` naming ``op`` when a seed distance is below one pixel.
+
+    Parameters
+    ----------
+    min_distance : int
+        Smallest distance in pixels between two watershed seeds.
+    op : str
+        Name of the operation, used in the error message.
+    """
+    if min_distance < 1:
+        raise ValueError(f"{op}: min_distance must be >= 1 pixel; got {min_distance}")
 
 
 # --- thresholds ------------------------------------------------------------------------
@@ -398,7 +418,7 @@ def _thin_peaks(
 
 
 def _sampling(spacing: tuple[float, ...] | None, ndim: int) -> tuple[float, ...] | None:
-    if spacing is None or len(spacing) != ndim or min(spacing) <= 0:
+    if spacing is None or not _usable_spacing(spacing, ndim):
         return None
     return tuple(float(s) for s in spacing)
 
@@ -466,8 +486,7 @@ def watershed_split(
             raise ValueError(
                 f"{op}: image shape {landscape.shape} differs from labels shape {arr.shape}"
             )
-    if min_distance < 1:
-        raise ValueError(f"{op}: min_distance must be >= 1 pixel; got {min_distance}")
+    _check_min_distance(min_distance, op)
     if h < 0:
         raise ValueError(f"{op}: h must be >= 0; got {h}")
     split = _split(arr, landscape, min_distance, h, _sampling(spacing, arr.ndim))
@@ -583,8 +602,7 @@ def nuclei(
     _check_min_size(min_size, op)
     if smoothing_sigma < 0:
         raise ValueError(f"{op}: smoothing_sigma must be >= 0; got {smoothing_sigma}")
-    if min_distance < 1:
-        raise ValueError(f"{op}: min_distance must be >= 1 pixel; got {min_distance}")
+    _check_min_distance(min_distance, op)
     if not 0 < edge_level < 1:
         raise ValueError(f"{op}: edge_level must be between 0 and 1; got {edge_level}")
     sampling = _sampling(spacing, arr.ndim)
@@ -592,7 +610,7 @@ def nuclei(
         arr = ndi.gaussian_filter(
             arr,
             _sigma_per_axis(smoothing_sigma, arr.ndim, sampling),
-            output=np.float64 if arr.dtype == np.float64 else np.float32,
+            output=_float_type(arr.dtype),
             mode="nearest",
         )
     t = _threshold_value(arr, threshold_method, threshold_value, op)

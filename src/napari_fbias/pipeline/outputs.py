@@ -36,12 +36,27 @@ def _image_input(results: Results) -> Value | None:
     return next(iter(results.inputs.values()), None)
 
 
+def _shape_without_c(image: Value) -> tuple[int, ...]:
+    """Shape of an image value without its channel axis (the shape its labels have).
+
+    Parameters
+    ----------
+    image : Value
+        An array value with ``axes``.
+
+    Returns
+    -------
+    tuple of int
+        ``image.data.shape`` with the ``c`` entry (if any) left out.
+    """
+    return tuple(n for a, n in zip(image.axes, image.data.shape, strict=True) if a != "c")
+
+
 def _fits(labels: Value, image: Value) -> bool:
     axes = image.axes.replace("c", "")
     if labels.axes != axes:
         return False
-    shape = tuple(n for a, n in zip(image.axes, image.data.shape, strict=True) if a != "c")
-    return tuple(labels.data.shape) == shape
+    return tuple(labels.data.shape) == _shape_without_c(image)
 
 
 def _scale(v: Value) -> list[float] | None:
@@ -105,21 +120,12 @@ def write_results(
         v = results.value(out_name)
         if out_name in aligned:
             files[out_name] = {"kind": "labels", "path": f"{RESULT_STORE}/labels/{out_name}"}
-        elif v.kind == "labels" and "c" not in v.axes:
-            path = f"{out_name}.ome.zarr"
-            write_label_image(
-                dest / path,
-                v.data,
-                v.axes,
-                scale=_scale(v),
-                units=_units(v),
-                name=out_name,
-                ngff_version=ngff_version,
-            )  # type: ignore[arg-type]
-            files[out_name] = {"kind": "labels", "path": path}
         elif v.kind in ("image", "labels"):
+            # labels without channels become a label image; the rest a plain image
+            label_image = v.kind == "labels" and "c" not in v.axes
+            writer = write_label_image if label_image else write_image
             path = f"{out_name}.ome.zarr"
-            write_image(
+            writer(
                 dest / path,
                 v.data,
                 v.axes,
@@ -155,7 +161,7 @@ def _write_ctc(
         if labels is not None and labels.axes == v.axes:
             write_ctc(dest / path, labels.data, v.data)
         elif image is not None and image.axes.replace("c", "") == v.axes:
-            shape = [n for a, n in zip(image.axes, image.data.shape, strict=True) if a != "c"]
+            shape = list(_shape_without_c(image))
             write_ctc(dest / path, None, v.data, shape=shape, spacing=spatial)
         else:
             return {"ctc": None, "ctc_skipped": "the tracks' movie shape is unknown"}

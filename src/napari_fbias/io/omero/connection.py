@@ -330,9 +330,7 @@ class OmeroConnection:
             When the connection was closed or found lost (call :meth:`reconnect`).
         """
         if self._closed:
-            raise OmeroConnectionError(
-                f"the connection to OMERO server {self.host} was closed; log in again"
-            )
+            raise self._closed_error()
         if self._gateway is None or self._lost:
             raise OmeroConnectionError(
                 f"the connection to OMERO server {self.host} was lost (server restart or expired "
@@ -366,6 +364,18 @@ class OmeroConnection:
         self.close()
 
     # --- errors ---------------------------------------------------------------------------
+    def _closed_error(self) -> OmeroConnectionError:
+        """Return the error for using this connection after :meth:`close`.
+
+        Returns
+        -------
+        OmeroConnectionError
+            Saying the connection to this host was closed and to log in again.
+        """
+        return OmeroConnectionError(
+            f"the connection to OMERO server {self.host} was closed; log in again"
+        )
+
     @contextmanager
     def errors(self, action: str) -> Iterator[None]:
         """Translate Ice/OMERO exceptions raised inside the block into our errors.
@@ -520,9 +530,7 @@ class OmeroConnection:
             When the server cannot be reached.
         """
         if self._closed:
-            raise OmeroConnectionError(
-                f"the connection to OMERO server {self.host} was closed; log in again"
-            )
+            raise self._closed_error()
         with self._lock:
             own_key = self.__session_key if self._owns_session else None
             keys = [k for k in (session_key, self.__session_key) if k]
