@@ -13,7 +13,9 @@ seeds that the defaults were not tuned on. With ``--timing`` it also times the
 op against the same scikit-image / scipy calls written out directly (the
 wrapper's overhead should stay <= 5 %) and checks both give the same labels.
 
-    python bench/bench_nuclei_accuracy.py [--seeds 100 101 102] [--timing]
+    python bench/bench_nuclei_accuracy.py [--seeds 100 101 102] [--timing] [--quick]
+
+``--quick`` scores the bundled samples and one generated image, times once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+from common import Row, add_common_args, print_machine, print_rows
 from scipy import ndimage as ndi
 from skimage import filters
 from skimage.feature import peak_local_max
@@ -99,8 +102,10 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=2, default=[512, 512])
     parser.add_argument("--nuclei", type=int, default=60)
     parser.add_argument("--timing", action="store_true", help="also time op vs direct calls")
-    parser.add_argument("--repeat", type=int, default=5)
+    add_common_args(parser, repeat=5)
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.repeat = args.seeds[:1], 1
 
     print(
         f"{'image':<22} {'n':>4}  {'otsu+cc AP50':>12} {'nuclei AP50':>12}  "
@@ -118,6 +123,17 @@ def main() -> None:
             f"{o.mean_matched_iou:>12.3f}"
         )
     print(f"{'mean':<22} {'':>4}  {np.mean(base_ap):>12.3f} {np.mean(ours_ap):>12.3f}")
+    rows = [
+        Row(
+            "nuclei accuracy",
+            f"mean AP@0.5 over {len(ours_ap)} images, nuclei vs otsu+cc",
+            float(np.mean(ours_ap)),
+            float(np.mean(base_ap)),
+            goal="higher than otsu+cc",
+            met=float(np.mean(ours_ap)) > float(np.mean(base_ap)),
+            unit="",
+        )
+    ]
 
     if args.timing:
         image, _ = load_nuclei_2d()
@@ -130,6 +146,18 @@ def main() -> None:
             f"{t_direct * 1e3:.1f} ms, overhead {100 * (t_op / t_direct - 1):+.1f} % "
             f"(same labels: {same})"
         )
+        rows.append(
+            Row(
+                "nuclei accuracy",
+                f"nuclei_2d {img.shape}: segment.nuclei vs direct calls (best of {args.repeat})",
+                t_op,
+                t_direct,
+                goal="overhead <= 5 %, same labels",
+                met=same and t_op <= 1.05 * t_direct,
+            )
+        )
+    print_machine()
+    print_rows(rows, title=f"bench_nuclei_accuracy quick={args.quick}")
 
 
 if __name__ == "__main__":

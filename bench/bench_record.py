@@ -7,6 +7,7 @@ disk's share is visible.
 
     python bench/bench_record.py            # 50 rounds (100 steps, 50 re-runs)
     python bench/bench_record.py --n 500 --dir /path/on/the/real/disk
+    python bench/bench_record.py --quick    # 5 rounds: a CI smoke run
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from common import Row, add_common_args, print_machine, print_rows
 
 from napari_fbias.session import ImageRef, SessionRecorder
 
@@ -67,12 +70,42 @@ def main() -> None:
         "--n", type=int, default=50, help="rounds of 2 steps + 1 re-run + 1 note (default 50)"
     )
     ap.add_argument("--dir", type=Path, default=None, help="folder for the sessions")
+    add_common_args(ap, repeat=1)
     args = ap.parse_args()
+    if args.quick:
+        args.n = 5
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        report("with fsync (the default)", run(Path(tmp) / "fsync", args.n, fsync=True))
-        report("without fsync (recorder alone)", run(Path(tmp) / "nofsync", args.n, fsync=False))
+        synced = run(Path(tmp) / "fsync", args.n, fsync=True)
+        report("with fsync (the default)", synced)
+        unsynced = run(Path(tmp) / "nofsync", args.n, fsync=False)
+        report("without fsync (recorder alone)", unsynced)
         size = (Path(tmp) / "fsync" / "journal.jsonl").stat().st_size
         print(f"\njournal: {size / 1024:.0f} KiB for {4 * args.n + 5} events")
+    rows = []
+    for what in ("new step", "re-run (replace)"):
+        with_fsync = statistics.median(synced[what])
+        without = statistics.median(unsynced[what])
+        rows.append(
+            Row(
+                "record",
+                f"{what}, median, with fsync (reference: without)",
+                with_fsync,
+                without,
+                goal="< 1 ms",
+                met=with_fsync < 1e-3,
+            )
+        )
+        rows.append(
+            Row(
+                "record",
+                f"{what}, median, without fsync",
+                without,
+                goal="< 1 ms",
+                met=without < 1e-3,
+            )
+        )
+    print_machine()
+    print_rows(rows, title=f"bench_record quick={args.quick} n={args.n}")
 
 
 if __name__ == "__main__":

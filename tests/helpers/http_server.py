@@ -9,7 +9,8 @@ Usage::
         assert not server.chunk_requests()
 
 Every GET/HEAD is recorded (path, in request order), can be delayed by
-``delay`` seconds (settable at any time), and the server tracks how many
+``delay`` seconds (settable at any time), can be made to fail with an HTTP
+error after some requests (``fail_after``), and the server tracks how many
 requests it was serving at once (``max_concurrent``). ``silent_server()``
 gives a port that accepts connections but never answers (to test timeouts).
 """
@@ -47,6 +48,9 @@ class _Handler(SimpleHTTPRequestHandler):
         try:
             if srv.delay:
                 time.sleep(srv.delay)
+            if srv.fail_status and len(srv.requests) > srv.fail_after:
+                self.send_error(srv.fail_status, "failing on purpose (test server)")
+                return
             method()
         finally:
             with srv.lock:
@@ -71,6 +75,8 @@ class _Server(ThreadingHTTPServer):
         self.in_flight = 0
         self.max_concurrent = 0
         self.delay = delay
+        self.fail_status = 0
+        self.fail_after = 0
 
 
 class FolderServer:
@@ -147,6 +153,12 @@ class FolderServer:
     def max_concurrent(self) -> int:
         """Most requests served at the same time so far."""
         return self._server.max_concurrent
+
+    def fail_after(self, n_requests: int, status: int = 500) -> None:
+        """Answer every request after the next ``n_requests`` with HTTP ``status`` (0: never)."""
+        with self._server.lock:
+            self._server.fail_after = len(self._server.requests) + n_requests
+            self._server.fail_status = status
 
     def reset(self) -> None:
         """Forget the requests seen and the concurrency high-water mark."""

@@ -26,6 +26,14 @@ class MissingDataError(FbiasIOError):
     """Pixel data (a chunk, an array, a level) that the metadata promises is missing."""
 
 
+class CorruptDataError(FbiasIOError):
+    """Stored pixel data cannot be decoded.
+
+    A corrupt or truncated chunk, or array metadata (such as the dtype) that
+    does not match the stored bytes.
+    """
+
+
 class UnreachableSourceError(FbiasIOError):
     """A remote source (URL, server) could not be reached."""
 

@@ -35,7 +35,9 @@ import zarr.api.asynchronous as zasync
 from zarr.abc.store import Store
 from zarr.errors import NodeNotFoundError
 
+from napari_fbias.io.credentials import sanitize_uri
 from napari_fbias.io.errors import (
+    CorruptDataError,
     FbiasIOError,
     MetadataError,
     MissingDataError,
@@ -286,6 +288,109 @@ def _dask_chunks(
             return tuple(chunks)
 
 
+class CheckedArray:
+    """A zarr array whose pixel reads fail with our errors, naming the chunk and the source.
+
+    Dask reads every level through this (``dask.array.from_array``), so that a
+    corrupt or truncated chunk, metadata that does not fit the stored bytes,
+    or a server that fails mid-read gives a :class:`CorruptDataError` or
+    :class:`UnreachableSourceError` (at ``compute()``) instead of a codec's or
+    HTTP library's exception. Picklable, for dask worker processes.
+    """
+
+    def __init__(self, array: zarr.Array, source: str) -> None:
+        self.array = array
+        self.source = source
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.array[key]
+        except FbiasIOError:
+            raise
+        except Exception as exc:
+            if is_remote(self.source) and _is_io_error(exc):
+                raise UnreachableSourceError(
+                    f"could not read {self._where(key)}: {describe_error(exc)}"
+                ) from exc
+            raise CorruptDataError(
+                f"cannot decode {self._where(key, probe=True)}: the chunk is corrupt or "
+                "truncated, or its array metadata (dtype, chunk shape, compressor) does not "
+                f"match the stored bytes ({describe_error(exc)})"
+            ) from exc
+
+    def _chunk_ranges(self, key: Any) -> list[range] | None:
+        """Chunk grid indices read by ``key``, per axis (None for fancy indexing)."""
+        chunks = getattr(self.array, "shards", None) or self.array.chunks
+        keys = key if isinstance(key, tuple) else (key,)
+        keys = keys + (slice(None),) * (len(self.shape) - len(keys))
+        ranges = []
+        for k, n, c in zip(keys, self.shape, chunks, strict=True):
+            if isinstance(k, slice):
+                start, stop, _ = k.indices(n)
+                ranges.append(range(start // c, max(start, stop - 1) // c + 1))
+            elif isinstance(k, int):
+                ranges.append(range(k // c, k // c + 1))
+            else:
+                return None
+        return ranges
+
+    def _chunk_path(self, coords: tuple[int, ...]) -> str:
+        try:
+            chunk_key = self.array.metadata.encode_chunk_key(coords)
+        except Exception:
+            chunk_key = "/".join(str(i) for i in coords)
+        return join_key(self.source, self.array.path, chunk_key)
+
+    def _where(self, key: Any, *, probe: bool = False) -> str:
+        """Name the chunk(s) that ``key`` reads; with ``probe``, find the one that fails."""
+        array_path = join_key(self.source, self.array.path)
+        ranges = self._chunk_ranges(key)
+        if ranges is None:
+            return f"pixels of {array_path}"
+        if all(len(r) == 1 for r in ranges):
+            return f"chunk {self._chunk_path(tuple(r.start for r in ranges))}"
+        if probe:
+            import itertools
+
+            chunks = getattr(self.array, "shards", None) or self.array.chunks
+            for coords in itertools.product(*ranges):
+                one = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks, strict=True))
+                try:
+                    self.array[one]
+                except Exception:
+                    return f"chunk {self._chunk_path(coords)}"
+        span = ", ".join(f"{r.start}..{r.stop - 1}" for r in ranges)
+        return f"chunks ({span}) of {array_path}"
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError):
+        return True
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        return False
+    return isinstance(exc, aiohttp.ClientError)
+
+
+def _dask_level(array: zarr.Array, axes: Sequence[str], source: str) -> da.Array:
+    """Return a dask array over one level, read through :class:`CheckedArray`."""
+    import numpy as np
+    from dask.base import tokenize
+
+    chunks = _dask_chunks(array, axes)
+    name = "fbias-zarr-" + tokenize(array, chunks, source)
+    return da.from_array(
+        CheckedArray(array, source),
+        chunks=chunks,
+        name=name,
+        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+    )
+
+
 def _image_name(source: str, path: str) -> str:
     tail = Path(path).name if path else Path(source.rstrip("/")).name
     for suffix in (".ome.zarr", ".zarr"):
@@ -321,7 +426,7 @@ class _Parsed:
     def to_image(self) -> MultiscaleImage:
         """Build the :class:`MultiscaleImage` (dask arrays, no pixel read)."""
         return MultiscaleImage(
-            levels=tuple(da.from_zarr(a, chunks=_dask_chunks(a, self.axes)) for a in self.arrays),
+            levels=tuple(_dask_level(a, self.axes, self.source) for a in self.arrays),
             axes=self.axes,
             scales=self.scales,
             translations=self.translations,
@@ -415,6 +520,12 @@ async def _read_image(
             raise MetadataError(
                 f"{where}: level {i} ({paths[i]}) has {arr.ndim} dimensions, "
                 f"level 0 ({paths[0]}) has {ndim}"
+            )
+        if i and any(n > m for n, m in zip(arr.shape, arrays[i - 1].shape, strict=True)):
+            raise MetadataError(
+                f"{where}: level {i} ({paths[i]}, shape {tuple(arr.shape)}) is larger than "
+                f"level {i - 1} ({paths[i - 1]}, shape {tuple(arrays[i - 1].shape)}); "
+                "multiscales datasets must go from the largest to the smallest"
             )
     axes, units = _parse_axes(ms.get("axes"), ndim, where)
 
@@ -540,13 +651,16 @@ def read_ome_zarr(
     if missing_chunks not in ("fill", "error"):
         raise ValueError(f"missing_chunks must be 'fill' or 'error', not {missing_chunks!r}")
     src = str(source) if is_remote(str(source)) else str(Path(source).expanduser().resolve())
+    shown = sanitize_uri(src)  # the source as named in the image and in messages
     try:
         store = open_store(src, storage_options=storage_options, timeout=timeout)
     except FileNotFoundError as exc:
-        raise NotOmeZarrError(f"{src} does not exist") from exc
+        raise NotOmeZarrError(f"{shown} does not exist") from exc
     if missing_chunks == "error":
-        store = StrictChunkStore(store, src)
-    parsed = run_sync(_read_image(store, "", src.rstrip("/"), zarr_format=None, with_labels=labels))
+        store = StrictChunkStore(store, shown)
+    parsed = run_sync(
+        _read_image(store, "", shown.rstrip("/"), zarr_format=None, with_labels=labels)
+    )
     return parsed.to_image()
 
 

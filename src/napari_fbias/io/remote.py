@@ -140,8 +140,9 @@ def open_store(
         For a local path that does not exist.
     """
     if is_remote(source):
-        url = str(source).rstrip("/")
-        opts = _merge_options(default_storage_options(url, timeout=timeout), storage_options or {})
+        url, auth = _split_credentials(str(source).rstrip("/"))
+        opts = _merge_options(default_storage_options(url, timeout=timeout), auth)
+        opts = _merge_options(opts, storage_options or {})
         return FsspecStore.from_url(url, storage_options=opts, read_only=True)
     path = str(source)
     if path.startswith("file://"):
@@ -152,14 +153,35 @@ def open_store(
     return LocalStore(p, read_only=True)
 
 
+def _split_credentials(url: str) -> tuple[str, dict[str, Any]]:
+    """Move ``user:password@`` of an HTTP(S) URL into a basic-auth header option.
+
+    The URL then names no secret wherever the store shows it (its path, library
+    logs, error messages); the password lives in the connection options only.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return url, {}
+    import base64
+    from urllib.parse import unquote, urlunsplit
+
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), {"headers": {"Authorization": f"Basic {token}"}}
+
+
 def join_key(*parts: str) -> str:
-    """Join store key parts with ``/``, skipping empty ones."""
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    """Join store key parts with ``/``, skipping empty ones (an absolute first part stays so)."""
+    joined = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    return "/" + joined if parts and parts[0].startswith("/") else joined
 
 
 def describe_error(exc: BaseException) -> str:
     """Return a short human description of a low-level I/O error."""
-    text = str(exc).strip()
+    from napari_fbias.io.credentials import scrub_text
+
+    text = scrub_text(str(exc).strip())
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return "timed out"
     name = type(exc).__name__

@@ -182,7 +182,9 @@ def run_batch(
 
 
 def _failed(item: BatchInput, message: str, t0: float) -> BatchItem:
-    return BatchItem(item.source, item.stem, "failed", message, time.perf_counter() - t0)
+    from napari_fbias.io.credentials import scrub_text
+
+    return BatchItem(item.shown, item.stem, "failed", scrub_text(message), time.perf_counter() - t0)
 
 
 def process_input(
@@ -197,7 +199,7 @@ def process_input(
     from napari_fbias.io.errors import FbiasIOError
     from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
     from napari_fbias.pipeline.outputs import read_run_record, write_results, write_run_record
-    from napari_fbias.pipeline.provenance import array_sha256
+    from napari_fbias.pipeline.provenance import array_sha256, hash_block_bytes
     from napari_fbias.pipeline.runner import run_pipeline
     from napari_fbias.pipeline.values import open_source
 
@@ -212,7 +214,7 @@ def process_input(
     try:
         image = open_source(item.source, decl, options.get("storage_options"))
     except (FbiasIOError, OSError, ValueError) as exc:
-        return _failed(item, f"cannot open {item.source}: {exc}", t0)
+        return _failed(item, f"cannot open {item.shown}: {exc}", t0)
     note = ""
     if final.exists():
         record = read_run_record(final)
@@ -234,12 +236,14 @@ def process_input(
                     t0,
                 )
             try:
-                checksum = array_sha256(image.data)
+                checksum = array_sha256(
+                    image.data, block_bytes=hash_block_bytes(options.get("memory_limit"))
+                )
             except (FbiasIOError, OSError, ValueError) as exc:
-                return _failed(item, f"cannot read {item.source}: {exc}", t0)
+                return _failed(item, f"cannot read {item.shown}: {exc}", t0)
             if record.get("inputs", {}).get(input_name, {}).get("sha256") == checksum:
                 return BatchItem(
-                    item.source,
+                    item.shown,
                     item.stem,
                     "skipped",
                     "already done",
@@ -256,7 +260,7 @@ def process_input(
             chunks=options.get("chunks"),
         )
         record = dict(results.record)
-        record["batch"] = {"source": item.source, "stem": item.stem}
+        record["batch"] = {"source": item.shown, "stem": item.stem}
         with atomic_dir(final, overwrite=True) as tmp:
             record["files"] = write_results(results, tmp, name=item.stem)
             write_run_record(tmp, record)
@@ -264,7 +268,7 @@ def process_input(
         return _failed(item, str(exc), t0)
     except Exception as exc:  # an unexpected error must not stop the other inputs
         return _failed(item, f"{type(exc).__name__}: {exc}", t0)
-    return BatchItem(item.source, item.stem, "done", note, time.perf_counter() - t0, str(final))
+    return BatchItem(item.shown, item.stem, "done", note, time.perf_counter() - t0, str(final))
 
 
 def _local_scheduler_in_worker() -> None:
@@ -389,7 +393,7 @@ def _run_distributed(
             try:
                 result = fut.result()
             except Exception as exc:  # a worker died more often than retried, etc.
-                result = BatchItem(item.source, item.stem, "failed", f"{type(exc).__name__}: {exc}")
+                result = _failed(item, f"{type(exc).__name__}: {exc}", time.perf_counter())
             done[item.stem] = result
             finished += 1
             if progress is not None:

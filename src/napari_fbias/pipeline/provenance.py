@@ -116,6 +116,18 @@ def _slabs(shape: tuple[int, ...], itemsize: int, limit: int, step0: int) -> Ite
             yield (slice(i, i + 1), *rest)
 
 
+def hash_block_bytes(memory_limit: int | None) -> int:
+    """Bytes :func:`array_sha256` may read at once under a memory budget (a quarter of it).
+
+    Reading a slab takes about twice its size (the chunks, then the slab), so a
+    quarter keeps the checksum of an image larger than the budget within it.
+    None (no budget given) gives :data:`HASH_BLOCK_BYTES`.
+    """
+    if memory_limit is None:
+        return HASH_BLOCK_BYTES
+    return max(2**20, min(HASH_BLOCK_BYTES, int(memory_limit) // 4))
+
+
 def array_sha256(data: Any, *, block_bytes: int = HASH_BLOCK_BYTES) -> str:
     """SHA-256 of an array's pixel bytes in C order, little-endian, read slab by slab.
 

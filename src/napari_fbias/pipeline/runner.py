@@ -120,12 +120,21 @@ def run_pipeline(
     Results
     """
     from napari_fbias.ops.registry import get_op
-    from napari_fbias.pipeline.provenance import array_sha256, package_versions, utc_now_iso
+    from napari_fbias.pipeline.provenance import (
+        array_sha256,
+        hash_block_bytes,
+        package_versions,
+        utc_now_iso,
+    )
     from napari_fbias.pipeline.validate import topological_order
 
     pipeline = pipeline.validated()
     started = utc_now_iso()
     t_start = time.perf_counter()
+    if memory_limit is not None:
+        limit = memory_limit
+    else:
+        limit = 0 if chunked else default_memory_limit()
     bound = bind_inputs(pipeline.inputs, image, more_inputs)
     values: dict[str, Value] = {}
     inputs_record: dict[str, Any] = {}
@@ -136,14 +145,10 @@ def run_pipeline(
         entry["dtype"] = str(raw.data.dtype)
         if decl.selection():
             entry["selection"] = decl.selection()
-        if checksum:
-            entry["sha256"] = array_sha256(raw.data)
+        if checksum:  # read in slabs that fit the memory budget
+            entry["sha256"] = array_sha256(raw.data, block_bytes=hash_block_bytes(limit))
         values[name] = select(raw, decl, name)
         inputs_record[name] = entry
-    if memory_limit is not None:
-        limit = memory_limit
-    else:
-        limit = 0 if chunked else default_memory_limit()
     if chunked is None:
         chunked = any(v.data.nbytes > limit for v in values.values() if v.is_array)
     if chunked:

@@ -578,27 +578,32 @@ class _Checker:
 
 
 def _find_cycles(by_id: Mapping[str, Step]) -> list[list[str]]:
-    """Return each dependency loop once (as the list of step ids along it)."""
-    state: dict[str, int] = {}
-    path: list[str] = []
-    cycles: list[list[str]] = []
+    """Return each dependency loop once (as the list of step ids along it).
 
-    def visit(sid: str) -> None:
-        state[sid] = 1
-        path.append(sid)
-        for ref in by_id[sid].inputs.values():
-            if ref not in by_id:
+    Iterative depth-first search: a file may chain thousands of steps, deeper
+    than Python's recursion limit.
+    """
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+    for root in by_id:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        todo = [iter(by_id[root].inputs.values())]
+        state[root] = 1
+        while todo:
+            ref = next(todo[-1], None)
+            if ref is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif ref not in by_id:
                 continue
-            if state.get(ref) == 1:
+            elif state.get(ref) == 1:
                 cycles.append(path[path.index(ref) :])
             elif ref not in state:
-                visit(ref)
-        path.pop()
-        state[sid] = 2
-
-    for sid in by_id:
-        if sid not in state:
-            visit(sid)
+                state[ref] = 1
+                path.append(ref)
+                todo.append(iter(by_id[ref].inputs.values()))
     return cycles
 
 

@@ -123,14 +123,15 @@ def to_value(obj: Any, decl: InputDecl, name: str) -> tuple[Value, dict[str, Any
     tuple
         The value and a JSON-safe description of the source (``source``, ``name``).
     """
+    from napari_fbias.io.credentials import sanitize_uri
     from napari_fbias.io.image import MultiscaleImage
 
     source: dict[str, Any] = {}
     if isinstance(obj, (str, Path)):
-        source["source"] = str(obj)
+        source["source"] = sanitize_uri(str(obj))  # recorded: without credentials
         obj = open_source(str(obj), decl)
     if isinstance(obj, MultiscaleImage):
-        source.setdefault("source", obj.source)
+        source.setdefault("source", sanitize_uri(obj.source))
         source["name"] = obj.name
         axes = "".join(obj.axes)
         units = tuple(obj.units) if any(u is not None for u in obj.units) else None

@@ -21,6 +21,9 @@ MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
 MAX_ALIASES = 64
 MAX_NODES = 100_000
+#: Longest number (in characters) a pipeline file may hold; Python refuses to
+#: convert decimal integers of more than 4300 digits, and no setting needs 100.
+MAX_NUMBER_CHARS = 100
 
 
 class _Refused(Exception):
@@ -73,7 +76,18 @@ def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node))
 
 
+def _bounded_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(node.value)
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _Refused(
+            f"line {node.start_mark.line + 1}: a number of {len(text)} characters; "
+            f"numbers in a pipeline file have at most {MAX_NUMBER_CHARS}"
+        )
+    return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
+
+
 _BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 
 
 def _count_nodes(obj: Any, budget: int) -> int:
@@ -115,8 +129,9 @@ def loads(text: str, source: str = "") -> Any:
     """
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise _file_error(f"larger than {MAX_BYTES // 1000} kB; not a pipeline file", source)
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # refuses control characters, hence in the try
         data = loader.get_single_data()
     except _Refused as exc:
         raise _file_error(str(exc), source) from None
@@ -125,7 +140,8 @@ def loads(text: str, source: str = "") -> Any:
     except yaml.YAMLError as exc:
         raise _file_error(_describe_yaml_error(exc), source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if _count_nodes(data, MAX_NODES) > MAX_NODES:
         raise _file_error(
             f"expands to more than {MAX_NODES} values (through YAML aliases); refused", source
