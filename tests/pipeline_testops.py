@@ -108,3 +108,49 @@ def make_blobs(shape: tuple[int, ...], n: int = 12, seed: int = 0, dtype: str = 
     img = img / max(img.max(), 1e-12) * 1000 + rng.normal(50, 10, shape)
     img = np.clip(img, 0, None)
     return img.astype(dtype)
+
+
+def classical_pipeline(
+    name: str = "classical",
+    *,
+    sigma: float = 1.0,
+    measure: bool = True,
+    measure_image: bool = True,
+) -> dict:
+    """The small classical pipeline many tests run: smooth -> otsu threshold (-> measure).
+
+    Returns a fresh plain dict (a pipeline document), so tests may edit it.
+    """
+    steps: list[dict] = [
+        {
+            "id": "smooth",
+            "op": "preprocess.gaussian",
+            "inputs": {"image": "image"},
+            "params": {"sigma": sigma},
+        },
+        {
+            "id": "nuclei",
+            "op": "segment.threshold",
+            "inputs": {"image": "smooth"},
+            "params": {"method": "otsu"},
+        },
+    ]
+    outputs = {"nuclei": {"from": "nuclei"}}
+    if measure:
+        inputs = {"labels": "nuclei", "image": "image"} if measure_image else {"labels": "nuclei"}
+        steps.append({"id": "props", "op": "measure.regionprops", "inputs": inputs})
+        outputs["props"] = {"from": "props"}
+    return {
+        "fbias_pipeline": 1,
+        "name": name,
+        "inputs": {"image": {"kind": "image"}},
+        "steps": steps,
+        "outputs": outputs,
+    }
+
+
+def classical_pipeline_yaml(name: str = "classical", **options: object) -> str:
+    """:func:`classical_pipeline` as the text of a ``*.fbias.yaml`` file."""
+    import yaml
+
+    return yaml.safe_dump(classical_pipeline(name, **options), sort_keys=False)  # type: ignore[arg-type]

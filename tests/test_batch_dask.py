@@ -15,26 +15,7 @@ from napari_fbias.pipeline import BatchError, Pipeline
 from napari_fbias.pipeline import batch as batch_mod
 from napari_fbias.pipeline.batch import run_batch
 
-PIPELINE = {
-    "fbias_pipeline": 1,
-    "name": "classical",
-    "inputs": {"image": {"kind": "image"}},
-    "steps": [
-        {
-            "id": "smooth",
-            "op": "preprocess.gaussian",
-            "inputs": {"image": "image"},
-            "params": {"sigma": 1.0},
-        },
-        {"id": "nuclei", "op": "segment.threshold", "inputs": {"image": "smooth"}},
-        {
-            "id": "props",
-            "op": "measure.regionprops",
-            "inputs": {"labels": "nuclei", "image": "image"},
-        },
-    ],
-    "outputs": {"nuclei": {"from": "nuclei"}, "props": {"from": "props"}},
-}
+PIPELINE = testops.classical_pipeline()
 VOLATILE = {"started", "finished", "seconds", "steps"}
 
 

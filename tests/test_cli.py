@@ -16,27 +16,7 @@ import pipeline_testops as testops
 from napari_fbias.cli import build_parser, main, subcommand
 from napari_fbias.pipeline import Pipeline
 
-PIPELINE = """\
-fbias_pipeline: 1
-name: classical
-inputs:
-  image: {kind: image}
-steps:
-  - id: smooth
-    op: preprocess.gaussian
-    inputs: {image: image}
-    params: {sigma: 1.0}
-  - id: nuclei
-    op: segment.threshold
-    inputs: {image: smooth}
-    params: {method: otsu}
-  - id: props
-    op: measure.regionprops
-    inputs: {labels: nuclei, image: image}
-outputs:
-  nuclei: {from: nuclei}
-  props: {from: props}
-"""
+PIPELINE = testops.classical_pipeline_yaml()
 
 
 @pytest.fixture

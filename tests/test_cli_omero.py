@@ -17,23 +17,7 @@ from napari_fbias.io.omero.connection import connections
 from napari_fbias.pipeline import Pipeline
 
 PASSWORD = "fake-pw-123"
-PIPELINE = """\
-fbias_pipeline: 1
-name: blobs
-inputs:
-  image: {kind: image}
-steps:
-  - id: smooth
-    op: preprocess.gaussian
-    inputs: {image: image}
-    params: {sigma: 1.0}
-  - id: nuclei
-    op: segment.threshold
-    inputs: {image: smooth}
-    params: {method: otsu}
-outputs:
-  nuclei: {from: nuclei}
-"""
+PIPELINE = testops.classical_pipeline_yaml("blobs", measure=False)
 
 
 @pytest.fixture

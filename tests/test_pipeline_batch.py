@@ -20,27 +20,7 @@ from napari_fbias.pipeline import outputs as outputs_mod
 from napari_fbias.pipeline.batch import run_batch
 from napari_fbias.pipeline.inputs import check_outdir, expand_inputs, stem_of
 
-CLASSICAL = {
-    "fbias_pipeline": 1,
-    "name": "classical",
-    "inputs": {"image": {"kind": "image"}},
-    "steps": [
-        {
-            "id": "smooth",
-            "op": "preprocess.gaussian",
-            "inputs": {"image": "image"},
-            "params": {"sigma": 1.0},
-        },
-        {
-            "id": "nuclei",
-            "op": "segment.threshold",
-            "inputs": {"image": "smooth"},
-            "params": {"method": "otsu"},
-        },
-        {"id": "props", "op": "measure.regionprops", "inputs": {"labels": "nuclei"}},
-    ],
-    "outputs": {"nuclei": {"from": "nuclei"}, "props": {"from": "props"}},
-}
+CLASSICAL = testops.classical_pipeline(measure_image=False)
 
 
 @pytest.fixture

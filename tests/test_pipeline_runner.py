@@ -15,27 +15,7 @@ from napari_fbias.io.image import from_array
 from napari_fbias.pipeline import InputError, Pipeline, StepError, Value
 from napari_fbias.pipeline.runner import run_pipeline
 
-CLASSICAL = """\
-fbias_pipeline: 1
-name: classical
-inputs:
-  image: {kind: image}
-steps:
-  - id: smooth
-    op: preprocess.gaussian
-    inputs: {image: image}
-    params: {sigma: 1.5}
-  - id: nuclei
-    op: segment.threshold
-    inputs: {image: smooth}
-    params: {method: otsu}
-  - id: props
-    op: measure.regionprops
-    inputs: {labels: nuclei, image: image}
-outputs:
-  nuclei: {from: nuclei}
-  props: {from: props}
-"""
+CLASSICAL = testops.classical_pipeline_yaml(sigma=1.5)
 
 
 def one_step(op, params=None, inputs=None, **input_decl):

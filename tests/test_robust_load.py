@@ -21,31 +21,7 @@ from napari_fbias.pipeline import Pipeline
 from napari_fbias.pipeline.batch import run_batch
 
 N_IMAGES = 200
-PIPELINE = {
-    "fbias_pipeline": 1,
-    "name": "load",
-    "inputs": {"image": {"kind": "image"}},
-    "steps": [
-        {
-            "id": "smooth",
-            "op": "preprocess.gaussian",
-            "inputs": {"image": "image"},
-            "params": {"sigma": 1.0},
-        },
-        {
-            "id": "nuclei",
-            "op": "segment.threshold",
-            "inputs": {"image": "smooth"},
-            "params": {"method": "otsu"},
-        },
-        {
-            "id": "props",
-            "op": "measure.regionprops",
-            "inputs": {"labels": "nuclei", "image": "image"},
-        },
-    ],
-    "outputs": {"nuclei": {"from": "nuclei"}, "props": {"from": "props"}},
-}
+PIPELINE = testops.classical_pipeline("load")
 VOLATILE = {"started", "finished", "seconds"}
 
 
