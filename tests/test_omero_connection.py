@@ -300,8 +300,8 @@ def test_not_logged_in_message():
     with pytest.raises(OmeroNotLoggedInError) as info:
         get_connection("nowhere.example.org")
     assert str(info.value) == (
-        "log in to nowhere.example.org first (napari: OMERO widget; CLI: `omero login` or "
-        "--omero-session ...)"
+        "log in to nowhere.example.org first (napari: OMERO widget; CLI: `omero login`, "
+        "`fbias run --omero-user USER` or OMERO_SESSION_KEY)"
     )
 
 

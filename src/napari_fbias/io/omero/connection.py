@@ -665,8 +665,8 @@ def get_connection(host: str) -> OmeroConnection:
         conn = _REGISTRY.get(key)
     if conn is None:
         raise OmeroNotLoggedInError(
-            f"log in to {host} first (napari: OMERO widget; CLI: `omero login` or "
-            "--omero-session ...)"
+            f"log in to {host} first (napari: OMERO widget; CLI: `omero login`, "
+            "`fbias run --omero-user USER` or OMERO_SESSION_KEY)"
         )
     return conn
 
