@@ -8,6 +8,14 @@ tolerates a half-written last line (a warning, the earlier lines are kept);
 anything else that is broken is an error naming the line. Reopening a damaged
 journal for writing moves the broken tail to a ``journal.jsonl.damaged-*``
 file first, so nothing is ever thrown away.
+
+A write that fails (disk full, I/O error, quota) is cut back off the file
+before :meth:`Journal.append` raises, so the journal never holds a partial
+line followed by later events: what ``append`` acknowledged stays readable,
+and what it refused left no trace. If even the cut fails, the journal refuses
+every later append until the cut succeeds. Journals are never opened through a
+symbolic link (``O_NOFOLLOW``): a link is refused with a clear error instead
+of writing to (or truncating) whatever it points at.
 """
 
 from __future__ import annotations
@@ -83,14 +91,15 @@ class Journal:
         self.path = Path(path)
         self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise JournalError(f"cannot open the session journal {self.path}: {exc}") from None
+        new = not os.path.lexists(self.path)
+        self._fd = open_no_follow(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        #: Length of the file up to the end of the last complete event.
+        self._size = 0
+        #: True while a failed write may have left a partial line the file could not be cut to.
+        self._dirty = False
         try:
             self._lock()
-            self._seq = _repair_tail(self.path, self._fd)
+            self._seq, self._size = _repair_tail(self.path, self._fd)
         except BaseException:
             os.close(self._fd)
             raise
@@ -118,10 +127,25 @@ class Journal:
         """True once :meth:`close` was called."""
         return self._fd < 0
 
+    @property
+    def size(self) -> int:
+        """Bytes of the journal that hold complete, acknowledged events."""
+        return self._size
+
     def append(self, line: bytes) -> None:
-        """Append one encoded event (see :func:`encode_event`) and make it durable."""
+        """Append one encoded event (see :func:`encode_event`) and make it durable.
+
+        Raises
+        ------
+        JournalError
+            When the event could not be written and made durable. The file is
+            then cut back to the previous event, so nothing of this event
+            remains and later events stay readable.
+        """
         if self._fd < 0:
             raise JournalError(f"the journal {self.path} is closed")
+        if self._dirty:
+            self._cut_back(None)
         view = memoryview(line)
         try:
             while view:
@@ -129,8 +153,28 @@ class Journal:
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as exc:
-            raise JournalError(f"could not write the session journal {self.path}: {exc}") from None
+            self._dirty = True
+            self._cut_back(exc)
+            raise JournalError(
+                f"could not write the session journal {self.path}: {exc}; this change was not "
+                "recorded (everything recorded before it is safe)"
+            ) from None
+        self._size += len(line)
         self._seq += 1
+
+    def _cut_back(self, cause: OSError | None) -> None:
+        """Cut the file to its last complete event (after a failed write)."""
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+        except OSError as exc:
+            why = f" after {cause}" if cause is not None else ""
+            raise JournalError(
+                f"the session journal {self.path} could not be repaired{why} ({exc}); nothing "
+                "more can be recorded until the disk is writable again (everything recorded "
+                "before is safe)"
+            ) from None
+        self._dirty = False
 
     def close(self) -> None:
         """Close the file (and release the lock); appending afterwards is an error."""
@@ -199,10 +243,7 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         When the file cannot be read or a line before the last is broken.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise JournalError(f"cannot read the session journal {path}: {exc}") from None
+    data = read_no_follow(path)
     events, _, problem = _scan(data, path)
     if problem:
         warnings.warn(
@@ -224,9 +265,40 @@ def replay(events: list[dict[str, Any]]) -> Session:
     return session  # type: ignore[return-value]
 
 
-def _repair_tail(path: Path, fd: int) -> int:
-    """Move a damaged tail aside before appending; return the last sequence number."""
-    data = path.read_bytes()
+def open_no_follow(path: Path, flags: int, mode: int = 0o600) -> int:
+    """Open a session file without following a symbolic link; JournalError if it is one."""
+    try:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), mode)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise JournalError(
+                f"{path} is a symbolic link; session files are never opened through links "
+                "(replace it by the file itself)"
+            ) from None
+        raise JournalError(f"cannot open the session journal {path}: {exc}") from None
+
+
+def read_no_follow(path: Path) -> bytes:
+    """Read a whole session file without following a symbolic link (JournalError otherwise)."""
+    fd = open_no_follow(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise JournalError(f"cannot read the session journal {path}: {exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _repair_tail(path: Path, fd: int) -> tuple[int, int]:
+    """Move a damaged tail aside before appending; return (last sequence number, good length)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    data = b"".join(chunks)
     events, valid, problem = _scan(data, path)
     if valid < len(data):
         aside = path.with_name(f"{path.name}.damaged-{utc_now().replace(':', '')}")
@@ -240,7 +312,7 @@ def _repair_tail(path: Path, fd: int) -> int:
             JournalRecoveryWarning,
             stacklevel=3,
         )
-    return len(events)
+    return len(events), valid
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -74,6 +74,10 @@ def load_snapshot(path: str | os.PathLike[str]) -> Session:
         When the file is not valid YAML, too large, or not a session record.
     """
     path = Path(path)
+    if path.is_symlink():
+        raise SessionFormatError(
+            f"{path} is a symbolic link; session files are never read through links"
+        )
     try:
         if path.stat().st_size > MAX_SNAPSHOT_BYTES:
             raise SessionFormatError(f"{path}: larger than {MAX_SNAPSHOT_BYTES} bytes")
