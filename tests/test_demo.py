@@ -36,7 +36,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, capsys: pytest.CaptureFixture[
         "ro-crate-metadata.json",
     ):
         assert (bundle / name).is_file(), name
-    assert (out / "session" / "journal.jsonl").is_file()
+    assert (out / "session" / "journals").is_dir()
     assert (out / "session" / "session.yaml").is_file()
     assert sorted(p.name for p in (out / "batch").iterdir() if p.is_dir()) == [
         "nuclei_01",

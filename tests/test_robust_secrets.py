@@ -192,7 +192,7 @@ def test_planted_secrets_reach_no_artifact_and_no_log(
     assert recent_file().is_file()
 
     # --- nothing anywhere ------------------------------------------------------------------
-    assert (work / "session" / "journal.jsonl").is_file()
+    assert (work / "session" / "journals").is_dir()
     assert (work / "batch" / "cells" / "run.json").is_file()
     assert (work / "cli" / "cells" / "run.json").is_file()
     assert leaks(tmp_path, exempt={image.parent}) == {}

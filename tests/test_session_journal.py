@@ -14,18 +14,16 @@ import pytest
 
 from napari_fbias.session import (
     ImageRef,
-    JournalError,
     JournalRecoveryWarning,
     SessionFormatError,
     SessionRecorder,
     load_session,
     open_session,
 )
-from napari_fbias.session.journal import read_events
 
 
 def small_session(folder):
-    r = SessionRecorder.start("crash", user_name="Ann", folder=folder)
+    r = SessionRecorder.start("crash", user_name="Ann", analysts=["Bob"], folder=folder)
     r.add_image(ImageRef(name="img", source="/d/img.tif", axes="yx", shape=(16, 16)))
     r.record_step("preprocess.gaussian", {"sigma": 1}, {"image": "img"}, "g")
     r.set_notes("before the crash")
@@ -60,20 +58,19 @@ def test_truncated_last_line_is_ignored_with_a_warning(tmp_path):
     assert path.read_bytes().startswith(good), "reading never changes the journal"
 
 
-def test_reopening_moves_the_broken_tail_aside_and_continues(tmp_path):
+def test_reopening_after_a_crash_keeps_the_cut_line_aside_and_continues(tmp_path):
     path = small_session(tmp_path / "s")
     good = path.read_bytes()
     tail = b'{"v":1,"seq":6,"ti'
     path.write_bytes(good + tail)
-    with pytest.warns(JournalRecoveryWarning, match="moved to journal.jsonl.damaged-"):
-        r = open_session(path.parent)
+    with pytest.warns(JournalRecoveryWarning, match="cut off"):
+        r = open_session(path.parent, analysts=["Ann"])
     r.set_notes("after the crash")
     r.close()
-    (aside,) = path.parent.glob("journal.jsonl.damaged-*")
-    assert aside.read_bytes() == tail
-    events = read_events(path)  # no warning: the journal is whole again
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert load_session(path.parent).approach("A").notes == "after the crash"
+    assert r.journal_path != path, "a new client journal: the crashed one is never rewritten"
+    assert path.read_bytes() == good + tail
+    with pytest.warns(JournalRecoveryWarning, match="cut off"):
+        assert load_session(path.parent).approach("A").notes == "after the crash"
 
 
 def test_zero_filled_tail_after_power_loss(tmp_path):
@@ -86,42 +83,39 @@ def test_zero_filled_tail_after_power_loss(tmp_path):
     assert load_session(path.parent).approach("A").notes == "later"
 
 
-def test_a_broken_line_before_the_last_is_an_error_naming_it(tmp_path):
+def _damage_warning(path, match):
+    with pytest.warns(JournalRecoveryWarning, match=match) as caught:
+        s = load_session(path.parent)
+    return s, str(caught[0].message)
+
+
+def test_a_broken_line_keeps_the_good_events_and_names_the_analyst_and_line(tmp_path):
     path = small_session(tmp_path / "s")
     lines = path.read_bytes().split(b"\n")
     lines[2] = b"garbage"
     path.write_bytes(b"\n".join(lines))
-    with pytest.raises(JournalError, match=r"line 3: not a JSON event"):
-        load_session(path.parent)
+    s, msg = _damage_warning(path, r"line 3: not a JSON event")
+    assert "journal of Bob" in msg and path.stem in msg
+    assert s.images and not s.approaches, "the two events before the damage are kept"
 
 
 def test_missing_lines_are_detected(tmp_path):
     path = small_session(tmp_path / "s")
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:2] + lines[3:]))
-    with pytest.raises(JournalError, match="line 3: event number 4, expected 3"):
-        load_session(path.parent)
+    _damage_warning(path, "line 3: event number 4, expected 3")
 
 
-def test_newer_schema_is_refused(tmp_path):
+def test_newer_schema_and_unknown_events_stop_that_journal(tmp_path):
     path = small_session(tmp_path / "s")
     lines = path.read_text().splitlines(keepends=True)
     lines.append(json.dumps({"v": 2, "seq": 6, "time": "t", "event": "future"}) + "\n")
     path.write_text("".join(lines))
-    with pytest.warns(JournalRecoveryWarning, match="newer napari-fbias"):
-        load_session(path.parent)  # as the last line: treated like a damaged tail
-    lines.append(json.dumps({"v": 1, "seq": 7, "time": "t", "event": "note_set"}) + "\n")
+    s, _ = _damage_warning(path, "newer napari-fbias")
+    assert s.approach("A").notes == "before the crash"
+    lines[-1] = json.dumps({"v": 1, "seq": 6, "time": "t", "event": "exec_code"}) + "\n"
     path.write_text("".join(lines))
-    with pytest.raises(JournalError, match="newer napari-fbias"):
-        load_session(path.parent)
-
-
-def test_unknown_event_is_refused(tmp_path):
-    path = small_session(tmp_path / "s")
-    with path.open("a") as fh:
-        fh.write(json.dumps({"v": 1, "seq": 6, "time": "t", "event": "exec_code"}) + "\n")
-    with pytest.raises(SessionFormatError, match="unknown event type"):
-        load_session(path.parent)
+    _damage_warning(path, "unknown event type 'exec_code'")
 
 
 def test_empty_journal_is_a_clear_error(tmp_path):

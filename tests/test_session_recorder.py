@@ -12,7 +12,6 @@ from napari_fbias.ops.registry import get_op
 from napari_fbias.session import (
     ImageRef,
     InvalidStepError,
-    SessionLockedError,
     SessionRecorder,
     StepInput,
     load_session,
@@ -342,8 +341,15 @@ def test_reopen_continues_with_new_analysts(rec):
         r2.close()
 
 
-def test_one_writer_at_a_time(rec):
-    with pytest.raises(SessionLockedError, match="already being recorded"):
-        open_session(rec.folder)
+def test_two_recorders_share_a_session_without_a_lock(rec):
+    other = open_session(rec.folder, analysts=["Eve"])  # no lock: a second napari joins
+    key = other.add_approach("cellpose", "Eve")
+    other.set_notes("Eve's try", approach=key)
+    assert other.journal_path != rec.journal_path, "one writer per file"
+    assert rec.sync() > 0
+    assert rec.session.approach(key).notes == "Eve's try"
+    assert rec.session.approach(key).client == other.client
+    assert rec.session.active != key, "each napari keeps its own active approach"
+    other.close()
     rec.close()
     open_session(rec.folder).close()

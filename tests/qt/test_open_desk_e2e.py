@@ -152,12 +152,10 @@ def test_open_desk_session_through_the_widgets(make_napari_viewer: Any, qtbot: A
     (img_ref,) = snap["images"]
     assert img_ref["source"] == image.metadata["source"]
 
-    journal = [
-        json.loads(line)
-        for line in (folder / "journal.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    (journal_file,) = (folder / "journals").glob("*.jsonl")  # one napari: one journal
+    journal = [json.loads(line) for line in journal_file.read_text(encoding="utf-8").splitlines()]
     # the journal alone rebuilds the same session (the snapshot is only a readable copy)
-    replayed = load_session(folder / "journal.jsonl").to_dict()
+    replayed = load_session(journal_file).to_dict()
     assert {k: v for k, v in replayed.items() if k not in ("timeline", "updated")} == {
         k: v for k, v in snap.items() if k not in ("timeline", "updated")
     }

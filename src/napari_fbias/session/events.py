@@ -37,7 +37,10 @@ LIST_FIELDS = ("issues", "next_steps")
 #: Events that begin a journal: a new session, or one continued from a snapshot alone.
 FIRST_EVENTS = ("session_started", "session_restored")
 #: Keys every event has; the rest is the event's payload (and its timeline detail).
-ENVELOPE = ("v", "seq", "time", "event")
+#: ``client``/``clock`` order events of several journals (see merge.py); ``ext`` qualifies
+#: names created by another client; ``prev`` is the value an edit replaced, as its writer saw it.
+#: ``client`` stays in the timeline entry (who did it).
+ENVELOPE = ("v", "seq", "time", "event", "clock", "ext", "prev")
 
 Handler = Callable[[Session, Mapping[str, Any]], Session]
 

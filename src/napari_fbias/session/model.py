@@ -271,6 +271,8 @@ class Approach:
     notes: str = ""
     result: Mapping[str, Any] = field(default_factory=dict)
     created: str = ""
+    #: The recording client (napari) that started it, in a session several analysts share.
+    client: str = ""
 
     def step(self, step_id: str) -> RecordedStep | None:
         """Return the step with this id, or None."""
@@ -286,6 +288,7 @@ class Approach:
             "steps": [s.to_dict() for s in self.steps],
             "notes": self.notes,
             "result": dict(self.result),
+            **({"client": self.client} if self.client else {}),
         }
 
     @classmethod
@@ -299,6 +302,7 @@ class Approach:
             notes=str(d.get("notes", "")),
             result=dict(d.get("result") or {}),
             created=str(d.get("created", "")),
+            client=str(d.get("client", "")),
         )
 
 

@@ -27,6 +27,7 @@ import os
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,9 @@ from napari_fbias.ops.registry import get_op
 from napari_fbias.session import graph
 from napari_fbias.session.checks import check_inputs, check_params, find_op
 from napari_fbias.session.errors import InvalidStepError, SessionError
-from napari_fbias.session.events import APPROACH_FIELDS, SESSION_FIELDS, apply_event
-from napari_fbias.session.journal import (
-    JOURNAL_NAME,
-    Journal,
-    encode_event,
-    make_event,
-    read_events,
-)
-from napari_fbias.session.journal import replay as replay_events
+from napari_fbias.session.events import APPROACH_FIELDS, SESSION_FIELDS
+from napari_fbias.session.journal import encode_event, make_event
+from napari_fbias.session.merge import outgoing
 from napari_fbias.session.model import (
     Approach,
     ImageRef,
@@ -55,14 +50,11 @@ from napari_fbias.session.model import (
     check_select,
     utc_now,
 )
+from napari_fbias.session.names import next_approach_key
 from napari_fbias.session.secrets import scrub_text
-from napari_fbias.session.store import (
-    load_snapshot,
-    locate,
-    save_snapshot,
-    sessions_root,
-    slugify,
-)
+from napari_fbias.session.shared import SessionJournals
+from napari_fbias.session.space import SNAPSHOT_NAME, Space, split_link
+from napari_fbias.session.store import load_snapshot, save_snapshot, slugify, snapshot_text
 
 InputRef = str | StepInput
 
@@ -79,12 +71,12 @@ class SessionRecorder:
 
     changed = Signal(object)
 
-    def __init__(self, journal: Journal, session: Session | None = None) -> None:
-        self._journal = journal
-        self._session = session
+    def __init__(self, journals: SessionJournals) -> None:
+        self._journals = journals
+        self._session: Session | None = None
         self._lock = threading.RLock()
         self._layers: dict[str, tuple[str | None, str | None, Mapping[str, int]]] | None = None
-        self._used_ids = _recorded_ids(session)
+        self._used_ids: set[str] = set()
         self._id_counts: dict[str, int] = {}
 
     # --- creating / opening ------------------------------------------------------
@@ -99,6 +91,7 @@ class SessionRecorder:
         analysts: tuple[str, ...] | list[str] = (),
         root: str | os.PathLike[str] | None = None,
         folder: str | os.PathLike[str] | None = None,
+        space: str | os.PathLike[str] | Space | None = None,
         fsync: bool = True,
     ) -> SessionRecorder:
         """Start a new session in a new folder and write its first journal line.
@@ -113,19 +106,28 @@ class SessionRecorder:
             Folder of session folders (default: ``$FBIAS_SESSION_DIR`` or
             ``~/.napari-fbias/sessions``).
         folder : str or Path, optional
-            Exact folder for this session (must not hold a session yet).
+            Exact local folder for this session (must not hold a session yet).
+        space : str, Path or Space, optional
+            The session space (a shared folder or an fsspec URL such as
+            ``s3://bucket/prefix``) where other analysts can join it; default
+            ``$FBIAS_SPACE``, else the local sessions folder.
         fsync : bool
             fsync every journal line (default True).
         """
         sid = str(uuid.uuid4())
         now = utc_now()
-        if folder is None:
+        if folder is not None:
+            here = Path(folder).expanduser().absolute()
+            where, name = Space(str(here.parent), direct=True), here.name
+        else:
+            where = Space(str(Path(root).expanduser()), direct=True) if root is not None else None
+            where = Space.resolve(space) if space is not None else where or Space.resolve(None)
             name = f"{now[:10]}-{slugify(title)}-{sid[:8]}"
-            folder = sessions_root(root) / name
-        path = Path(folder) / JOURNAL_NAME
-        if path.exists() and path.stat().st_size:
-            raise SessionError(f"{folder} already holds a session; open it with open_session()")
-        rec = cls(Journal(path, fsync=fsync))
+        if where.journals(name):
+            raise SessionError(
+                f"{where.url(name)} already holds a session; open it with open_session()"
+            )
+        rec = cls(SessionJournals(where, name, fsync=fsync))
         header = {
             "id": sid,
             "title": scrub_text(title),
@@ -139,19 +141,73 @@ class SessionRecorder:
     # --- state -------------------------------------------------------------------
     @property
     def session(self) -> Session:
-        """The session as recorded so far (an immutable value)."""
-        assert self._session is not None
+        """The session as recorded so far, by every analyst (an immutable value).
+
+        ``active`` is the approach *this* client records into.
+        """
+        if self._session is None:
+            merged = self._journals.merger.session
+            assert merged is not None
+            self._session = replace(merged, active=self._journals.state.active_key(self.client))
         return self._session
 
     @property
+    def client(self) -> str:
+        """Id of this recording client (the name of its journal)."""
+        return self._journals.client
+
+    @property
     def folder(self) -> Path:
-        """The session folder."""
-        return self._journal.path.parent
+        """The local session folder (for a remote space: this client's outbox folder)."""
+        return self._journals.local_folder
+
+    @property
+    def link(self) -> str:
+        """The session link other analysts join with (path or URL of the session folder)."""
+        return self._journals.link
+
+    @property
+    def space(self) -> Space:
+        """The session space."""
+        return self._journals.space
 
     @property
     def journal_path(self) -> Path:
-        """The journal file."""
-        return self._journal.path
+        """Journal file of this client."""
+        return self._journals.journal.path
+
+    @property
+    def sync_status(self) -> str:
+        """``local``, ``online``, ``sending: N events`` or ``offline: ...`` (see replicate.py)."""
+        return self._journals.status
+
+    def sync(self) -> int:
+        """Read what other analysts recorded since the last call; return the new events.
+
+        Emits :attr:`changed` with ``{"event": "synced", "new": n}`` when
+        there were any. Never raises for an unreachable space (see
+        :attr:`sync_status`).
+        """
+        with self._lock:
+            n = self._journals.poll()
+            if n:
+                self._invalidate()
+        if n:
+            self.changed.emit({"event": "synced", "new": n})
+        return n
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Send every recorded event to the space now; True when the space has them all."""
+        return self._journals.flush(timeout)
+
+    def owns_step(self, step_id: str) -> bool:
+        """Return True when this client recorded the step (others' steps are theirs to change)."""
+        found = self._journals.state.origin.get(("step", step_id))
+        return found is None or found[0] == self.client
+
+    def _invalidate(self) -> None:
+        self._session = None
+        self._layers = None
 
     @property
     def active(self) -> Approach | None:
@@ -184,15 +240,16 @@ class SessionRecorder:
     # --- the one way to change anything ------------------------------------------
     def _emit(self, name: str, payload: Mapping[str, Any], time: str | None = None) -> dict:
         with self._lock:
-            event = make_event(name, self._journal.next_seq, payload, time)
-            line = encode_event(event)
-            event = json.loads(line)  # exactly what a replay will see
-            new = apply_event(self._session, event)
-            self._journal.append(line)
-            self._session = new
-            self._layers = None
-            if name == "session_restored":
-                self._used_ids = _recorded_ids(new)
+            j = self._journals
+            event = make_event(name, j.journal.next_seq, payload, time)
+            event["client"] = j.client
+            event["clock"] = j.merger.clock + 1
+            line = encode_event(outgoing(j.state, event, j.client))
+            written = json.loads(line)  # exactly what a merge will see
+            state = j.merger.preview(written)
+            j.append(line, written, state)
+            self._invalidate()
+            event = json.loads(encode_event(event))
         self.changed.emit(event)
         return event
 
@@ -209,9 +266,14 @@ class SessionRecorder:
         if field not in allowed:
             raise ValueError(f"cannot set {field!r}; settable fields: {', '.join(allowed)}")
         if approach is not None:
-            self.session.approach(approach)
+            prev = getattr(self.session.approach(approach), field)
+        elif field.startswith("user."):
+            prev = getattr(self.session.user, field[5:])
+        else:
+            prev = getattr(self.session, field)
         self._emit(
-            "field_set", {"field": field, "value": scrub_text(str(value)), "approach": approach}
+            "field_set",
+            {"field": field, "value": scrub_text(str(value)), "approach": approach, "prev": prev},
         )
 
     def add_image(
@@ -270,7 +332,7 @@ class SessionRecorder:
         """Start a new approach (it becomes the active one); return its key (``"A"``, ...)."""
         with self._lock:
             keys = {a.key for a in self.session.approaches}
-            key = key or _next_key(keys)
+            key = key or next_approach_key(keys)
             if key in keys:
                 raise ValueError(f"approach {key!r} exists already")
             if analyst:
@@ -294,10 +356,21 @@ class SessionRecorder:
             return self.add_approach()
         return self.session.active
 
+    def _continue_approach(self, analysts: list[str]) -> None:
+        """After reopening, go on with the approach last recorded into, if it is ours."""
+        merged = self._journals.merger.session
+        key = merged.active if merged is not None else None
+        if key is None or key not in {a.key for a in merged.approaches}:  # type: ignore[union-attr]
+            return
+        owner = merged.approach(key).analyst  # type: ignore[union-attr]
+        if not analysts or not owner or owner in analysts:
+            self._emit("approach_switched", {"approach": key})
+
     def set_notes(self, text: str, *, approach: str | None = None) -> None:
         """Set the free-text notes of an approach (the active one by default)."""
         key = self._approach_key(approach)
-        self._emit("note_set", {"approach": key, "text": scrub_text(text)})
+        prev = self.session.approach(key).notes
+        self._emit("note_set", {"approach": key, "text": scrub_text(text), "prev": prev})
 
     def set_result(self, summary: Mapping[str, Any], *, approach: str | None = None) -> None:
         """Set an approach's result summary, e.g. ``{"objects": 112}`` (JSON-safe values)."""
@@ -310,7 +383,11 @@ class SessionRecorder:
         """Record the solution proposed: which approach (optional) and in words."""
         if approach is not None:
             self.session.approach(approach)
-        self._emit("solution_set", {"approach": approach, "text": scrub_text(text)})
+        sol = self.session.solution
+        self._emit(
+            "solution_set",
+            {"approach": approach, "text": scrub_text(text), "prev": sol.text if sol else ""},
+        )
 
     def add_issue(self, text: str) -> None:
         """Add an issue raised (e.g. "images at higher resolution needed")."""
@@ -329,10 +406,10 @@ class SessionRecorder:
         self._remove_item("next_steps", index)
 
     def _remove_item(self, field: str, index: int) -> None:
-        n = len(getattr(self.session, field))
-        if not 0 <= index < n:
-            raise IndexError(f"no item {index} in {field} (it has {n})")
-        self._emit("item_removed", {"field": field, "index": index})
+        items = getattr(self.session, field)
+        if not 0 <= index < len(items):
+            raise IndexError(f"no item {index} in {field} (it has {len(items)})")
+        self._emit("item_removed", {"field": field, "index": index, "text": items[index]})
 
     # --- steps -------------------------------------------------------------------------
     def record_step(
@@ -484,6 +561,8 @@ class SessionRecorder:
         image, step_id, _ = before
         if image is not None:
             self._emit("layer_removed", {"layer": layer, "removed": [], "hidden": []})
+        elif step_id is not None and not self.owns_step(step_id):
+            return  # another analyst's step shown here: theirs stays as recorded
         elif step_id is not None and (found := self.session.find_step(step_id)) is not None:
             self._drop_step_layer(found[1], layer, reason=f"overwritten by step {by!r}")
 
@@ -502,6 +581,8 @@ class SessionRecorder:
             if src.image is not None:
                 self._emit("layer_removed", {"layer": layer, "removed": [], "hidden": []})
                 return []
+            if not self.owns_step(src.step):  # type: ignore[arg-type]
+                return []  # a copy of another analyst's result: their record is theirs
             _, st = self.session.find_step(src.step)  # type: ignore[arg-type, misc]
             return self._drop_step_layer(st, layer, reason="layer deleted")
 
@@ -538,7 +619,8 @@ class SessionRecorder:
         base = op.rsplit(".", 1)[-1]
         n = self._id_counts.get(base, 1)
         sid = base if n == 1 else f"{base}_{n}"
-        while sid in self._used_ids:
+        used = self._used_ids | self._journals.state.used_steps | set(self.session.step_index)
+        while sid in used:
             n += 1
             sid = f"{base}_{n}"
         self._id_counts[base] = n
@@ -546,14 +628,27 @@ class SessionRecorder:
 
     # --- saving ---------------------------------------------------------------------
     def save(self) -> Path:
-        """Write the readable snapshot ``session.yaml`` (atomically); return its path."""
+        """Write the readable snapshot ``session.yaml`` (atomically); return its path.
+
+        In a local space it goes into the session folder; in a remote space it
+        is written to the space and to this client's outbox folder.
+        """
         with self._lock:
-            self._emit("snapshot_saved", {"file": "session.yaml"})
-            return save_snapshot(self.session, self.folder)
+            self._emit("snapshot_saved", {"file": SNAPSHOT_NAME})
+            local = save_snapshot(self.session, self.folder)
+            if not self.space.direct:
+                try:
+                    self.space.write_text(
+                        self.space.path(self._journals.name, SNAPSHOT_NAME),
+                        snapshot_text(self.session),
+                    )
+                except SessionError:
+                    pass  # the journals are the truth; the snapshot is a convenience
+            return local
 
     def close(self) -> None:
-        """Stop recording (the journal is already complete on disk)."""
-        self._journal.close()
+        """Stop recording (the journal is complete on disk; what is left is sent)."""
+        self._journals.close()
 
     def __enter__(self) -> SessionRecorder:
         return self
@@ -568,45 +663,51 @@ def open_session(
     analysts: tuple[str, ...] | list[str] = (),
     fsync: bool = True,
 ) -> SessionRecorder:
-    """Continue a previous session: replay its journal and go on recording into it.
+    """Continue or join a session: read every analyst's journal and record into a new one.
+
+    Several clients (napari windows, machines) may record into one session at
+    the same time: each writes its own journal, and each sees the others'
+    work through :meth:`SessionRecorder.sync`. There is no lock to wait for.
 
     Parameters
     ----------
     path : str or Path
-        A session folder (or its ``journal.jsonl`` / ``session.yaml``). A
-        folder holding only a snapshot gets a new journal that starts from it.
+        A session link: the session folder (local path or URL in a space,
+        e.g. ``s3://bucket/space/2026-12-05-nuclei-1a2b3c4d``), or a file in
+        it. A folder holding only a ``session.yaml`` snapshot gets a journal
+        that starts from it.
     analysts : sequence of str
-        Analysts present this time (added to the record).
+        Analysts present (added to the record).
     fsync : bool
         fsync every journal line (default True).
-
-    Raises
-    ------
-    SessionLockedError
-        When the session is being recorded elsewhere right now.
     """
-    folder, journal, snapshot = locate(path)
-    if journal is not None:
-        j = Journal(journal, fsync=fsync)
-        try:
-            rec = SessionRecorder(j, replay_events(read_events(journal)))
-        except BaseException:
-            j.close()
-            raise
-    else:
-        session = load_snapshot(snapshot)  # type: ignore[arg-type]
-        rec = SessionRecorder(Journal(folder / JOURNAL_NAME, fsync=fsync))
-        rec._emit("session_restored", {"session": session.to_dict(), "source": snapshot.name})  # type: ignore[union-attr]
-    rec._emit("session_reopened", {"analysts": _names(analysts)})
+    space, name = split_link(path)
+    journals = SessionJournals(space, name, fsync=fsync)
+    try:
+        journals.poll(first=True)
+        rec = SessionRecorder(journals)
+        if journals.merger.session is None:
+            snapshot = Path(space.path(name, SNAPSHOT_NAME)) if space.is_local else None
+            if snapshot is None or not snapshot.is_file():
+                raise SessionError(f"no session in {space.url(name)} (no journal or snapshot)")
+            session = load_snapshot(snapshot)
+            rec._emit("session_restored", {"session": session.to_dict(), "source": snapshot.name})
+        rec._emit("session_reopened", {"analysts": _names(analysts)})
+        rec._continue_approach(_names(analysts))
+    except BaseException:
+        journals.close()
+        _drop_if_empty(journals.journal.path)
+        raise
     return rec
 
 
-def _recorded_ids(session: Session | None) -> set[str]:
-    """Return the ids of every step ever recorded (never reused: the timeline stays clear)."""
-    if session is None:
-        return set()
-    ids = {t.detail["step"]["id"] for t in session.timeline if t.kind == "step_recorded"}
-    return ids | {st.id for _, st in session.all_steps()}
+def _drop_if_empty(path: Path) -> None:
+    """Remove a journal this client created but never wrote to (a failed open)."""
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _names(names: Any) -> list[str]:
@@ -616,20 +717,6 @@ def _names(names: Any) -> list[str]:
         if n and n not in out:
             out.append(n)
     return out
-
-
-def _next_key(taken: set[str]) -> str:
-    n = 0
-    while True:
-        key, i = "", n
-        while True:
-            key = chr(ord("A") + i % 26) + key
-            i = i // 26 - 1
-            if i < 0:
-                break
-        if key not in taken:
-            return key
-        n += 1
 
 
 def _check_select(sel: Mapping[str, Any], img: ImageRef | None, what: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ import yaml
 
 from napari_fbias.io.atomic import atomic_write_text
 from napari_fbias.session.errors import JournalRecoveryWarning, SessionError, SessionFormatError
-from napari_fbias.session.journal import JOURNAL_NAME, read_events, replay
+from napari_fbias.session.journal import JOURNAL_NAME
 from napari_fbias.session.model import Session
 
 SESSION_DIR_ENV = "FBIAS_SESSION_DIR"
@@ -94,42 +94,39 @@ def load_snapshot(path: str | os.PathLike[str]) -> Session:
         raise SessionFormatError(f"{path}: {exc}") from None
 
 
-def locate(path: str | os.PathLike[str]) -> tuple[Path, Path | None, Path | None]:
-    """Return ``(folder, journal or None, snapshot or None)`` for a session folder or file.
-
-    Raises
-    ------
-    SessionError
-        When ``path`` holds neither a journal nor a snapshot.
-    """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise SessionError(f"no session in {p}: it does not exist")
-    folder = p if p.is_dir() else p.parent
-    journal = p if p.is_file() and p.suffix == ".jsonl" else folder / JOURNAL_NAME
-    snapshot = p if p.is_file() and p.suffix in (".yaml", ".yml") else folder / SNAPSHOT_NAME
-    found_j = journal if journal.is_file() else None
-    found_s = snapshot if snapshot.is_file() else None
-    if p.is_file() and p.suffix in (".yaml", ".yml"):
-        found_j = None  # a snapshot named explicitly
-    if found_j is None and found_s is None:
-        raise SessionError(f"no session in {p} (no {JOURNAL_NAME} or {SNAPSHOT_NAME})")
-    return folder, found_j, found_s
-
-
 def load_session(path: str | os.PathLike[str]) -> Session:
-    """Load a session, read-only: replay its journal, or read the snapshot if there is none.
+    """Load a session, read-only: merge every analyst's journal, or read its snapshot.
 
     Parameters
     ----------
     path : str or Path
-        The session folder, its ``journal.jsonl`` or a ``session.yaml``
-        (naming the snapshot file loads the snapshot alone).
+        A session link: the session folder (local path or URL in a space),
+        a journal in it, or a ``session.yaml`` (naming the snapshot file loads
+        the snapshot alone).
+
+    Raises
+    ------
+    SessionError
+        When there is no session there, or its journals cannot be read.
     """
-    _, journal, snapshot = locate(path)
-    if journal is not None:
-        return replay(read_events(journal))
-    return load_snapshot(snapshot)  # type: ignore[arg-type]
+    from napari_fbias.session.shared import read_session
+    from napari_fbias.session.space import split_link
+
+    text = str(path)
+    if "://" not in text:
+        p = Path(text).expanduser()
+        if not p.exists() and not p.is_symlink():
+            raise SessionError(f"no session in {p}: it does not exist")
+        if p.suffix in (".yaml", ".yml") and not p.is_dir():
+            return load_snapshot(p)
+    space, name = split_link(path)
+    session = read_session(space, name)
+    if session is not None:
+        return session
+    snapshot = Path(space.path(name, SNAPSHOT_NAME)) if space.is_local else None
+    if snapshot is not None and (snapshot.is_file() or snapshot.is_symlink()):
+        return load_snapshot(snapshot)
+    raise SessionError(f"no session in {space.url(name)} (no {JOURNAL_NAME} or {SNAPSHOT_NAME})")
 
 
 @dataclass(frozen=True)
@@ -147,35 +144,48 @@ class SessionInfo:
     approaches: tuple[str, ...]
     problem: str | None = None
     question: str = ""
+    #: The whole record (None when it could not be read).
+    session: Session | None = None
 
 
-def list_sessions(root: str | os.PathLike[str] | None = None) -> list[SessionInfo]:
-    """List the sessions under ``root`` (see :func:`sessions_root`), most recently updated first.
+def list_sessions(
+    root: str | os.PathLike[str] | None = None, *, space: object = None
+) -> list[SessionInfo]:
+    """List the sessions of a space, most recently updated first.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        A local folder of sessions (see :func:`sessions_root`).
+    space : str or Space, optional
+        A session space (path or URL); default ``$FBIAS_SPACE`` or ``root``.
 
     A session that cannot be read is listed with its ``problem`` (and no
     details) instead of stopping the listing; a recovered crash is listed
-    normally, with the recovery noted in ``problem``.
+    normally, with the recovery noted in ``problem``. ``path`` is the session
+    link (a local path, or the URL in a remote space).
     """
-    base = sessions_root(root)
-    if not base.is_dir():
-        return []
+    from napari_fbias.session.space import Space
+
+    if space is None and root is not None:
+        where = Space(str(sessions_root(root)), direct=True)
+    else:
+        where = Space.resolve(space)  # type: ignore[arg-type]
     out: list[SessionInfo] = []
-    for folder in sorted(base.iterdir()):
-        if not folder.is_dir() or not (
-            (folder / JOURNAL_NAME).is_file() or (folder / SNAPSHOT_NAME).is_file()
-        ):
-            continue
+    for name in where.list_names():
+        link = where.url(name)
+        folder = Path(link) if where.is_local else link
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", JournalRecoveryWarning)
             try:
-                s = load_session(folder)
+                s = load_session(link)
             except SessionError as exc:
-                out.append(SessionInfo(folder, "", folder.name, "", "", "", "", (), (), str(exc)))
+                out.append(SessionInfo(folder, "", name, "", "", "", "", (), (), str(exc)))  # type: ignore[arg-type]
                 continue
         notes = [str(w.message) for w in caught if issubclass(w.category, JournalRecoveryWarning)]
         out.append(
             SessionInfo(
-                path=folder,
+                path=folder,  # type: ignore[arg-type]
                 id=s.id,
                 title=s.title,
                 user=s.user.name,
@@ -186,6 +196,7 @@ def list_sessions(root: str | os.PathLike[str] | None = None) -> list[SessionInf
                 approaches=tuple(a.key for a in s.approaches),
                 problem="; ".join(notes) or None,
                 question=s.question,
+                session=s,
             )
         )
     out.sort(key=lambda i: i.updated, reverse=True)

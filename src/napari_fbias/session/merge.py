@@ -1,0 +1,327 @@
+"""One session from several journals: a deterministic merge ordered by a logical clock.
+
+Every recording client appends only to its own journal. An event is
+identified by ``(client, seq)`` and ordered by ``(clock, client, seq)``, where
+``clock`` is a Lamport clock: a client stamps each event one past the largest
+clock it has seen in any journal, so an event always sorts after everything
+its writer had seen when it wrote it. Machines' wall clocks play no part. The
+session is :func:`~napari_fbias.session.events.apply_event` applied to the
+events in that order, each once; any machine that has read the same journals
+computes the same session, whatever order it read them in.
+
+Rules where analysts worked at the same time (``docs/session.md``):
+
+* **Names.** Events name approaches, steps and images as their creator wrote
+  them (see :mod:`~napari_fbias.session.names`). When two clients create the
+  same name concurrently, the one earlier in the merged order keeps it and the
+  other gets the next free one (approach ``B``, step ``threshold_2``...).
+* **Shared fields** (title, question, user, approach title/analyst, notes,
+  solution): the later edit in the merged order wins; when its writer had not
+  seen the value it overwrote (``prev`` differs), the timeline gets a
+  ``conflict`` entry holding both texts, so nothing typed is lost.
+* **An event that no longer fits** (a step replaced after another analyst
+  removed it, an issue removed twice) is not applied; the timeline gets a
+  ``conflict`` entry saying why.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from napari_fbias.session.errors import SessionFormatError
+from napari_fbias.session.events import apply_event
+from napari_fbias.session.model import Session, TimelineEvent
+from napari_fbias.session.names import map_names, next_approach_key
+
+Key = tuple[int, str, int]
+Origin = tuple[str, str]
+#: Keep a restart point every this many events (a late event replays from the one before it).
+CHECKPOINT_EVERY = 128
+
+
+def event_key(event: Mapping[str, Any]) -> Key:
+    """Return the merge order of an event: ``(clock, client, seq)``."""
+    return (int(event["clock"]), str(event.get("client", "")), int(event["seq"]))
+
+
+@dataclass
+class MergeState:
+    """The merged session plus the name tables the merge needs (copied at checkpoints)."""
+
+    session: Session | None = None
+    #: (kind, creator client, creator's name) -> the session's name.
+    alias: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: (kind, the session's name) -> (creator client, creator's name).
+    origin: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    #: Every step id ever used (ids are never reused).
+    used_steps: set[str] = field(default_factory=set)
+    #: client -> origin of the approach it records into.
+    active: dict[str, Origin] = field(default_factory=dict)
+    #: Problems with events that could not be applied before the session existed.
+    problems: list[str] = field(default_factory=list)
+
+    def active_key(self, client: str) -> str | None:
+        """Return the session's key of the approach ``client`` records into (None if none)."""
+        found = self.active.get(client)
+        if found is None or self.session is None:
+            return None
+        key = self.alias.get(("approach", *found), found[1] if found[0] == "" else None)
+        return key if key in {a.key for a in self.session.approaches} else None
+
+    def copy(self) -> MergeState:
+        """Return a copy whose tables can change without touching this one."""
+        return MergeState(
+            self.session,
+            dict(self.alias),
+            dict(self.origin),
+            set(self.used_steps),
+            dict(self.active),
+            list(self.problems),
+        )
+
+
+class SessionMerger:
+    """Merge events from any number of journals into one session, incrementally."""
+
+    def __init__(self) -> None:
+        self._events: dict[Key, dict[str, Any]] = {}
+        self._keys: list[Key] = []
+        self._state = MergeState()
+        self._checkpoints: list[tuple[int, MergeState]] = [(0, MergeState())]
+        #: The largest logical clock seen.
+        self.clock = 0
+
+    @property
+    def state(self) -> MergeState:
+        """The merged state (do not change it)."""
+        return self._state
+
+    @property
+    def session(self) -> Session | None:
+        """The merged session (None before its first event)."""
+        return self._state.session
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Merge events read from journals; return how many were new."""
+        new = []
+        for e in events:
+            k = event_key(e)
+            if k not in self._events:
+                self._events[k] = dict(e)
+                new.append(k)
+        if not new:
+            return 0
+        new.sort()
+        self.clock = max(self.clock, new[-1][0], max(k[0] for k in new))
+        if not self._keys or new[0] > self._keys[-1]:
+            start = len(self._keys)
+            self._keys.extend(new)
+            state = self._state
+        else:
+            start = bisect.bisect_left(self._keys, new[0])
+            self._keys = sorted(set(self._keys) | set(new))
+            self._checkpoints = [c for c in self._checkpoints if c[0] <= start]
+            start, saved = self._checkpoints[-1]
+            state = saved.copy()
+        for i in range(start, len(self._keys)):
+            state = apply_merged(state, self._events[self._keys[i]])
+            if (i + 1) % CHECKPOINT_EVERY == 0 and self._checkpoints[-1][0] < i + 1:
+                self._checkpoints.append((i + 1, state.copy()))
+        self._state = state
+        return len(new)
+
+    def preview(self, event: Mapping[str, Any]) -> MergeState:
+        """Return the state after a new local event, raising if it does not apply."""
+        if self._keys and event_key(event) <= self._keys[-1]:
+            raise ValueError("a local event must come after every event seen")
+        return apply_merged(self._state, event, strict=True)
+
+    def commit(self, event: Mapping[str, Any], state: MergeState) -> None:
+        """Keep a local event and the state :meth:`preview` computed for it."""
+        k = event_key(event)
+        self._events[k] = dict(event)
+        self._keys.append(k)
+        self.clock = max(self.clock, k[0])
+        self._state = state
+        if len(self._keys) % CHECKPOINT_EVERY == 0:
+            self._checkpoints.append((len(self._keys), state.copy()))
+
+
+def merge_events(events: Iterable[Mapping[str, Any]]) -> Session:
+    """Return the session made by any set of journal events (each applied once, in order).
+
+    Raises
+    ------
+    SessionFormatError
+        When no event starts the session.
+    """
+    m = SessionMerger()
+    m.add(events)
+    if m.session is None:
+        why = "; ".join(m.state.problems[:3])
+        raise SessionFormatError(
+            "the session journals hold no 'session_started' event" + (f" ({why})" if why else "")
+        )
+    return m.session
+
+
+def outgoing(state: MergeState, event: Mapping[str, Any], client: str) -> dict[str, Any]:
+    """Write a local event's names as their creators wrote them (inverse of the merge)."""
+    ext: dict[str, dict[str, str]] = {}
+
+    def fn(kind: str, name: str, creates: bool) -> str:
+        found = state.origin.get((kind, name))
+        if found is None or (creates and kind != "image"):
+            return name
+        creator, cname = found
+        if creator != client:
+            ext.setdefault(kind, {})[cname] = creator
+        return cname
+
+    out = map_names(event, fn)
+    if ext:
+        out["ext"] = ext
+    return out
+
+
+def apply_merged(
+    state: MergeState, event: Mapping[str, Any], *, strict: bool = False
+) -> MergeState:
+    """Return the state after one event (a conflict entry instead where it does not fit)."""
+    st = state.copy()
+    client = str(event.get("client", ""))
+    ext = event.get("ext") or {}
+    s = st.session
+
+    def fn(kind: str, name: str, creates: bool) -> str:
+        creator = ext.get(kind, {}).get(name, client)
+        known = st.alias.get((kind, creator, name))
+        if not creates or creator != client or known is not None:
+            return known if known is not None else name
+        merged = _claim(st, kind, name, event)
+        st.alias[(kind, client, name)] = merged
+        st.origin[(kind, merged)] = (client, name)
+        return merged
+
+    e = map_names(event, fn)
+    name = e.get("event")
+    try:
+        if s is not None:
+            e = _check_removal(s, e)
+            overwritten = _overwritten(s, e)
+        else:
+            overwritten = None
+        new = apply_event(s, e)
+    except SessionFormatError as exc:
+        if strict:
+            raise
+        return _conflict(state, event, str(exc))
+    if name == "step_recorded":
+        st.used_steps.add(e["step"]["id"])
+    if name in ("approach_added", "approach_switched"):
+        key = e["approach"]["key"] if name == "approach_added" else e["approach"]
+        st.active[client] = st.origin.get(("approach", key), ("", key))
+        if name == "approach_added" and client:
+            new = replace(
+                new,
+                approaches=tuple(
+                    replace(a, client=client) if a.key == key else a for a in new.approaches
+                ),
+            )
+    if overwritten is not None:
+        new = _note(new, event, "conflict", overwritten)
+    st.session = new
+    return st
+
+
+def _claim(st: MergeState, kind: str, name: str, event: Mapping[str, Any]) -> str:
+    """Return the session's name for a name a client creates (the next free one if taken)."""
+    s = st.session
+    if s is None:
+        return name
+    if kind == "approach":
+        taken = {a.key for a in s.approaches}
+        if name not in taken:
+            return name
+        return next_approach_key(taken)
+    if kind == "step":
+        taken = st.used_steps | set(s.step_index)
+    else:
+        img = s.image(name)
+        if img is None or img.source == (event.get("image") or {}).get("source"):
+            return name
+        taken = {i.name for i in s.images}
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}_{n}" in taken:
+        n += 1
+    return f"{name}_{n}"
+
+
+def _check_removal(s: Session, e: dict[str, Any]) -> dict[str, Any]:
+    """Point an ``item_removed`` at the item its writer saw (by text), or refuse it."""
+    if e.get("event") != "item_removed" or "text" not in e:
+        return e
+    items = list(getattr(s, str(e.get("field")), ()) or ())
+    index, text = e.get("index"), e["text"]
+    if isinstance(index, int) and 0 <= index < len(items) and items[index] == text:
+        return e
+    if text in items:
+        return {**e, "index": items.index(text)}
+    raise SessionFormatError(f"{e.get('field')} item {text!r} was already removed")
+
+
+def _overwritten(s: Session, e: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the conflict detail when an edit overwrites a value its writer never saw."""
+    if "prev" not in e:
+        return None
+    name = e.get("event")
+    if name == "field_set":
+        field_name = str(e["field"])
+        if e.get("approach") is not None:
+            current = getattr(s.approach(e["approach"]), field_name, "")
+        elif field_name.startswith("user."):
+            current = getattr(s.user, field_name[5:], "")
+        else:
+            current = getattr(s, field_name, "")
+        new = e.get("value")
+    elif name == "note_set":
+        field_name, current, new = "notes", s.approach(e["approach"]).notes, e.get("text")
+    elif name == "solution_set":
+        field_name = "solution"
+        current = s.solution.text if s.solution else ""
+        new = e.get("text")
+    else:
+        return None
+    if current == e["prev"] or current == new:
+        return None
+    out = {"field": field_name, "kept": new, "overwritten": current}
+    if e.get("approach") is not None:
+        out["approach"] = e["approach"]
+    return out
+
+
+def _conflict(state: MergeState, event: Mapping[str, Any], problem: str) -> MergeState:
+    st = state.copy()
+    if st.session is None:
+        st.problems.append(problem)
+        return st
+    st.session = _note(
+        st.session, event, "conflict", {"event": event.get("event"), "problem": problem}
+    )
+    return st
+
+
+def _note(s: Session, event: Mapping[str, Any], kind: str, detail: dict[str, Any]) -> Session:
+    d = dict(detail)
+    if event.get("client"):
+        d["client"] = event["client"]
+    entry = TimelineEvent(time=str(event.get("time", "")), kind=kind, detail=d)
+    return replace(s, timeline=(*s.timeline, entry))
