@@ -187,9 +187,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+    from napari_fbias.io.credentials import scrub_text
+
     for item in report.items:
         if item.status == "failed":
-            print(f"fbias: {item.stem}: failed: {item.message}", file=sys.stderr)
+            print(scrub_text(f"fbias: {item.stem}: failed: {item.message}"), file=sys.stderr)
     print(f"{report.summary()} -> {report.outdir}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -355,7 +357,8 @@ only with --include-images.
         arg(
             "session",
             metavar="SESSION",
-            help="a session folder, or its journal.jsonl or session.yaml",
+            help="a session link: its folder (path, or URL in a session space such as "
+            "s3://bucket/space/2026-12-05-nuclei-1a2b3c4d), a journal in it, or a session.yaml",
         ),
         arg(
             "-o",
@@ -401,11 +404,80 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     except SessionError as exc:
         raise CliError(str(exc)) from None
+    from napari_fbias.io.credentials import scrub_text
+
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(scrub_text(f"note: {note}"), file=sys.stderr)
     print(f"bundle of approach(es) {', '.join(result.approaches)} -> {result.folder}")
     if result.zip_path is not None:
         print(f"zip -> {result.zip_path}")
+    return EXIT_OK
+
+
+# --- fbias sessions ------------------------------------------------------------------------
+
+_SESSIONS_EPILOG = """\
+examples:
+  fbias sessions                                   the sessions on this computer
+  fbias sessions --space /shared/open-desk         a shared folder
+  fbias sessions --space s3://facility/open-desk --user Ann --json
+      Ann's sessions in an object store, each with its approaches, analysts and clients
+  fbias sessions --analyst Marie --since 2026-11 --text cellpose
+
+The space is --space, else $FBIAS_SPACE, else the local sessions folder. Credentials for
+object stores come from the environment or your fsspec/boto configuration, never the URL."""
+
+
+@subcommand(
+    "sessions",
+    help="list and search past open-desk sessions in a session space",
+    description="List the sessions of a session space (local folder, shared folder or "
+    "object store), newest first, optionally only those matching every filter given.",
+    epilog=_SESSIONS_EPILOG,
+    args=[
+        arg("--space", metavar="SPACE", help="a folder or fsspec URL holding sessions"),
+        arg("--user", default="", help="the user's name contains this"),
+        arg("--lab", default="", help="the user's lab contains this"),
+        arg("--analyst", default="", help="an analyst's name contains this"),
+        arg(
+            "--since", default="", metavar="DATE", help="created on or after (2026-11-01, 2026-11)"
+        ),
+        arg("--text", default="", help="any text of the record contains this"),
+        arg("--json", action="store_true", help="print every session in full as JSON"),
+    ],
+)
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List and search sessions (``fbias sessions``)."""
+    import json
+    import warnings
+
+    from napari_fbias.session.errors import SessionError
+    from napari_fbias.session.search import (
+        SessionQuery,
+        conclusion,
+        find_sessions,
+        session_summary,
+    )
+    from napari_fbias.session.store import list_sessions
+
+    query = SessionQuery(args.user, args.lab, args.analyst, args.since, args.text)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # problems are listed with each session
+            infos = find_sessions(list_sessions(space=args.space), query)
+    except SessionError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    if args.json:
+        print(json.dumps([session_summary(i) for i in infos], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not infos:
+        print("no session matches" if any(vars(query).values()) else "no session here")
+        return EXIT_OK
+    for i in infos:
+        who = ", ".join(i.analysts) or "no analyst named"
+        print(f"{i.created[:16].replace('T', ' ')}  {i.title or '(untitled)'}  — {i.user} ({who})")
+        print(f"    {conclusion(i)}")
+        print(f"    {i.path}")
     return EXIT_OK
 
 
@@ -558,16 +630,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    from napari_fbias.io.credentials import scrub_text
     from napari_fbias.pipeline.errors import PipelineError
 
     if isinstance(exc, PipelineError):
         what = f"pipeline {exc.source}" if exc.source else "pipeline"
         if len(exc.problems) == 1:
-            return f"{what}: {exc.problems[0]}"
+            return scrub_text(f"{what}: {exc.problems[0]}")
         listed = "; ".join(str(p) for p in exc.problems)
         hint = f" (see 'fbias validate {exc.source}')" if exc.source else ""
-        return f"{what} has {len(exc.problems)} problems: {listed}{hint}"
-    return " ".join(str(exc).split())
+        return scrub_text(f"{what} has {len(exc.problems)} problems: {listed}{hint}")
+    return scrub_text(" ".join(str(exc).split()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -221,6 +221,12 @@ def _list_field(e: Mapping[str, Any]) -> str:
     return str(e["field"])
 
 
+def _follow_up(s: Session, e: Mapping[str, Any]) -> Session:
+    from napari_fbias.session.model import _follows
+
+    return replace(s, follows=_follows(e["session"]))
+
+
 def _nothing(s: Session, e: Mapping[str, Any]) -> Session:
     return s
 
@@ -245,6 +251,7 @@ HANDLERS: dict[str, Handler] = {
     "item_added": _item_added,
     "item_removed": _item_removed,
     "snapshot_saved": _nothing,
+    "follow_up_set": _follow_up,
 }
 
 

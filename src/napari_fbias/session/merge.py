@@ -282,6 +282,13 @@ def _overwritten(s: Session, e: Mapping[str, Any]) -> dict[str, Any] | None:
     """Return the conflict detail when an edit overwrites a value its writer never saw."""
     if "prev" not in e:
         return None
+    try:
+        return _compare(s, e)
+    except (KeyError, TypeError, AttributeError):
+        return None  # not applicable: the event itself will be refused (a conflict)
+
+
+def _compare(s: Session, e: Mapping[str, Any]) -> dict[str, Any] | None:
     name = e.get("event")
     if name == "field_set":
         field_name = str(e["field"])

@@ -362,6 +362,8 @@ class Session:
     issues: tuple[str, ...] = ()
     next_steps: tuple[str, ...] = ()
     timeline: tuple[TimelineEvent, ...] = ()
+    #: The earlier session this one follows up: ``{"id", "title", "created", "link"}``.
+    follows: Mapping[str, str] | None = None
 
     def approach(self, key: str) -> Approach:
         """Return the approach ``key`` (KeyError naming the known keys)."""
@@ -417,6 +419,7 @@ class Session:
             "issues": list(self.issues),
             "next_steps": list(self.next_steps),
             "timeline": [t.to_dict() for t in self.timeline],
+            **({"follows": dict(self.follows)} if self.follows else {}),
         }
 
     @classmethod
@@ -441,7 +444,15 @@ class Session:
             issues=tuple(str(i) for i in d.get("issues") or ()),
             next_steps=tuple(str(i) for i in d.get("next_steps") or ()),
             timeline=tuple(TimelineEvent.from_dict(t) for t in d.get("timeline") or ()),
+            follows=_follows(d.get("follows")),
         )
+
+
+def _follows(d: Any) -> dict[str, str] | None:
+    """Return the reference to an earlier session (plain strings only), or None."""
+    if not isinstance(d, Mapping):
+        return None
+    return {k: str(d.get(k, "")) for k in ("id", "title", "created", "link")}
 
 
 def check_schema(version: Any, what: str) -> None:

@@ -123,6 +123,8 @@ class SessionRecorder:
             where = Space(str(Path(root).expanduser()), direct=True) if root is not None else None
             where = Space.resolve(space) if space is not None else where or Space.resolve(None)
             name = f"{now[:10]}-{slugify(title)}-{sid[:8]}"
+        if where.is_local:
+            Path(where.location).mkdir(parents=True, exist_ok=True)
         if where.journals(name):
             raise SessionError(
                 f"{where.url(name)} already holds a session; open it with open_session()"
@@ -365,6 +367,13 @@ class SessionRecorder:
         owner = merged.approach(key).analyst  # type: ignore[union-attr]
         if not analysts or not owner or owner in analysts:
             self._emit("approach_switched", {"approach": key})
+
+    def set_follow_up(self, earlier: Session, link: str = "") -> None:
+        """Mark this session as the follow-up of an ``earlier`` one (the report links them)."""
+        if earlier.id == self.session.id:
+            raise ValueError("a session cannot follow up itself")
+        ref = {"id": earlier.id, "title": earlier.title, "created": earlier.created, "link": link}
+        self._emit("follow_up_set", {"session": {k: scrub_text(v) for k, v in ref.items()}})
 
     def set_notes(self, text: str, *, approach: str | None = None) -> None:
         """Set the free-text notes of an approach (the active one by default)."""

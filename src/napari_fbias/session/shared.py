@@ -73,6 +73,34 @@ def read_session(space: Space, name: str) -> Session | None:
     return merge_events(events)
 
 
+def send_leftovers(space: Space, name: str, outbox: Path, skip: str) -> int:
+    """Send what earlier clients on this machine recorded but never sent (a crash, a kill).
+
+    Returns the number of journals sent; one that cannot be sent now stays in
+    the outbox for the next time.
+    """
+    sent = 0
+    try:
+        remote = space.journals(name)
+    except SpaceUnreachableError:
+        return 0
+    for path in sorted(outbox.glob("*.jsonl")):
+        client = path.stem
+        if client == skip or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        data = data[: data.rfind(b"\n") + 1]  # complete events only
+        have = remote.get(client, ("", 0))[1]
+        if len(data) <= have:
+            continue
+        try:
+            space.push(space.path(name, JOURNALS_DIR, path.name), data, have)
+            sent += 1
+        except SpaceUnreachableError:
+            continue
+    return sent
+
+
 class SessionJournals:
     """Journal of this client (written) and those of the other clients (read), merged.
 
@@ -101,6 +129,7 @@ class SessionJournals:
         self.journal = Journal(local, fsync=fsync)
         self.replicator: Replicator | None = None
         if not space.direct:
+            send_leftovers(space, name, local.parent, skip=self.client)
             self.replicator = Replicator(
                 space,
                 space.path(name, JOURNALS_DIR, f"{self.client}.jsonl"),

@@ -76,11 +76,10 @@ class Space:
         if text.startswith("file://"):
             text = urlsplit(text).path
         if _is_url(text):
-            parts = urlsplit(text)
-            if parts.username or parts.password or "@" in parts.netloc:
+            if "@" in text or "?" in text or "#" in text:  # userinfo, tokens, signatures
                 raise SessionError(
-                    "a session space URL must not hold credentials; give them through the "
-                    "environment or your fsspec/boto configuration"
+                    "a session space URL must not hold credentials (no '@', '?' or '#'); give "
+                    "them through the environment or your fsspec/boto configuration"
                 )
             return cls(text.rstrip("/"))
         return cls(str(Path(text).expanduser().absolute()))
@@ -150,6 +149,8 @@ class Space:
         out: dict[str, tuple[str, int]] = {}
         try:
             if self.is_local:
+                if not Path(self.location).is_dir():
+                    raise SpaceUnreachableError(f"the session space {self.location} is not there")
                 folder = Path(self.path(name))
                 legacy = folder / LEGACY_JOURNAL
                 if legacy.is_file() or legacy.is_symlink():
@@ -201,6 +202,8 @@ class Space:
         try:
             if self.is_local:
                 p = Path(path)
+                if not Path(self.location).is_dir():
+                    raise SpaceUnreachableError(f"the session space {self.location} is not there")
                 p.parent.mkdir(parents=True, exist_ok=True)
                 from napari_fbias.session.journal import open_no_follow
 
