@@ -24,7 +24,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, capsys: pytest.CaptureFixture[
         "ok   fbias run on the batch folder matches direct runs, image by image",
     ):
         assert line in printed
-    assert "approach A (Marie, classical recipe): 57 nuclei" in printed
+    assert "approach A (Marie, classical nuclei recipe): objects 57" in printed
+    assert "Marie and Jean record from two separate processes, at the same time" in printed
+    for key, who in (("A", "Marie"), ("B", "Jean"), ("C", "Jean")):
+        assert f"ok   approach {key} recomputed here is bit for bit {who}'s result" in printed
+    assert "ok   fbias sessions --space lists the session with both analysts' approaches" in printed
     bundle = out / "bundle"
     for name in (
         "README.md",
@@ -36,8 +40,9 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, capsys: pytest.CaptureFixture[
         "ro-crate-metadata.json",
     ):
         assert (bundle / name).is_file(), name
-    assert (out / "session" / "journals").is_dir()
-    assert (out / "session" / "session.yaml").is_file()
+    (session,) = (out / "space").iterdir()
+    assert len(list((session / "journals").glob("*.jsonl"))) == 3, "coordinator + 2 analysts"
+    assert (session / "session.yaml").is_file()
     assert sorted(p.name for p in (out / "batch").iterdir() if p.is_dir()) == [
         "nuclei_01",
         "nuclei_02",
@@ -46,6 +51,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, capsys: pytest.CaptureFixture[
     ]
     html = (bundle / "report.html").read_text()
     assert "Nuclei per field (demo)" in html and html.count("data:image/png") >= 5
+    assert "Marie" in html and "Jean" in html, "one bundle, both analysts' approaches"
     # running it again into the same folder replaces the earlier demo
     assert (out / demo.MARKER).is_file()
 

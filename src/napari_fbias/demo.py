@@ -141,17 +141,22 @@ def _f1(gt: np.ndarray, labels: np.ndarray) -> float:
     return round(float(match_stats(gt, labels, (0.5,))[0].f1), 3)
 
 
-def _session(folder: Path, layers_of: list[HeadlessLayers], echo: Echo) -> Any:
-    """Record the scripted session; return the recorder (closed)."""
-    from napari_fbias.io.open import open_image
-    from napari_fbias.io.samples import load_nuclei_2d, load_spots_timelapse, sample_path
-    from napari_fbias.pipeline.provenance import array_sha256
-    from napari_fbias.session import SessionRecorder
+def _session(folder: Path, echo: Echo) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Record the session with two analysts in two processes; return (recorder, their reports).
 
-    nuclei = open_image(sample_path("nuclei_2d"))
-    movie = open_image(sample_path("spots_timelapse"))
-    _, truth = load_nuclei_2d()
-    _, truth_tracks = load_spots_timelapse()
+    The session lives in the shared space ``folder / "space"``; Marie and Jean
+    each join it from their own process (:mod:`napari_fbias.demo_analyst`) and
+    record at the same time; this process, the facility's coordinator, then
+    writes the conclusion. Reports are by approach title.
+    """
+    import json
+    import os
+
+    from napari_fbias.session import SessionRecorder
+    from napari_fbias.session.space import Space
+
+    outbox = folder / "outbox"
+    space = Space(str(folder / "space"), outbox_root=str(outbox))
     rec = SessionRecorder.start(
         "Nuclei per field (demo)",
         user_name="Dr. Sam Example",
@@ -159,62 +164,76 @@ def _session(folder: Path, layers_of: list[HeadlessLayers], echo: Echo) -> Any:
         question="How many nuclei are there per field, and how big are they? "
         "And can we follow the spots in the time-lapse?",
         analysts=["Marie", "Jean"],
-        folder=folder,
+        space=space,
     )
-    layers = HeadlessLayers(rec)
-    layers_of.append(layers)
-    img = layers.add_image(nuclei, "sha256:" + array_sha256(nuclei.data))
-    echo(f"  opened {nuclei.name} ({'x'.join(map(str, nuclei.shape))}, {nuclei.source})")
-
-    rec.add_approach("classical nuclei recipe", "Marie")
-    lab = layers.run("segment.nuclei", {"image": img}, {}, "A: nuclei")
-    table = layers.run(
-        "measure.regionprops", {"labels": "A: nuclei", "image": img}, {}, "A: measurements"
-    )
-    n_a, f1_a = int(lab.data.max()), _f1(truth, lab.data)
-    area = float(np.median(table.data["area_physical"]))
-    rec.set_result({"objects": n_a, "f1_vs_ground_truth": f1_a, "median_area_um2": round(area, 1)})
-    rec.set_notes(
-        "Default nuclei recipe: smoothing, Otsu threshold, watershed split of touching "
-        "nuclei, edge refinement. Looks right on every nucleus we checked."
-    )
-    echo(f"  approach A (Marie, classical recipe): {n_a} nuclei, F1 {f1_a} vs ground truth")
-
-    rec.add_approach("threshold + watershed", "Jean")
-    layers.run("preprocess.gaussian", {"image": img}, {"sigma": 1.0}, "B: smoothed")
-    layers.run("segment.threshold", {"image": "B: smoothed"}, {"min_size": 20}, "B: mask")
-    lab_b = layers.run(
-        "segment.watershed_split",
-        {"labels": "B: mask", "image": "B: smoothed"},
-        {"min_distance": 4},
-        "B: nuclei",
-    )
-    n_b, f1_b = int(np.count_nonzero(np.unique(lab_b.data))), _f1(truth, lab_b.data)
-    rec.set_result({"objects": n_b, "f1_vs_ground_truth": f1_b})
-    rec.set_notes("Simpler, but the outlines are looser and some nuclei are cut in two.")
-    echo(f"  approach B (Jean, threshold + watershed): {n_b} nuclei, F1 {f1_b}")
-
-    mov = layers.add_image(movie, "sha256:" + array_sha256(movie.data))
-    rec.add_approach("spot tracking", "Jean")
-    tracks = layers.run("track.track_spots", {"image": mov}, {}, "C: tracks")
-    n_c = int(tracks.data["track_id"].nunique())
-    n_true = int(truth_tracks["track_id"].nunique())
-    rec.set_result({"tracks": n_c, "true_tracks": n_true})
-    rec.set_notes("trackpy with the defaults; blinking spots are bridged (memory 2 frames).")
-    echo(f"  approach C (Jean, spot tracking): {n_c} tracks ({n_true} in the ground truth)")
-
+    if not rec.flush(30):
+        raise DemoError(f"cannot write the session space: {rec.sync_status}")
+    echo(f"  session space {space.location}; session link {rec.link}")
+    env = {**os.environ, "FBIAS_OUTBOX": str(outbox)}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "napari_fbias.demo_analyst", rec.link, name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name in ("Marie", "Jean")
+    }
+    echo("  Marie and Jean record from two separate processes, at the same time")
+    reports: dict[str, dict[str, Any]] = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            raise DemoError(f"analyst {name}'s process failed: {err.strip()[-800:]}")
+        for line in out.splitlines():
+            if line.startswith("approach "):
+                found = json.loads(line[len("approach ") :])
+                reports[found["title"]] = found
+    deadline = time.monotonic() + 60
+    while len(rec.session.approaches) < len(reports) and time.monotonic() < deadline:
+        rec.sync()
+        time.sleep(0.1)
+    by_title = {a.title: a for a in rec.session.approaches}
+    for title, found in reports.items():
+        a = by_title[title]
+        what = ", ".join(f"{k} {v}" for k, v in found.items() if k in _FOUND)
+        echo(f"  approach {a.key} ({a.analyst}, {title}): {what} [client {a.client}]")
     rec.set_solution(
         "Use approach A, the classical nuclei recipe, and measure the nuclei with it; "
         "track spots with approach C.",
-        approach="A",
+        approach=by_title["classical nuclei recipe"].key,
     )
     rec.add_issue("A few nuclei at the image border are cut; image a slightly larger field.")
     rec.add_issue("Images at a higher resolution would make the outlines more precise.")
     rec.add_next_step("Run pipeline_A on the whole data set with `fbias run`.")
     rec.add_next_step("Send ten more fields with hand-drawn outlines to confirm the accuracy.")
     rec.save()
+    rec.flush(30)
     rec.close()
-    return rec
+    return rec, reports
+
+
+#: What an analyst's report line shows, in this order.
+_FOUND = ("objects", "f1", "tracks", "true_tracks")
+
+
+def _recompute_here(rec: Any, reports: Mapping[str, Any], report: DemoReport, echo: Echo) -> Any:
+    """Show each analyst's approach here by recomputing it; check it is bit for bit theirs."""
+    from napari_fbias.session import load_session
+    from napari_fbias.session.recompute import recompute_approach, value_digest
+
+    session = load_session(rec.link)
+    values: dict[str, Any] = {}
+    for a in session.approaches:
+        got = recompute_approach(session, a.key)
+        values.update(got)
+        theirs = reports.get(a.title, {}).get("digests", {})
+        differ = [sid for sid, v in got.items() if value_digest(v) != theirs.get(sid)]
+        what = f"approach {a.key} recomputed here is bit for bit {a.analyst}'s result"
+        report.checks.append((what, f"steps {differ} differ" if differ else None))
+        echo(f"  {_mark(report.checks[-1])} {what}")
+    return session, values
 
 
 def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoReport:
@@ -251,26 +270,21 @@ def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoRep
     nuclei_src = sample_path("nuclei_2d")
     movie_src = sample_path("spots_timelapse")
 
-    echo("1. Recording an open-desk session on the sample data")
-    holder: list[HeadlessLayers] = []
-    rec = _session(folder / "session", holder, echo)
-    layers = holder[0]
+    echo("1. Recording an open-desk session on the sample data: two analysts, two processes")
+    rec, reports = _session(folder, echo)
+    echo("   Showing each analyst's approach here (recomputing their recorded steps)")
+    session, values = _recompute_here(rec, reports, report, echo)
+    _check_listing(folder / "space", session, report, echo)
 
     echo("2. Exporting the delivery bundle (approaches A and C)")
-    result = export_bundle(rec.folder, folder / "bundle", approaches=["A", "C"])
+    result = export_bundle(rec.link, folder / "bundle", approaches=["A", "C"])
     report.bundle = result.folder
     for note in result.notes:
         echo(f"  note: {note}")
     echo(f"  {len(result.files)} files in {result.folder}")
 
     echo("3. Rerunning the pipelines with `fbias run` and comparing with the session")
-    expected = {
-        "A": {
-            "A_nuclei": layers.values["A: nuclei"],
-            "A_measurements": layers.values["A: measurements"],
-        },
-        "C": {"C_tracks": layers.values["C: tracks"]},
-    }
+    expected = {key: _expected(session, key, values) for key in ("A", "C")}
     sources = {"A": nuclei_src, "C": movie_src}
     for key, exp in expected.items():
         pipe = result.pipelines[key]
@@ -320,8 +334,40 @@ def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoRep
 
     report.seconds = time.perf_counter() - t0
     echo("")
-    echo(_summary(report, rec.folder))
+    echo(_summary(report, rec.link))
     return report
+
+
+def _expected(session: Any, key: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return pipeline output name -> the result recomputed here, for approach ``key``."""
+    from napari_fbias.session.to_pipeline import approach_to_pipeline_dict
+
+    outputs = approach_to_pipeline_dict(session, key)["outputs"]
+    return {name: values[spec["from"]] for name, spec in outputs.items()}
+
+
+def _check_listing(space: Path, session: Any, report: DemoReport, echo: Echo) -> None:
+    """Check that `fbias sessions --space SPACE --json` finds the session, both analysts in it."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_fbias.cli", "sessions", "--space", str(space), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    what = "fbias sessions --space lists the session with both analysts' approaches"
+    problem = None
+    if proc.returncode != 0:
+        problem = f"exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    else:
+        listed = {s.get("id"): s for s in json.loads(proc.stdout)}
+        found = listed.get(session.id)
+        analysts = sorted({a["analyst"] for a in (found or {}).get("approaches", [])})
+        if analysts != ["Jean", "Marie"]:
+            problem = f"listed analysts {analysts}"
+    report.checks.append((what, problem))
+    echo(f"  {_mark(report.checks[-1])} {what}")
 
 
 def _outputs(pipeline_file: Path, by_output: Mapping[str, Any]) -> dict[str, Any]:
@@ -345,7 +391,7 @@ def _mark(check: tuple[str, str | None]) -> str:
     return "ok  " if check[1] is None else "FAIL"
 
 
-def _summary(report: DemoReport, session_folder: Path) -> str:
+def _summary(report: DemoReport, session_folder: Path | str) -> str:
     f = report.folder
     lines = [
         f"Demo finished in {report.seconds:.0f} s: "
@@ -357,7 +403,9 @@ def _summary(report: DemoReport, session_folder: Path) -> str:
     lines += [
         "",
         f"Everything is in {f}:",
-        f"  session/        the session record (journal.jsonl, session.yaml): {session_folder}",
+        f"  space/          the shared session space: {session_folder}",
+        "                  (one journal per analyst's process in journals/, session.yaml)",
+        "  outbox/         what each analyst's process recorded before sending it",
         "  bundle/         the delivery bundle: README.md, report.html, pipeline_A.fbias.yaml,",
         "                  run_pipeline_A.py, pipeline_A.ipynb, ... (open bundle/report.html)",
         "  rerun/          results of `fbias run` with the bundle's pipelines",

@@ -59,6 +59,8 @@ class Space:
 
     location: str
     direct: bool = False
+    #: Folder of this machine's outboxes (default ``$FBIAS_OUTBOX`` or ``~/.napari-fbias/outbox``).
+    outbox_root: str | None = None
 
     @classmethod
     def resolve(cls, location: str | os.PathLike[str] | Space | None = None) -> Space:
@@ -243,7 +245,11 @@ class Space:
         """Return the local journal file of ``client`` for session ``name`` in this space."""
         if self.direct:
             return Path(self.path(name, JOURNALS_DIR, f"{client}.jsonl"))
-        root = os.environ.get(OUTBOX_ENV) or str(Path.home() / ".napari-fbias" / "outbox")
+        root = (
+            self.outbox_root
+            or os.environ.get(OUTBOX_ENV)
+            or str(Path.home() / ".napari-fbias" / "outbox")
+        )
         key = hashlib.sha256(self.location.encode()).hexdigest()[:16]
         return Path(root).expanduser() / key / name / f"{client}.jsonl"
 
