@@ -78,6 +78,7 @@ class SessionRecorder:
         self._layers: dict[str, tuple[str | None, str | None, Mapping[str, int]]] | None = None
         self._used_ids: set[str] = set()
         self._id_counts: dict[str, int] = {}
+        self._live: threading.Event | None = None
 
     # --- creating / opening ------------------------------------------------------
     @classmethod
@@ -190,13 +191,37 @@ class SessionRecorder:
         there were any. Never raises for an unreachable space (see
         :attr:`sync_status`).
         """
+        if self._journals.journal.closed:
+            return 0
+        events = self._journals.read_new()  # network or disk: outside the recording lock
         with self._lock:
-            n = self._journals.poll()
+            n = self._journals.merger.add(events)
             if n:
                 self._invalidate()
         if n:
             self.changed.emit({"event": "synced", "new": n})
         return n
+
+    def start_live(self, interval: float = 1.0) -> None:
+        """Read the other analysts' journals every ``interval`` seconds, in a daemon thread.
+
+        :attr:`changed` is then emitted from that thread (``{"event": "synced"}``)
+        whenever something arrived; widgets carry it to the GUI thread. Stops at
+        :meth:`close`.
+        """
+        if self._live is not None:
+            return
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.sync()
+                except Exception:
+                    continue
+
+        self._live = stop
+        threading.Thread(target=loop, name="fbias-live-session", daemon=True).start()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Send every recorded event to the space now; True when the space has them all."""
@@ -657,7 +682,10 @@ class SessionRecorder:
 
     def close(self) -> None:
         """Stop recording (the journal is complete on disk; what is left is sent)."""
-        self._journals.close()
+        if self._live is not None:
+            self._live.set()
+        with self._lock:
+            self._journals.close()
 
     def __enter__(self) -> SessionRecorder:
         return self

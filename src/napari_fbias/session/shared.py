@@ -10,6 +10,7 @@ keeps the merged session (:mod:`~napari_fbias.session.merge`).
 
 from __future__ import annotations
 
+import threading
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -125,6 +126,7 @@ class SessionJournals:
         self.merger = SessionMerger()
         self.tails: dict[str, JournalTail] = {}
         self.read_error: str | None = None
+        self._read_lock = threading.Lock()
         local = space.outbox(name, self.client)
         self.journal = Journal(local, fsync=fsync)
         self.replicator: Replicator | None = None
@@ -168,18 +170,23 @@ class SessionJournals:
         line (a crashed client); later polls treat such a line as not yet
         complete.
         """
-        try:
-            events = read_journals(self.space, self.name, self.tails, skip=self.client)
-        except SpaceUnreachableError as exc:
-            self.read_error = str(exc).splitlines()[0][:200]
-            return 0
-        self.read_error = None
-        if first:
-            for tail in self.tails.values():
-                note = tail.cut_off()
-                if note:
-                    warnings.warn(note, JournalRecoveryWarning, stacklevel=3)
-        return self.merger.add(events)
+        return self.merger.add(self.read_new(first=first))
+
+    def read_new(self, *, first: bool = False) -> list[dict[str, Any]]:
+        """Read the other clients' new events without merging them (the slow, I/O part)."""
+        with self._read_lock:
+            try:
+                events = read_journals(self.space, self.name, self.tails, skip=self.client)
+            except SpaceUnreachableError as exc:
+                self.read_error = str(exc).splitlines()[0][:200]
+                return []
+            self.read_error = None
+            if first:
+                for tail in self.tails.values():
+                    note = tail.cut_off()
+                    if note:
+                        warnings.warn(note, JournalRecoveryWarning, stacklevel=4)
+            return events
 
     def append(self, line: bytes, event: Mapping[str, Any], state: MergeState) -> None:
         """Write one local event (durably) and make it part of the merged session."""
