@@ -332,7 +332,7 @@ def test_reopen_lists_newest_first_and_restores_what_was_tried(
     np.testing.assert_array_equal(np.asarray(viewer.layers["nuclei_2d"].data), img.data)
     # and what was tried is shown
     assert [panel.approach_list.item(i).text().strip() for i in range(1)] == [
-        "● A — classical (Marie)"
+        "● A — classical (Marie) · other napari"  # recorded by the napari of the first sitting
     ]
     assert panel.steps_table.row_texts() == [
         ("nuclei · 1 tried", "segment.nuclei", "min_size=45", "A: nuclei")

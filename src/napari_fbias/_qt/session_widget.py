@@ -70,8 +70,10 @@ from napari_fbias._qt.session_forms import (
     split_names,
     tried_counts,
 )
+from napari_fbias._qt.session_share import ShareBox
 from napari_fbias.session.errors import JournalRecoveryWarning, SessionError
 from napari_fbias.session.model import Approach, Session
+from napari_fbias.session.search import SessionQuery, conclusion, find_sessions
 from napari_fbias.session.store import SessionInfo, list_sessions
 
 __all__ = ["SessionWidget", "approach_text"]
@@ -88,6 +90,7 @@ RECOUNT_EVENTS = frozenset(
         "step_removed",
         "layer_removed",
         "layer_renamed",
+        "synced",
     }
 )
 NO_APPROACH = "(none)"
@@ -112,6 +115,16 @@ def session_header(s: Session) -> str:
     if s.analysts:
         line2.append("analysts: " + ", ".join(s.analysts))
     return line1 + ("\n" + " · ".join(line2) if line2 else "")
+
+
+def conflict_text(t: Any) -> str:
+    """Return one line describing a ``conflict`` timeline entry."""
+    d = t.detail
+    if "field" in d:
+        return (
+            f"{t.time[:19]} {d['field']}: kept {d.get('kept')!r}, replaced {d.get('overwritten')!r}"
+        )
+    return f"{t.time[:19]} {d.get('event')} not applied: {d.get('problem')}"
 
 
 def _scrolled(page: QWidget) -> QScrollArea:
@@ -214,12 +227,31 @@ class SessionWidget(QWidget):
         layout.addLayout(bottom)
 
     def _build_session_tab(self) -> QWidget:
+        self.share = ShareBox()
+        self.share.join_requested.connect(self.reopen)
+        self.share.space_changed.connect(lambda _s: self.refresh_sessions())
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setInterval(1000)
+        self._sync_timer.timeout.connect(lambda: self.share.show_recorder(self.recorder))
+        self._sync_timer.start()
         self.form = SessionForm()
+        self.form.user.editingFinished.connect(self._show_previous)
+        self.previous = QLabel("")
+        self.previous.setTextFormat(Qt.PlainText)
+        self.previous.setWordWrap(True)
+        self.follow_up = QComboBox()
+        self.follow_up.addItem("(not a follow-up)", None)
+        self.follow_up.setToolTip("The earlier session of this user that this one follows up")
+        self._infos: list[SessionInfo] = []
         self.start_button = QPushButton("Start session")
         self.start_button.clicked.connect(self.start_session)
         new = QGroupBox("New session")
         box = QVBoxLayout(new)
         box.addWidget(self.form)
+        box.addWidget(self.previous)
+        follow = QFormLayout()
+        follow.addRow("Follow-up of", self.follow_up)
+        box.addLayout(follow)
         box.addWidget(self.start_button)
 
         self.session_table = SessionTable()
@@ -243,6 +275,7 @@ class SessionWidget(QWidget):
 
         page = QWidget()
         layout = QVBoxLayout(page)
+        layout.addWidget(self.share)
         layout.addWidget(new)
         layout.addWidget(old, 1)
         return page
@@ -294,12 +327,25 @@ class SessionWidget(QWidget):
         self.count_button.clicked.connect(self.update_counts)
         self.compare_status = QLabel("")
         self.compare_status.setTextFormat(Qt.PlainText)
+        self.compare_status.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.compare_status, 1)
         row.addWidget(self.count_button)
+        self.show_choice = QComboBox()
+        self.show_choice.setToolTip(
+            "Recompute an approach's recorded steps on this computer and show its layers "
+            "(bit for bit the analyst's result; the images must be readable here)"
+        )
+        self.show_button = QPushButton("Show here")
+        self.show_button.clicked.connect(self.show_here)
+        show_row = QHBoxLayout()
+        show_row.addWidget(QLabel("Another analyst's approach:"))
+        show_row.addWidget(self.show_choice, 1)
+        show_row.addWidget(self.show_button)
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.addWidget(self.compare_table, 1)
+        layout.addLayout(show_row)
         layout.addLayout(row)
         return page
 
@@ -413,8 +459,19 @@ class SessionWidget(QWidget):
             self.steps_table.set_approach(None, {})
             self.compare_table.set_rows([], {})
             return
-        self.header.setText(session_header(s))
-        self.header.setToolTip(f"Recorded in {self.recorder.folder}")
+        conflicts = [t for t in s.timeline if t.kind == "conflict"]
+        warn = (
+            f"\n⚠ {len(conflicts)} change(s) made at the same time on two machines: the later "
+            "one was kept, the other is in the timeline (hover for details)"
+            if conflicts
+            else ""
+        )
+        self.header.setText(session_header(s) + warn)
+        self.header.setToolTip(
+            f"Session link: {self.recorder.link}\n" + "\n".join(conflict_text(t) for t in conflicts)
+        )
+        self.share.show_recorder(self.recorder)
+        self._show_choices(s)
         self._show_approaches(s)
         self._show_compare(s)
         self._show_conclusion(s)
@@ -433,7 +490,9 @@ class SessionWidget(QWidget):
                     lst.addItem(item)
             for i, a in enumerate(s.approaches):
                 item = lst.item(i)
-                item.setText(("● " if a.key == s.active else "    ") + approach_text(a))
+                elsewhere = bool(a.client) and a.client != self.recorder.client
+                text = approach_text(a) + (" · other napari" if elsewhere else "")
+                item.setText(("● " if a.key == s.active else "    ") + text)
                 font = QFont(item.font())
                 font.setBold(a.key == s.active)
                 item.setFont(font)
@@ -464,6 +523,40 @@ class SessionWidget(QWidget):
             self.notes.set_committed_text(active.notes)
         self._notes_key = active.key
         self.steps_table.set_approach(active, tried_counts(s))
+
+    def _show_choices(self, s: Session) -> None:
+        combo = self.show_choice
+        current = combo.currentData()
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            for a in s.approaches:
+                if a.steps:
+                    combo.addItem(approach_text(a), a.key)
+            combo.setCurrentIndex(max(combo.findData(current), 0))
+        finally:
+            combo.blockSignals(False)
+        self.show_button.setEnabled(combo.count() > 0)
+
+    def show_here(self) -> Any:
+        """Recompute the chosen approach here and show its layers; return the worker."""
+        key = self.show_choice.currentData()
+        if key is None or self.recorder is None:
+            return None
+        self.compare_status.setText(f"Recomputing approach {key} here…")
+        worker = self.workspace.show_approach_here(key)
+        worker.returned.connect(lambda _v: self._shown(key))
+        worker.errored.connect(self._show_failed)
+        return self._start(worker)
+
+    def _shown(self, key: str) -> None:
+        if self.alive:
+            self.compare_status.setText(f"Approach {key} recomputed here: its layers are shown.")
+            self.schedule_count()
+
+    def _show_failed(self, exc: BaseException) -> None:
+        if self.alive:
+            self.compare_status.setText(f"Cannot show it here: {exc}")
 
     def _show_compare(self, s: Session) -> None:
         layers = list(self.viewer.layers)
@@ -514,12 +607,15 @@ class SessionWidget(QWidget):
         """Start a new session from the form (the workspace records into it from now on)."""
         values = self.form.values()
         try:
-            rec = self.workspace.start_session(**values)
+            rec = self.workspace.start_session(**values, space=self.share.space_text)
         except (SessionError, ValueError, OSError) as exc:
             self._report(f"Could not start the session: {exc}", error=True)
             return None
         self._bind(rec)
-        self._report(f"Session started in {rec.folder}")
+        earlier = self.follow_up.currentData()
+        if isinstance(earlier, SessionInfo) and earlier.session is not None:
+            self._call("set_follow_up", earlier.session, str(earlier.path))
+        self._report(f"Session started. Link for the other analysts: {rec.link}")
         self.tabs.setCurrentIndex(1)
         self.refresh_sessions()
         return rec
@@ -529,7 +625,11 @@ class SessionWidget(QWidget):
         from napari.qt.threading import create_worker
 
         self.refresh_button.setEnabled(False)
-        worker = create_worker(list_sessions, self.root)
+        space = self.share.space_text
+        if space is None:
+            worker = create_worker(list_sessions, self.root)
+        else:
+            worker = create_worker(list_sessions, space=space)
         worker.returned.connect(self._show_sessions)
         worker.errored.connect(self._list_failed)
         worker.finished.connect(self._list_done)
@@ -560,7 +660,28 @@ class SessionWidget(QWidget):
     def _show_sessions(self, infos: list[SessionInfo]) -> None:
         if not self.alive:
             return
+        self._infos = infos
         self.session_table.set_infos(infos)
+        self._show_previous()
+
+    def _show_previous(self) -> None:
+        """Show the user's previous sessions with their conclusions; offer them as follow-ups."""
+        user = self.form.user.text().strip()
+        running = self.session.id if self.session is not None else None
+        found = find_sessions(self._infos, SessionQuery(user=user)) if user else []
+        found = [i for i in found if i.id != running]
+        self.follow_up.clear()
+        self.follow_up.addItem("(not a follow-up)", None)
+        for info in found:
+            self.follow_up.addItem(f"{info.created[:10]} {info.title or '(untitled)'}", info)
+        if not user:
+            self.previous.setText("")
+        elif not found:
+            self.previous.setText(f"No previous session with {user} in this space.")
+        else:
+            lines = [f"{len(found)} previous session(s) with {user}:"]
+            lines += [f"• {i.created[:10]} {i.title}: {conclusion(i)}" for i in found[:3]]
+            self.previous.setText("\n".join(lines))
 
     def reopen_selected(self) -> Any:
         """Reopen the session selected in the list; return its recorder (None on failure)."""
@@ -572,7 +693,10 @@ class SessionWidget(QWidget):
 
     def reopen(self, path: str | os.PathLike[str]) -> Any:
         """Reopen the session at ``path``: replay it, re-open its images, add the analysts here."""
-        if self.recorder is not None and Path(self.recorder.folder) == Path(path):
+        if self.recorder is not None and str(path) in (
+            self.recorder.link,
+            str(self.recorder.folder),
+        ):
             self._report("That session is the one running.")
             return self.recorder
         analysts = split_names(self.form.analysts.text())
@@ -581,7 +705,7 @@ class SessionWidget(QWidget):
                 warnings.simplefilter("always", JournalRecoveryWarning)
                 rec = self.workspace.open_session(path, analysts=analysts)
         except (SessionError, ValueError, OSError) as exc:
-            self._report(f"Could not reopen {Path(path).name}: {exc}", error=True)
+            self._report(f"Could not open {Path(str(path)).name}: {exc}", error=True)
             return None
         self._bind(rec)
         for w in caught:
