@@ -335,7 +335,9 @@ def test_no_secret_reaches_the_bundle(tmp_path: Path) -> None:
 
 
 def test_secret_scanner_finds_credentials() -> None:
-    assert find_secrets("x https://u:p@h/x y") == ["https://u:p@h/x"]
+    found = find_secrets("x https://u:p@h/x y")
+    assert [(f.line, f.column, f.what) for f in found] == [(1, 3, ("a user name or password",))]
+    assert "u:p" not in str(found[0])  # where, and what kind, never the secret itself
     assert find_secrets('"s3://b/k?X-Amz-Signature=abc"')
     assert find_secrets("<a href='https://h/x?a=1&amp;token=z'>")
     assert find_secrets("https://h/x?a=1 and omero://h/Image:1") == []

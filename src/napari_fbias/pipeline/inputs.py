@@ -63,7 +63,9 @@ def is_url(source: str) -> bool:
 def stem_of(source: str) -> str:
     """Return the result folder name of an image: its name without image suffixes, made safe."""
     if is_url(source):
-        parts = urlsplit(source)
+        from napari_fbias.io.credentials import sanitize_uri
+
+        parts = urlsplit(sanitize_uri(source))  # never a piece of a password in a folder name
         name = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) or parts.netloc
         if parts.scheme == "omero" and parts.path:
             name = parts.path.strip("/").replace("/", "-")

@@ -10,6 +10,12 @@ sources without credentials too) and are re-exported here.
 
 from __future__ import annotations
 
-from napari_fbias.io.credentials import SECRET_WORDS, is_secret_name, sanitize_uri, scrub_text
+from napari_fbias.io.credentials import (
+    SECRET_WORDS,
+    find_secrets,
+    is_secret_name,
+    sanitize_uri,
+    scrub_text,
+)
 
-__all__ = ["SECRET_WORDS", "is_secret_name", "sanitize_uri", "scrub_text"]
+__all__ = ["SECRET_WORDS", "find_secrets", "is_secret_name", "sanitize_uri", "scrub_text"]

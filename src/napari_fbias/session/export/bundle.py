@@ -14,10 +14,13 @@
     images/                  copies of the input images (only with include_images)
 
 The folder is built in a temporary sibling and renamed into place when
-complete; an existing destination is never overwritten unless asked. Nothing
-secret goes in: the session is scrubbed of credentials first (URLs lose
-user names, passwords and secret query parameters; settings named like a
-secret are dropped), and every text file is checked again before the rename.
+complete; an existing destination is never overwritten unless asked, and
+temporary folders left by killed exports are removed (:mod:`.staging`).
+Nothing secret goes in: the session is cleaned first (:mod:`.clean`: URLs
+lose user information and query values not known to be harmless, settings
+named like a secret are dropped, control characters go, every field is
+bounded), and every text file is checked again before the rename
+(:func:`~napari_fbias.io.credentials.find_secrets`).
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from napari_fbias.io.credentials import SecretFound, find_secrets
 from napari_fbias.session.errors import SessionError
 from napari_fbias.session.export.errors import ExportError
 from napari_fbias.session.export.figures import FigurePNG
@@ -46,7 +49,10 @@ CHECKSUMS = "checksums.sha256"
 #: Images larger than this (pixels x 2 bytes, from the session record) are not rerun for figures.
 FIGURE_RERUN_LIMIT = 1 << 30
 _IMAGE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>\\]+")
+#: At most this many places are named when the final scan refuses a bundle.
+LEAKS_SHOWN = 10
+
+__all__ = ["ExportResult", "export_bundle", "find_secrets", "scrub_session"]
 
 
 @dataclass(frozen=True)
@@ -79,48 +85,15 @@ class ExportResult:
 
 # --- the session, cleaned --------------------------------------------------------------
 def scrub_session(session: Session) -> Session:
-    """Return the session without credentials anywhere in it.
+    """Return the session without credentials anywhere in it (see :mod:`.clean`).
 
-    Every string loses the credentials of the URLs it holds; settings
+    Every string (values and keys) loses the credentials of the URLs it holds
+    and its control characters, and is cut to its field's limit; settings
     (``params``) whose name looks secret are dropped.
     """
-    from napari_fbias.session.secrets import is_secret_name, scrub_text
+    from napari_fbias.session.export.clean import clean_session
 
-    def clean(value: Any, in_params: bool = False) -> Any:
-        if isinstance(value, str):
-            return scrub_text(value)
-        if isinstance(value, Mapping):
-            out = {}
-            for k, v in value.items():
-                if in_params and is_secret_name(str(k)):
-                    continue
-                out[k] = clean(v, in_params=(k == "params"))
-            return out
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
-
-    return Session.from_dict(clean(session.to_dict()))
-
-
-def find_secrets(text: str) -> list[str]:
-    """URLs in ``text`` that carry credentials (a user name / password, secret parameters)."""
-    from urllib.parse import parse_qsl, urlsplit
-
-    from napari_fbias.session.secrets import is_secret_name
-
-    found = []
-    for m in _URL.finditer(text):
-        url = m.group(0).rstrip(".,;:)]}").replace("&amp;", "&")
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            continue
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        pairs += parse_qsl(parts.fragment, keep_blank_values=True)
-        if "@" in parts.netloc or any(is_secret_name(k) for k, _ in pairs):
-            found.append(url)
-    return found
+    return clean_session(session)
 
 
 def load_any_session(source: Session | str | os.PathLike[str]) -> Session:
@@ -320,7 +293,13 @@ def _sha256_file(path: Path) -> str:
 
 
 def _all_files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    from napari_fbias.session.export.staging import OWNER_FILE
+
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != OWNER_FILE
+    )
 
 
 def _copy_images(
@@ -374,10 +353,11 @@ def _checksums_text(root: Path, session: Session, image_names: Sequence[str]) ->
 
 
 def _zip_folder(folder: Path, zip_path: Path, arc_root: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.tmp-", dir=zip_path.parent)
-    os.close(fd)
+    from napari_fbias.session.export.staging import zip_tmp_path
+
+    tmp = zip_tmp_path(folder, zip_path)
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(tmp, "x", compression=zipfile.ZIP_DEFLATED) as zf:
             for rel in _all_files(folder):
                 zf.write(folder / rel, f"{arc_root}/{rel}")
         os.replace(tmp, zip_path)
@@ -433,6 +413,7 @@ def export_bundle(
     from napari_fbias import __version__
     from napari_fbias.io.atomic import atomic_dir
     from napari_fbias.io.errors import OutputExistsError
+    from napari_fbias.io.text_limits import MAX_TEXT, bound_text
     from napari_fbias.pipeline.provenance import utc_now_iso
     from napari_fbias.session.export.envlock import lock_text
     from napari_fbias.session.export.notebook import notebook_text
@@ -440,6 +421,7 @@ def export_bundle(
     from napari_fbias.session.export.report import render_report
     from napari_fbias.session.export.rocrate import CRATE_FILE, CrateRun, build_crate
     from napari_fbias.session.export.script import script_text
+    from napari_fbias.session.export.staging import claim, release, remove_abandoned
     from napari_fbias.session.store import snapshot_text
     from napari_fbias.session.to_pipeline import approach_to_pipeline
 
@@ -454,7 +436,10 @@ def export_bundle(
         raise ExportError(f"cannot write the bundle to {dest}: folder {dest.parent} does not exist")
     keys = choose_approaches(s, approaches)
     created = utc_now_iso()
-    notes: list[str] = []
+    notes: list[str] = [
+        f"removed {name}, left in {dest.parent} by an export that was interrupted"
+        for name in remove_abandoned(dest.parent)
+    ]
     taken: set[str] = set()
     exported: list[ExportedApproach] = []
     for key in keys:
@@ -479,6 +464,7 @@ def export_bundle(
         for a in s.approaches:
             if a.steps:
                 figs[a.key] = approach_figures(s, a.key)
+                figs[a.key].note = bound_text(figs[a.key].note, MAX_TEXT)
                 if figs[a.key].note:
                     notes.append(figs[a.key].note)
     used_images = list(dict.fromkeys(n for e in exported for n in e.images))
@@ -487,6 +473,7 @@ def export_bundle(
     commands += [f"python {exported[0].script_file} INPUT... -o results"]
     try:
         with atomic_dir(dest, overwrite=overwrite) as tmp:
+            claim(tmp)
             w = _Writer(tmp)
             included = _copy_images(s, used_images, tmp, notes) if include_images else {}
             for e in exported:
@@ -568,11 +555,10 @@ def export_bundle(
             w.text(CHECKSUMS, _checksums_text(tmp, s, used_images))
             leaks = _scan(tmp)
             if leaks:
-                raise ExportError(
-                    "refusing to write the bundle: credentials found in " + ", ".join(sorted(leaks))
-                )
+                raise ExportError("refusing to write the bundle: " + _leak_text(leaks))
             if zip_path is not None:
                 _zip_folder(tmp, zip_path, dest.name)
+            release(tmp)
     except OutputExistsError as exc:
         raise ExportError(str(exc)) from None
     return ExportResult(
@@ -585,9 +571,9 @@ def export_bundle(
     )
 
 
-def _scan(root: Path) -> set[str]:
+def _scan(root: Path) -> dict[str, list[SecretFound]]:
     """Files (relative paths) of the bundle whose text holds a URL with credentials."""
-    bad = set()
+    bad: dict[str, list[SecretFound]] = {}
     for rel in _all_files(root):
         if rel.startswith("images/"):
             continue
@@ -595,6 +581,15 @@ def _scan(root: Path) -> set[str]:
             text = (root / rel).read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        if find_secrets(text):
-            bad.add(rel)
+        found = find_secrets(text)
+        if found:
+            bad[rel] = found
     return bad
+
+
+def _leak_text(leaks: Mapping[str, Sequence[SecretFound]]) -> str:
+    """Say where the scan found credentials (never what they are)."""
+    places = [f"{rel} {f}" for rel in sorted(leaks) for f in leaks[rel]]
+    more = len(places) - LEAKS_SHOWN
+    shown = "; ".join(places[:LEAKS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+    return f"credentials found in {shown}"

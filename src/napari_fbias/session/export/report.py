@@ -6,7 +6,8 @@ the next steps, and how to rerun the pipeline. Figures are embedded as
 ``data:`` URIs, the style sheet is inline and a Content-Security-Policy
 forbids any other request, so the page shows the same offline, by e-mail or
 on a phone (viewport meta, a readable column width, tables that scroll).
-Every piece of text from the session is escaped with :func:`html.escape`.
+Every piece of text from the session is escaped with :func:`html.escape`
+after losing its control and direction-override characters (:func:`esc`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
+from napari_fbias.io.text_limits import printable_text
 from napari_fbias.session.export.figures import FigurePNG
 from napari_fbias.session.model import Approach, Session
 
@@ -44,8 +46,8 @@ class ApproachFigures:
 
 
 def esc(text: Any) -> str:
-    """Escape text for HTML (quotes too)."""
-    return html.escape(str(text), quote=True)
+    """Escape text for HTML (quotes too), without control or direction-override characters."""
+    return html.escape(printable_text(str(text)), quote=True)
 
 
 def _template() -> Template:

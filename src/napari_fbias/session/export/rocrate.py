@@ -11,12 +11,14 @@ extra dependency); :func:`check_crate` checks the structure.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from napari_fbias.io.text_limits import MAX_SLUG
 from napari_fbias.session.model import Session
 
 CRATE_FILE = "ro-crate-metadata.json"
@@ -72,7 +74,12 @@ class CrateRun:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+    """Return a short id part for ``text``: at most MAX_SLUG characters, a hash when cut."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+    if len(slug) <= MAX_SLUG:
+        return slug
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return slug[: MAX_SLUG - len(digest) - 1].rstrip("-") + "-" + digest
 
 
 def _format(path: str) -> str | None:
