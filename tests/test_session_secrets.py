@@ -87,3 +87,16 @@ def test_planted_secrets_never_reach_disk(tmp_path):
     s = r.session
     assert s.image("remote").source == "https://data.example.org/cells.zarr?v=2"
     assert s.image("o").source == "omero://omero.org/Image:7"
+
+
+def test_recorded_text_is_bounded_and_printable(tmp_path):
+    from napari_fbias.io.text_limits import MAX_NAME, MAX_TEXT
+
+    r = SessionRecorder.start("t\x00itle\u202e", user_name="A" * 50_000, folder=tmp_path / "s")
+    r.set_notes("n" * 100_000)
+    r.add_issue("x\x1b[31m red")
+    s = r.session
+    r.close()
+    assert s.title == "title" and len(s.user.name) <= MAX_NAME
+    assert len(s.approach("A").notes) <= MAX_TEXT and "more characters" in s.approach("A").notes
+    assert s.issues == ("x[31m red",)

@@ -34,6 +34,7 @@ from typing import Any
 from psygnal import Signal
 
 from napari_fbias.io.image import MultiscaleImage
+from napari_fbias.io.text_limits import MAX_NAME, MAX_TEXT, MAX_URI, bound_text
 from napari_fbias.ops.registry import get_op
 from napari_fbias.session import graph
 from napari_fbias.session.checks import check_inputs, check_params, find_op
@@ -51,7 +52,6 @@ from napari_fbias.session.model import (
     utc_now,
 )
 from napari_fbias.session.names import next_approach_key
-from napari_fbias.session.secrets import scrub_text
 from napari_fbias.session.shared import SessionJournals
 from napari_fbias.session.space import SNAPSHOT_NAME, Space, split_link
 from napari_fbias.session.store import load_snapshot, save_snapshot, slugify, snapshot_text
@@ -133,9 +133,9 @@ class SessionRecorder:
         rec = cls(SessionJournals(where, name, fsync=fsync))
         header = {
             "id": sid,
-            "title": scrub_text(title),
-            "user": {"name": user_name, "lab": user_lab},
-            "question": scrub_text(question),
+            "title": _name(title),
+            "user": {"name": _name(user_name), "lab": _name(user_lab)},
+            "question": _text(question),
             "analysts": _names(analysts),
         }
         rec._emit("session_started", {"session": header}, time=now)
@@ -300,7 +300,12 @@ class SessionRecorder:
             prev = getattr(self.session, field)
         self._emit(
             "field_set",
-            {"field": field, "value": scrub_text(str(value)), "approach": approach, "prev": prev},
+            {
+                "field": field,
+                "value": _text(str(value)) if field == "question" else _name(str(value)),
+                "approach": approach,
+                "prev": prev,
+            },
         )
 
     def add_image(
@@ -366,7 +371,7 @@ class SessionRecorder:
                 self.add_analysts(analyst)
             self._emit(
                 "approach_added",
-                {"approach": {"key": key, "title": scrub_text(title), "analyst": analyst}},
+                {"approach": {"key": key, "title": _name(title), "analyst": _name(analyst)}},
             )
         return key
 
@@ -398,20 +403,20 @@ class SessionRecorder:
         if earlier.id == self.session.id:
             raise ValueError("a session cannot follow up itself")
         ref = {"id": earlier.id, "title": earlier.title, "created": earlier.created, "link": link}
-        self._emit("follow_up_set", {"session": {k: scrub_text(v) for k, v in ref.items()}})
+        bounded = {k: bound_text(v, MAX_URI if k == "link" else MAX_NAME) for k, v in ref.items()}
+        self._emit("follow_up_set", {"session": bounded})
 
     def set_notes(self, text: str, *, approach: str | None = None) -> None:
         """Set the free-text notes of an approach (the active one by default)."""
         key = self._approach_key(approach)
         prev = self.session.approach(key).notes
-        self._emit("note_set", {"approach": key, "text": scrub_text(text), "prev": prev})
+        self._emit("note_set", {"approach": key, "text": _text(text), "prev": prev})
 
     def set_result(self, summary: Mapping[str, Any], *, approach: str | None = None) -> None:
         """Set an approach's result summary, e.g. ``{"objects": 112}`` (JSON-safe values)."""
         key = self._approach_key(approach)
-        self._emit(
-            "result_set", {"approach": key, "result": {str(k): v for k, v in summary.items()}}
-        )
+        result = {_name(k): _text(v) if isinstance(v, str) else v for k, v in summary.items()}
+        self._emit("result_set", {"approach": key, "result": result})
 
     def set_solution(self, text: str, *, approach: str | None = None) -> None:
         """Record the solution proposed: which approach (optional) and in words."""
@@ -420,12 +425,12 @@ class SessionRecorder:
         sol = self.session.solution
         self._emit(
             "solution_set",
-            {"approach": approach, "text": scrub_text(text), "prev": sol.text if sol else ""},
+            {"approach": approach, "text": _text(text), "prev": sol.text if sol else ""},
         )
 
     def add_issue(self, text: str) -> None:
         """Add an issue raised (e.g. "images at higher resolution needed")."""
-        self._emit("item_added", {"field": "issues", "text": scrub_text(text)})
+        self._emit("item_added", {"field": "issues", "text": _text(text)})
 
     def remove_issue(self, index: int) -> None:
         """Remove issue number ``index`` (0-based)."""
@@ -433,7 +438,7 @@ class SessionRecorder:
 
     def add_next_step(self, text: str) -> None:
         """Add a next step agreed on."""
-        self._emit("item_added", {"field": "next_steps", "text": scrub_text(text)})
+        self._emit("item_added", {"field": "next_steps", "text": _text(text)})
 
     def remove_next_step(self, index: int) -> None:
         """Remove next step number ``index`` (0-based)."""
@@ -747,10 +752,20 @@ def _drop_if_empty(path: Path) -> None:
         pass
 
 
+def _name(text: str) -> str:
+    """Return a name as recorded: no credentials, no control characters, bounded (MAX_NAME)."""
+    return bound_text(str(text), MAX_NAME)
+
+
+def _text(text: str) -> str:
+    """Return free text as recorded: no credentials, no control characters, bounded (MAX_TEXT)."""
+    return bound_text(str(text), MAX_TEXT)
+
+
 def _names(names: Any) -> list[str]:
     out: list[str] = []
     for n in names:
-        n = str(n).strip()
+        n = _name(str(n)).strip()
         if n and n not in out:
             out.append(n)
     return out
