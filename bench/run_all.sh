@@ -56,6 +56,7 @@ run segment bench/bench_segment.py "${quick[@]}" "${data[@]}"
 run track bench/bench_track.py "${quick[@]}"
 run nuclei_accuracy bench/bench_nuclei_accuracy.py --timing "${quick[@]}"
 run record bench/bench_record.py "${quick[@]}"
+run shared bench/bench_shared.py "${quick[@]}"
 run export bench/bench_export.py "${quick[@]}"
 # benchmarks owned by other features: run them when present
 for extra in cellpose runner_overhead; do

@@ -148,3 +148,11 @@ def test_run_all_quick() -> None:
     combined = out.split("## all results", 1)[1]
     for bench in ("open", "segment", "track", "record", "export"):
         assert f"| {bench} |" in combined, bench
+
+
+def test_bench_shared_quick() -> None:
+    got = rows(run_bench("bench_shared.py", "--quick"), "shared")
+    cases = [r[1] for r in got]
+    assert any(c.startswith("local folder: recorded on A -> visible on B") for c in cases)
+    assert any(c.startswith("S3 +50 ms/request") for c in cases)
+    assert any(c.startswith("merge 3 analysts") for c in cases)

@@ -27,6 +27,7 @@ Rules where analysts worked at the same time (``docs/session.md``):
 from __future__ import annotations
 
 import bisect
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -70,6 +71,12 @@ class MergeState:
             return None
         key = self.alias.get(("approach", *found), found[1] if found[0] == "" else None)
         return key if key in {a.key for a in self.session.approaches} else None
+
+    def shared(self) -> MergeState:
+        """Return a state sharing this one's tables (copy a table before changing it)."""
+        return MergeState(
+            self.session, self.alias, self.origin, self.used_steps, self.active, self.problems
+        )
 
     def copy(self) -> MergeState:
         """Return a copy whose tables can change without touching this one."""
@@ -127,12 +134,11 @@ class SessionMerger:
             start = bisect.bisect_left(self._keys, new[0])
             self._keys = sorted(set(self._keys) | set(new))
             self._checkpoints = [c for c in self._checkpoints if c[0] <= start]
-            start, saved = self._checkpoints[-1]
-            state = saved.copy()
+            start, state = self._checkpoints[-1]  # states are never changed in place
         for i in range(start, len(self._keys)):
             state = apply_merged(state, self._events[self._keys[i]])
             if (i + 1) % CHECKPOINT_EVERY == 0 and self._checkpoints[-1][0] < i + 1:
-                self._checkpoints.append((i + 1, state.copy()))
+                self._checkpoints.append((i + 1, state))
         self._state = state
         return len(new)
 
@@ -150,7 +156,7 @@ class SessionMerger:
         self.clock = max(self.clock, k[0])
         self._state = state
         if len(self._keys) % CHECKPOINT_EVERY == 0:
-            self._checkpoints.append((len(self._keys), state.copy()))
+            self._checkpoints.append((len(self._keys), state))
 
 
 def merge_events(events: Iterable[Mapping[str, Any]]) -> Session:
@@ -193,8 +199,20 @@ def outgoing(state: MergeState, event: Mapping[str, Any], client: str) -> dict[s
 def apply_merged(
     state: MergeState, event: Mapping[str, Any], *, strict: bool = False
 ) -> MergeState:
-    """Return the state after one event (a conflict entry instead where it does not fit)."""
-    st = state.copy()
+    """Return the state after one event (a conflict entry instead where it does not fit).
+
+    ``state`` is never changed: the new state shares its tables until it must
+    change one (copy on write), so an event that creates nothing copies nothing.
+    """
+    st = state.shared()
+    owned: set[str] = set()
+
+    def own(table: str) -> Any:
+        if table not in owned:
+            setattr(st, table, copy.copy(getattr(st, table)))
+            owned.add(table)
+        return getattr(st, table)
+
     client = str(event.get("client", ""))
     ext = event.get("ext") or {}
     s = st.session
@@ -205,8 +223,8 @@ def apply_merged(
         if not creates or creator != client or known is not None:
             return known if known is not None else name
         merged = _claim(st, kind, name, event)
-        st.alias[(kind, client, name)] = merged
-        st.origin[(kind, merged)] = (client, name)
+        own("alias")[(kind, client, name)] = merged
+        own("origin")[(kind, merged)] = (client, name)
         return merged
 
     e = map_names(event, fn)
@@ -223,10 +241,10 @@ def apply_merged(
             raise
         return _conflict(state, event, str(exc))
     if name == "step_recorded":
-        st.used_steps.add(e["step"]["id"])
+        own("used_steps").add(e["step"]["id"])
     if name in ("approach_added", "approach_switched"):
         key = e["approach"]["key"] if name == "approach_added" else e["approach"]
-        st.active[client] = st.origin.get(("approach", key), ("", key))
+        own("active")[client] = st.origin.get(("approach", key), ("", key))
         if name == "approach_added" and client:
             new = replace(
                 new,
@@ -316,9 +334,9 @@ def _compare(s: Session, e: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _conflict(state: MergeState, event: Mapping[str, Any], problem: str) -> MergeState:
-    st = state.copy()
+    st = state.shared()
     if st.session is None:
-        st.problems.append(problem)
+        st.problems = [*st.problems, problem]
         return st
     st.session = _note(
         st.session, event, "conflict", {"event": event.get("event"), "problem": problem}

@@ -47,7 +47,12 @@ def map_names(event: Mapping[str, Any], fn: Rename) -> dict[str, Any]:
         Called as ``fn(kind, name, creates)`` for each name; returns the name
         to write instead.
     """
-    e = copy.deepcopy(dict(event))
+    e = dict(event)  # copied where names change: the nested parts that hold them
+    for key in ("approach", "image", "step", "tried"):
+        if isinstance(e.get(key), dict):
+            e[key] = copy.deepcopy(e[key])
+    if isinstance(e.get("removed"), list):
+        e["removed"] = copy.deepcopy(e["removed"])
     name = e.get("event")
     if name == "approach_added" and isinstance(e.get("approach"), dict):
         e["approach"]["key"] = fn("approach", str(e["approach"]["key"]), True)

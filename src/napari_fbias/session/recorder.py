@@ -276,7 +276,6 @@ class SessionRecorder:
             state = j.merger.preview(written)
             j.append(line, written, state)
             self._invalidate()
-            event = json.loads(encode_event(event))
         self.changed.emit(event)
         return event
 
