@@ -329,3 +329,19 @@ def test_replication_latency_is_low_locally(tmp_path):
         b.sync()
         time.sleep(0.01)
     assert b.session.issues == ("ping",)
+
+
+def test_a_follow_up_is_linked_in_the_report(tmp_path):
+    from napari_fbias.session.export.bundle import export_bundle
+
+    first = _start(tmp_path / "space", "First visit")
+    first.close()
+    second = _start(tmp_path / "space", "Second visit")
+    second.set_follow_up(load_session(first.link), first.link)
+    second.add_approach("classical", "Marie")
+    second.record_step("preprocess.gaussian", {"sigma": 1}, {"image": "img"}, "A: g")
+    second.close()
+    assert load_session(second.link).follows["id"] == load_session(first.link).id
+    out = export_bundle(second.link, tmp_path / "bundle", figures=False)
+    html = (out.folder / "report.html").read_text()
+    assert "Follow-up of" in html and "First visit" in html and first.link in html

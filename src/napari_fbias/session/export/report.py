@@ -173,6 +173,16 @@ def render_report(
     if s.analysts:
         facts.append(("Analysts", esc(", ".join(s.analysts))))
     facts.append(("Approaches tried", esc(str(len(s.approaches)))))
+    if s.follows:
+        f = s.follows
+        facts.append(
+            (
+                "Follow-up of",
+                f"{esc(f.get('title') or 'an earlier session')} of "
+                f"{esc((f.get('created') or '')[:10] or 'unknown date')}"
+                + (f" &middot; <code>{esc(f['link'])}</code>" if f.get("link") else ""),
+            )
+        )
     parts.append(
         '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
     )
