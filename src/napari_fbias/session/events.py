@@ -16,7 +16,6 @@ judgement. Every event also becomes one :class:`TimelineEvent`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from napari_fbias.session.errors import SessionFormatError
@@ -29,6 +28,7 @@ from napari_fbias.session.model import (
     Solution,
     TimelineEvent,
 )
+from napari_fbias.session.model import evolve as replace  # the fast copy, see model.evolve
 
 #: Fields settable with ``field_set``: on the session, or (with ``approach``) on an approach.
 SESSION_FIELDS = ("title", "question", "user.name", "user.lab")
@@ -139,7 +139,7 @@ def _result_set(s: Session, e: Mapping[str, Any]) -> Session:
 def _step_recorded(s: Session, e: Mapping[str, Any]) -> Session:
     a = _approach(s, e)
     step = RecordedStep.from_dict(e["step"])
-    if s.find_step(step.id) is not None:
+    if any(st.id == step.id for x in s.approaches for st in x.steps):  # no index: one scan
         raise SessionFormatError(f"step {step.id!r} recorded twice")
     return _with_approach(s, replace(a, steps=(*a.steps, step)))
 

@@ -29,12 +29,13 @@ from __future__ import annotations
 import bisect
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from napari_fbias.session.errors import SessionFormatError
 from napari_fbias.session.events import apply_event
 from napari_fbias.session.model import Session, TimelineEvent
+from napari_fbias.session.model import evolve as replace
 from napari_fbias.session.names import map_names, next_approach_key
 
 Key = tuple[int, str, int]
@@ -242,6 +243,8 @@ def apply_merged(
         return _conflict(state, event, str(exc))
     if name == "step_recorded":
         own("used_steps").add(e["step"]["id"])
+    elif name == "session_restored":
+        own("used_steps").update(st_.id for _, st_ in new.all_steps())
     if name in ("approach_added", "approach_switched"):
         key = e["approach"]["key"] if name == "approach_added" else e["approach"]
         own("active")[client] = st.origin.get(("approach", key), ("", key))
@@ -269,7 +272,7 @@ def _claim(st: MergeState, kind: str, name: str, event: Mapping[str, Any]) -> st
             return name
         return next_approach_key(taken)
     if kind == "step":
-        taken = st.used_steps | set(s.step_index)
+        taken = st.used_steps  # every id ever recorded (restored ones included)
     else:
         img = s.image(name)
         if img is None or img.source == (event.get("image") or {}).get("source"):
