@@ -12,12 +12,19 @@ import zarr
 
 from helpers.http_server import FolderServer
 from napari_fbias._layers import channel_colormap, image_to_layer_data, label_colormap
-from napari_fbias._reader import napari_get_reader, read_ome_zarr_layers
+from napari_fbias._reader import (
+    napari_get_reader,
+    napari_get_tiff_reader,
+    read_ome_zarr_layers,
+    read_tiff_layers,
+)
 from napari_fbias._writer import label_name, write_labels_layer
+from napari_fbias.io import samples
 from napari_fbias.io.errors import OutputExistsError
 from napari_fbias.io.image import Channel, from_array
 from napari_fbias.io.ome_zarr_read import read_ome_zarr
 from napari_fbias.io.ome_zarr_write import write_image, write_image_with_labels
+from napari_fbias.io.tiff import read_tiff
 
 RNG = np.random.default_rng(4)
 PLUGIN = "napari-fbias"
@@ -87,6 +94,51 @@ def test_get_reader_answers_only_for_ome_zarr(tmp_path: Path) -> None:
         str(tmp_path),
     ):
         assert napari_get_reader(other) is None, other
+
+
+def test_get_tiff_reader_answers_only_for_tiff_it_can_read(tmp_path: Path) -> None:
+    ome = samples.sample_path("nuclei_2d.ome.tif")
+    assert napari_get_tiff_reader(str(ome)) is read_tiff_layers
+    assert napari_get_tiff_reader([ome]) is read_tiff_layers
+    plain = tmp_path / "plain.TIF"
+    tifffile.imwrite(plain, np.zeros((4, 4), np.uint8))
+    assert napari_get_tiff_reader(str(plain)) is read_tiff_layers
+    four_d = tmp_path / "four_d.tif"  # no metadata: its axes cannot be told
+    tifffile.imwrite(four_d, np.zeros((2, 2, 4, 4), np.uint8), photometric="minisblack")
+    broken = tmp_path / "broken.tif"
+    broken.write_text("not a tiff")
+    (tmp_path / "notes.txt").write_text("hi")
+    for other in (
+        str(four_d),
+        str(broken),
+        str(tmp_path / "missing.tif"),
+        str(tmp_path / "notes.txt"),
+        str(_store_4d_v05(tmp_path)),
+        "https://host/image.ome.tif",
+        [str(ome), str(ome)],
+    ):
+        assert napari_get_tiff_reader(other) is None, other
+
+
+def test_manifest_claims_only_what_the_readers_read(tmp_path: Path) -> None:
+    from npe2 import PluginManager, PluginManifest
+
+    import napari_fbias
+
+    pm = PluginManager()  # our manifest only, as installed
+    pm.register(PluginManifest.from_file(Path(napari_fbias.__file__).parent / "napari.yaml"))
+
+    def ours(path: str) -> list[str]:
+        return sorted(
+            r.command for r in pm.iter_compatible_readers([path]) if r.plugin_name == PLUGIN
+        )
+
+    for path in ("a.txt", "a.png", "a.czi", "a.npy", "https://host/image.png"):
+        assert ours(path) == [], path
+    assert ours("a.ome.tif") == ours("a.TIFF") == ["napari-fbias.reader.tiff"]
+    zarr_reader = ["napari-fbias.reader.ome_zarr"]
+    assert ours("a.ome.zarr") == ours("https://host/a.zarr") == zarr_reader
+    assert ours(str(tmp_path)) == zarr_reader  # a folder may be an OME-Zarr
 
 
 # --- layer data (plain data, no viewer) ---------------------------------------------------
@@ -179,6 +231,21 @@ def test_viewer_opens_remote_url(
     n_chunks_level0 = 2 * 2 * 3  # t * c * z chunks of 32x32 at full resolution
     full_res = [r for r in http_folder.chunk_requests() if "/0/" in r and "labels" not in r]
     assert len(full_res) < n_chunks_level0
+
+
+def test_viewer_opens_ome_tiff_with_pixel_size_axes_and_channels(make_napari_viewer) -> None:
+    viewer = make_napari_viewer()
+    [nuclei] = viewer.open(str(samples.sample_path("nuclei_2d.ome.tif")), plugin=PLUGIN)
+    np.testing.assert_allclose(nuclei.scale, (0.65, 0.65))
+    assert nuclei.metadata["axes"] == "yx" and nuclei.metadata["fbias"]["axes"] == "yx"
+    assert str(nuclei.units[0]) == "micrometer"
+    assert isinstance(nuclei.data, da.Array)  # lazy
+    layers = viewer.open(str(samples.sample_path("cells_3d.ome.tif")), plugin=PLUGIN)
+    assert [ly.name for ly in layers] == ["DAPI", "Membrane"]
+    img = samples.sample_path("cells_3d.ome.tif")
+    expected = read_tiff(img)
+    z_y_x = tuple(s for a, s in zip(expected.axes, expected.scales[0], strict=True) if a != "c")
+    np.testing.assert_allclose(layers[0].scale, z_y_x)
 
 
 # --- the writer ---------------------------------------------------------------------------

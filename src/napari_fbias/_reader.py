@@ -1,8 +1,13 @@
-"""napari reader contribution: OME-Zarr folders and URLs.
+"""napari reader contributions: OME-Zarr folders and URLs, OME-TIFF and TIFF files.
 
-``napari_get_reader`` answers quickly and only for OME-Zarr (a cheap look at
-the top-level metadata); for anything else (TIFF, OMERO, other files) it
-returns None so that other readers can try. No Qt here.
+Each ``napari_get_*reader`` answers quickly and only for what it can read:
+``napari_get_reader`` for OME-Zarr (a cheap look at the top-level metadata),
+``napari_get_tiff_reader`` for local TIFF files whose axes it can tell (their
+metadata are parsed, no pixels read). For anything else they return None so
+that other readers can try; the manifest claims only ``*.zarr``, folders and
+``*.tif``/``*.tiff``. Layers come with the physical pixel size, axes and
+channel names and colours, exactly as the pipeline runner reads the file.
+No Qt here.
 """
 
 from __future__ import annotations
@@ -15,7 +20,12 @@ from napari_fbias._layers import image_to_layer_data
 from napari_fbias.io.errors import FbiasIOError
 from napari_fbias.io.open import is_ome_zarr, is_omero_source, is_tiff, open_image
 
-__all__ = ["napari_get_reader", "read_ome_zarr_layers"]
+__all__ = [
+    "napari_get_reader",
+    "napari_get_tiff_reader",
+    "read_ome_zarr_layers",
+    "read_tiff_layers",
+]
 
 PathOrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 LayerData = tuple[Any, dict[str, Any], str]
@@ -70,4 +80,50 @@ def read_ome_zarr_layers(path: PathOrPaths) -> list[LayerData]:
     p = _single_path(path)
     if p is None:
         raise FbiasIOError(f"the OME-Zarr reader opens one path at a time, got {path!r}")
+    return image_to_layer_data(open_image(p))
+
+
+def napari_get_tiff_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | None:
+    """Return a reader for a local OME-TIFF / TIFF file we can read, None for anything else.
+
+    Parameters
+    ----------
+    path : str, path-like or list of one
+        What napari was asked to open.
+
+    Returns
+    -------
+    callable or None
+        :func:`read_tiff_layers`, or None when ``path`` is not one local TIFF
+        file, or one whose axes cannot be told (a 4D TIFF without metadata...).
+    """
+    from napari_fbias.io.tiff import read_tiff
+
+    p = _single_path(path)
+    if p is None or "://" in p or not is_tiff(p) or not os.path.isfile(p):
+        return None
+    try:
+        read_tiff(p)  # metadata only: the pixels stay on disk
+    except (FbiasIOError, OSError):
+        return None
+    return read_tiff_layers
+
+
+def read_tiff_layers(path: PathOrPaths) -> list[LayerData]:
+    """Open a TIFF file lazily and return its napari layer data.
+
+    Parameters
+    ----------
+    path : str, path-like or list of one
+        A local ``.tif``/``.tiff`` file (OME-TIFF, ImageJ or plain TIFF).
+
+    Returns
+    -------
+    list of tuple
+        Image layer(s) with physical scale, axes, channel names and colours,
+        see :func:`napari_fbias._layers.image_to_layer_data`.
+    """
+    p = _single_path(path)
+    if p is None:
+        raise FbiasIOError(f"the TIFF reader opens one file at a time, got {path!r}")
     return image_to_layer_data(open_image(p))

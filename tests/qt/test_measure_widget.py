@@ -73,12 +73,46 @@ def test_measure_ground_truth_labels_of_a_sample(
 ) -> None:
     truth = viewer.layers["ground truth"]
     assert [layer.name for layer in widget.inputs["labels"].choices] == ["ground truth"]
-    widget.inputs["labels"].value = truth
+    assert widget.inputs["labels"].value is truth
+    # the image the ground truth belongs to is preselected for intensities
+    assert widget.inputs["image"].value is viewer.layers["nuclei_2d"]
     click(widget.run_button)
     wait_widget(qtbot, widget)
     df = widget.current_table
     assert len(df) == len(np.unique(np.asarray(truth.data))) - 1
+    assert "mean_intensity_0" in df.columns
     rec = widget.workspace.recorder
-    (img,) = rec.session.images
-    assert (img.name, img.kind) == ("ground truth", "labels")
+    kinds = {img.name: img.kind for img in rec.session.images}
+    assert kinds == {"ground truth": "labels", "nuclei_2d": "image"}
     assert rec.active.steps[0].inputs["labels"].image == "ground truth"
+
+
+def test_measure_preselects_the_newest_result_and_its_image(
+    qtbot: Any, viewer: Any, widget: MeasureWidget
+) -> None:
+    ws = widget.workspace
+    image = viewer.layers["nuclei_2d"]
+    other = viewer.add_image(np.zeros(image.data.shape, np.uint16), name="other image")
+    assert widget.inputs["labels"].value is viewer.layers["ground truth"]
+    assert widget.inputs["image"].value is image  # the image the ground truth belongs to
+    # a result appears while the widget is open: it is picked, with the image it came from
+    widget.inputs["image"].value = other
+    wait_job(qtbot, ws.run_op("segment.nuclei", {"image": image}, {}))
+    nuclei = viewer.layers["A: nuclei"]
+    assert widget.inputs["labels"].value is nuclei
+    assert widget.inputs["image"].value is image
+    # a newer result from a preprocessed image: picked, with that image
+    wait_job(qtbot, ws.run_op("preprocess.gaussian", {"image": image}, {"sigma": 2.0}))
+    smooth = viewer.layers["A: gaussian"]
+    wait_job(qtbot, ws.run_op("segment.threshold", {"image": smooth}, {}))
+    assert widget.inputs["labels"].value is viewer.layers["A: threshold"]
+    assert widget.inputs["image"].value is smooth
+    # a Measure widget opened now starts from the newest result too
+    again = MeasureWidget(viewer)
+    assert again.inputs["labels"].value is viewer.layers["A: threshold"]
+    assert again.inputs["image"].value is smooth
+    # picking other labels picks their image; a renamed image is still found
+    image.name = "raw"
+    again.inputs["image"].value = other
+    again.inputs["labels"].value = nuclei
+    assert again.inputs["image"].value is image

@@ -278,6 +278,28 @@ def test_python_tag_yaml_is_refused(make_napari_viewer: Any, tmp_path: Path) -> 
 # --- inputs: axes and channels -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("typo", ["xy", "zz"])
+def test_axes_typo_is_said_under_the_field_without_a_notification(
+    make_napari_viewer: Any, nuclei_file: Path, typo: str
+) -> None:
+    viewer, panel = panel_for(make_napari_viewer, sample=None)
+    viewer.add_image(testops.make_blobs((48, 48), n=4, seed=3), name="plain")
+    panel.load(nuclei_file)
+    field = panel.inputs_form["axes_image"]
+    problem = panel.inputs_form["problem_image"]
+    with notifications() as seen:
+        field.value = typo[:1]
+        field.value = typo  # typed letter by letter: no exception, no toast
+        assert problem.value.startswith(f"axes {typo!r} do not fit layer 'plain': ")
+        assert problem.value.endswith("in that order (e.g. 'yx')")
+        assert panel.run() is None
+    assert not seen, [str(n.message) for n in seen]
+    assert panel.status.value == f"Not run: {problem.value}"
+    assert not panel.busy and "axes" not in viewer.layers["plain"].metadata
+    field.value = "yx"
+    assert problem.value == ""
+
+
 def test_typed_axes_and_tracks_output(make_napari_viewer: Any, qtbot: Any, tmp_path: Path) -> None:
     viewer, panel = panel_for(make_napari_viewer, sample=None)
     movie = np.stack(
@@ -305,7 +327,9 @@ outputs:
     panel.inputs_form["axes_image"].value = "tczyx"
     with notifications() as seen:
         assert panel.run() is None
-    assert any("'tczyx' do not fit" in m for m in errors(seen))
+    assert not errors(seen)  # said under the axes field, not as a notification
+    assert "'tczyx' do not fit" in panel.inputs_form["problem_image"].value
+    assert panel.status.value.startswith("Not run: axes 'tczyx' do not fit")
 
     panel.inputs_form["axes_image"].value = "tyx"
     run_clicked(qtbot, panel)
@@ -443,3 +467,44 @@ def test_batch_reports_failures_and_can_be_cancelled(
     done = [p.name for p in (tmp_path / "cancelled").iterdir()]
     assert len(done) == 1 and (tmp_path / "cancelled" / done[0] / "run.json").is_file()
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+# --- the documented rerun path: File > Open an OME-TIFF, Run pipeline ----------------------
+
+
+def test_ome_tiff_opened_with_napari_fbias_reruns_like_fbias_run(
+    make_napari_viewer: Any, qtbot: Any, nuclei_file: Path
+) -> None:
+    path = samples.sample_path("nuclei_2d.ome.tif")
+    viewer, panel = panel_for(make_napari_viewer, sample=None)
+    [layer] = viewer.open(str(path), plugin="napari-fbias")
+    assert tuple(layer.scale) == pytest.approx((0.65, 0.65))
+    panel.load(nuclei_file)
+    assert panel.inputs_form["layer_image"].value is layer
+    with notifications() as seen:
+        run_clicked(qtbot, panel)
+    assert not [n for n in seen if "pixel size" in str(n.message)]
+
+    from napari_fbias.io.open import open_image
+
+    expected = Pipeline.load(nuclei_file).run(open_image(path))  # what `fbias run` computes
+    labels = viewer.layers["nuclei-classical: nuclei"]
+    np.testing.assert_array_equal(labels.data, expected["nuclei"])
+    table = panel.tables["nuclei-classical: props"]
+    pd.testing.assert_frame_equal(table, expected["props"])
+    assert "area_physical" in table.columns
+
+
+def test_a_layer_that_lost_its_pixel_size_is_warned_about(
+    make_napari_viewer: Any, qtbot: Any, nuclei_file: Path
+) -> None:
+    path = samples.sample_path("nuclei_2d.ome.tif")
+    viewer, panel = panel_for(make_napari_viewer, sample=None)
+    [layer] = viewer.open(str(path), plugin="napari")  # napari's builtin reader: scale 1
+    assert tuple(layer.scale) == (1.0, 1.0)
+    panel.load(nuclei_file)
+    with notifications() as seen:
+        run_clicked(qtbot, panel)
+    warned = [str(n.message) for n in seen if "pixel size" in str(n.message)]
+    assert warned and str(path) in warned[0] and "napari-fbias" in warned[0]
+    assert f"Note: layer {layer.name!r} has no pixel size" in panel.status.value

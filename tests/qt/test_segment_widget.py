@@ -242,3 +242,30 @@ def test_cellpose_rethreshold_reuses_the_network(
     assert not np.array_equal(layer.data, first)
     (step,) = widget.workspace.recorder.active.steps
     assert (step.params["cellprob_threshold"], step.params["flow_threshold"]) == (3.0, 0.2)
+
+
+@pytest.mark.parametrize("typo", ["xy", "zz", "yq"])
+def test_axes_typo_is_said_under_the_field_without_a_notification(
+    qtbot: Any, make_napari_viewer: Any, typo: str
+) -> None:
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="plain")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.axes.enabled and widget.axes.value == "yx"
+    with notifications() as seen:
+        widget.axes.value = typo[:1]  # typed letter by letter: no exception, no toast
+        widget.axes.value = typo
+        qtbot.wait(10)
+    assert not seen, [str(n.message) for n in seen]
+    problem = widget.axes_problem.value
+    assert problem.startswith(f"axes {typo!r} do not fit layer 'plain': ")
+    assert problem.endswith("in that order (e.g. 'yx')")
+    assert not widget.axes_problem.native.isHidden()
+    with notifications() as seen:
+        assert widget.run() is None
+    assert not seen, [str(n.message) for n in seen]
+    assert widget.status.value == f"Not run: {problem}"
+    assert widget.workspace.recorder is None  # nothing started, nothing recorded
+    widget.axes.value = "yx"
+    assert widget.axes_problem.value == "" and widget.axes_problem.native.isHidden()

@@ -105,3 +105,35 @@ def test_track_labels_with_corrected_axes(qtbot: Any, viewer: Any, widget: Track
     assert viewer.layers["cells"].metadata["axes"] == "tyx"
     (img,) = widget.workspace.recorder.session.images
     assert (img.name, img.kind, img.axes) == ("cells", "labels", "tyx")
+
+
+def test_only_movies_are_offered_and_a_2d_image_is_refused(
+    qtbot: Any, make_napari_viewer: Any, tmp_path: Path
+) -> None:
+    from widget_helpers import add_sample, errors, notifications
+
+    viewer = make_napari_viewer()
+    add_sample(viewer, "nuclei_2d")  # a 2D image, first in the layer list
+    widget = TrackWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Track")
+    # no movie yet: nothing is offered, and Run says why, in the widget
+    assert list(widget.inputs["image"].choices) == []
+    with notifications() as seen:
+        assert widget.run() is None
+    assert not errors(seen)
+    assert widget.status.value.startswith("Not run: nothing to track: open a movie")
+    assert widget.workspace.recorder is None  # nothing recorded
+
+    plain = viewer.add_image(np.zeros((3, 32, 32), np.uint16), name="stack")  # axes guessed
+    [movie] = add_image_file(viewer, write_movie_crop(tmp_path / "spots.ome.tif"))
+    names = {layer.name for layer in widget.inputs["image"].choices}
+    assert names == {movie.name, "stack"}  # no 2D image
+    assert widget.inputs["image"].value is movie and widget.axes.value == "tyx"  # preferred
+    assert widget.status.value == ""  # the stale message went with the new input
+
+    widget.inputs["image"].value = plain
+    assert widget.axes.value == "zyx" and widget.axes.enabled
+    assert widget.run() is None
+    assert "tracking needs a movie: layer 'stack' has axes 'zyx'" in widget.status.value
+    assert "type it in the axes field" in widget.status.value
+    assert widget.workspace.recorder is None

@@ -59,6 +59,7 @@ def test_run_records_the_step_and_shows_the_result_layer(qtbot: Any, viewer: Any
         "op": "segment.nuclei",
         "axes": "yx",
         "spacing": [0.65, 0.65],
+        "inputs": {"image": "nuclei_2d"},
     }
     (step,) = ws.recorder.active.steps
     assert step.op == "segment.nuclei" and step.output_layer == "A: nuclei"

@@ -16,14 +16,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from napari_fbias.io.image import CANONICAL_AXES, validate_axes
+from napari_fbias.io.errors import FbiasIOError
+from napari_fbias.io.image import validate_axes
 from napari_fbias.session.model import ImageRef
 
 __all__ = [
     "DEFAULT_AXES",
+    "axes_editable",
     "LayerAxesError",
     "channel_index",
     "check_axes",
+    "fit_axes",
     "guess_axes",
     "image_ref",
     "is_step_output",
@@ -32,6 +35,7 @@ __all__ = [
     "layer_axes",
     "layer_ndim",
     "layer_spacing",
+    "made_from",
     "reader_info",
     "set_layer_axes",
     "step_info",
@@ -85,6 +89,11 @@ def reader_info(layer: Any) -> Mapping[str, Any] | None:
     return None
 
 
+def axes_editable(layer: Any) -> bool:
+    """Tell whether the analyst may correct a layer's axes (they come from no file or step)."""
+    return reader_info(layer) is None and not is_step_output(layer)
+
+
 def layer_array(layer: Any) -> Any:
     """Return a layer's full-resolution pixel array (level 0 of a multiscale layer)."""
     data = layer.data
@@ -109,18 +118,20 @@ def check_axes(axes: str, ndim: int, what: str = "layer") -> str:
     Raises
     ------
     LayerAxesError
-        Naming what is wrong, e.g. ``"axes 'zyx' do not fit layer 'cells' with 4 dimensions"``.
+        Naming what is wrong and what would fit, e.g. ``"axes 'xy' do not fit
+        layer 'cells': axes xy are not in t, c, z, y, x order; give ..."``.
     """
     axes = str(axes).strip().lower()
+    hint = (
+        f"give one letter per dimension among t, c, z, y, x, in that order "
+        f"(e.g. {DEFAULT_AXES.get(ndim, 'tczyx')!r})"
+    )
     if len(axes) != ndim:
-        raise LayerAxesError(
-            f"axes {axes!r} do not fit {what} with {ndim} dimensions; give one letter per "
-            f"dimension among {''.join(CANONICAL_AXES)} (e.g. {DEFAULT_AXES.get(ndim, 'tczyx')!r})"
-        )
+        raise LayerAxesError(f"axes {axes!r} do not fit {what} with {ndim} dimensions; {hint}")
     try:
         validate_axes(tuple(axes))
-    except ValueError as exc:
-        raise LayerAxesError(f"{what}: {exc}") from None
+    except (ValueError, FbiasIOError) as exc:  # UnsupportedAxesError is no ValueError
+        raise LayerAxesError(f"axes {axes!r} do not fit {what}: {exc}; {hint}") from None
     return axes
 
 
@@ -160,24 +171,39 @@ def layer_axes(layer: Any) -> str:
     return guess_axes(layer)
 
 
-def set_layer_axes(layer: Any, axes: str) -> str:
-    """Record the analyst's correction of a layer's axes in ``metadata["axes"]``.
+def fit_axes(layer: Any, axes: str) -> str:
+    """Return ``axes`` (lower case) when they may be given to a layer, else raise.
+
+    They must fit its dimensions and, for a layer whose axes come from its
+    file or its step, be those axes.
 
     Raises
     ------
     LayerAxesError
-        When the axes do not fit the layer.
+        Saying what is wrong.
     """
     axes = check_axes(axes, layer_ndim(layer), f"layer {layer.name!r}")
-    if reader_info(layer) is not None or is_step_output(layer):
+    if not axes_editable(layer):
         known = layer_axes(layer)
         if axes != known:
             raise LayerAxesError(
                 f"layer {layer.name!r} has axes {known!r} from its file or step; they cannot "
                 f"be changed to {axes!r}"
             )
-        return axes
-    layer.metadata["axes"] = axes
+    return axes
+
+
+def set_layer_axes(layer: Any, axes: str) -> str:
+    """Record the analyst's correction of a layer's axes in ``metadata["axes"]``.
+
+    Raises
+    ------
+    LayerAxesError
+        When the axes do not fit the layer (:func:`fit_axes`).
+    """
+    axes = fit_axes(layer, axes)
+    if axes_editable(layer):
+        layer.metadata["axes"] = axes
     return axes
 
 
@@ -210,6 +236,35 @@ def layer_spacing(layer: Any, axes: str | None = None) -> tuple[float, ...] | No
     if any(a not in by_axis for a in axes):
         return None
     return tuple(by_axis[a] for a in axes)
+
+
+def made_from(layer: Any, layers: Any) -> Any:
+    """Return the image layer of ``layers`` that a labels layer was made from, else None.
+
+    For a result, the image its step read (through earlier steps on labels,
+    e.g. labels expanded from segmented nuclei); for a label image opened
+    with its image (OME-Zarr ``labels/``, ground truth of a sample), that
+    image's first layer. None when that layer is not in ``layers`` any more.
+    """
+    seen: set[int] = set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        info = step_info(layer)
+        if info is None:
+            parent = layer.metadata.get("parent_source")
+            found = [
+                ly
+                for ly in layers
+                if parent and layer_kind(ly) == "image" and ly.metadata.get("source") == parent
+            ]
+            return found[0] if found else None
+        names = [n for n in dict(info.get("inputs") or {}).values() if n in layers]
+        images = [layers[n] for n in names if layer_kind(layers[n]) == "image"]
+        if images:
+            return images[0]
+        more = [layers[n] for n in names if layer_kind(layers[n]) == "labels"]
+        layer = more[0] if more else None
+    return None
 
 
 def channel_index(layer: Any) -> int | None:

@@ -3,7 +3,8 @@
 :func:`layer_value` turns the layer a widget picked into the
 :class:`~napari_fbias.pipeline.values.Value` an op receives (with the same
 axes, pixel size and selection the headless pipeline would give it);
-:func:`value_layer_data` turns an op's output back into napari layer data.
+:func:`value_layer_data` turns an op's output back into napari layer data;
+:func:`lost_pixel_size` tells when a layer lost the pixel size of its file.
 No widgets here.
 """
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from napari_fbias._qt.layer_axes import (
     LayerAxesError,
+    axes_editable,
     layer_array,
     layer_axes,
     layer_kind,
@@ -28,6 +30,7 @@ __all__ = [
     "LAYER_TYPES",
     "layer_table",
     "layer_value",
+    "lost_pixel_size",
     "numeric_columns",
     "select_value",
     "value_layer_data",
@@ -195,3 +198,37 @@ def value_layer_data(
         kwargs["size"] = 5
         return df[pos].to_numpy(dtype=np.float64), kwargs, "points"
     return None
+
+
+def lost_pixel_size(layer: Any) -> str | None:
+    """Say when a layer shows a TIFF file without the pixel size the file records.
+
+    napari's builtin reader opens an OME-TIFF at scale 1: ops then measure in
+    pixels and physical columns are left out, unlike a run on the file.
+
+    Returns
+    -------
+    str or None
+        A warning naming the file and what to do, or None when the layer has
+        a pixel size, comes from our reader or a step, or its file has none.
+    """
+    from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.io.open import is_tiff
+    from napari_fbias.io.tiff import read_tiff
+
+    path = getattr(getattr(layer, "source", None), "path", None)
+    if not path or not axes_editable(layer) or not is_tiff(path) or "://" in str(path):
+        return None
+    try:
+        if layer_spacing(layer) is not None:
+            return None
+        image = read_tiff(path)
+    except (LayerAxesError, FbiasIOError, OSError):
+        return None
+    if all(float(s) == 1.0 for s in image.scales[0]):
+        return None
+    return (
+        f"layer {layer.name!r} has no pixel size, but its file {path} has one: results are in "
+        "pixels and physical measurements are left out. Open the file with napari-fbias "
+        "(File > Open, reader napari-fbias) to use its pixel size."
+    )

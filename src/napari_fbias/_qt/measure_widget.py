@@ -1,9 +1,12 @@
 """The Measure widget: object measurements of a Labels layer, shown and saved as CSV.
 
 ``measure.regionprops`` on a Labels layer (with an optional intensity image)
-gives one row per object; the table becomes the labels layer's ``features``
-(hover an object to see its values), is shown below the form and can be
-saved as CSV ("Save table...", written atomically).
+gives one row per object. The widget preselects the most recent result
+labels and the image they were made from (and follows each new labels
+result); picking other labels picks their image too, when it is known.
+The table becomes the labels layer's ``features`` (hover an object to see
+its values), is shown below the form and can be saved as CSV ("Save
+table...", written atomically).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import napari
 import pandas as pd
 from magicgui.widgets import PushButton, Select
 
+from napari_fbias._qt.layer_axes import layer_array, made_from, step_info
 from napari_fbias._qt.op_widget import OpWidget
 from napari_fbias._qt.table_widget import TableView
 from napari_fbias.io.tables import write_table_csv
@@ -51,7 +55,40 @@ class MeasureWidget(OpWidget):
         self.save_button.changed.connect(self._on_save_clicked)
         self.insert(len(self) - 1, self.save_button)
         self.table = TableView()
-        self.native.layout().addWidget(self.table)
+        self.form.layout().addWidget(self.table)
+        self.workspace.events.step_recorded.connect(self._on_step_recorded)
+        self.preselect()
+
+    def build(self, spec: OpSpec) -> None:
+        """Show the form of ``spec``; picking labels picks the image they were made from."""
+        super().build(spec)
+        self.inputs["labels"].changed.connect(self._on_labels_picked)
+
+    def preselect(self, labels: Any = None) -> None:
+        """Pick ``labels`` (default: the most recent result labels) and the image they came from."""
+        picker = self.inputs["labels"]
+        if labels is None:
+            recent = self.workspace.recent_results("labels")
+            labels = recent[0] if recent else picker.value
+        if labels is not None and labels in picker.choices:
+            picker.value = labels
+        self._on_labels_picked(picker.value)
+
+    def _on_labels_picked(self, labels: Any) -> None:
+        image = made_from(labels, self.viewer.layers) if labels is not None else None
+        if image is None or layer_array(image).shape != layer_array(labels).shape:
+            return
+        picker = self.inputs["image"]
+        if image in picker.choices:
+            picker.value = image
+
+    def _on_step_recorded(self, step_id: str) -> None:
+        for layer in self.workspace.recent_results("labels")[:1]:
+            if (step_info(layer) or {}).get("step_id") == step_id:
+                try:
+                    self.preselect(layer)
+                except RuntimeError:  # the widget was closed
+                    self.workspace.events.step_recorded.disconnect(self._on_step_recorded)
 
     @property
     def current_table(self) -> pd.DataFrame | None:

@@ -30,16 +30,16 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
+from qtpy.QtCore import Qt
 
+from napari_fbias._qt.fit_width import MessageLine, narrow_choices, wrap_label
 from napari_fbias._qt.layer_axes import (
     LayerAxesError,
-    check_axes,
-    is_step_output,
+    axes_editable,
+    fit_axes,
     layer_array,
     layer_axes,
     layer_kind,
-    layer_ndim,
-    reader_info,
     step_info,
     unwrap,
 )
@@ -182,6 +182,12 @@ class OpWidget(Container):
     overrides : mapping, optional
         Setting name -> function ``(spec, param) -> widget`` replacing the
         generated widget.
+
+    Notes
+    -----
+    The form sits in a vertical scroll area, and its messages, labels and
+    choices wrap or elide (:mod:`.fit_width`): on a small screen the panel
+    scrolls instead of pushing the napari window off the screen.
     """
 
     def __init__(
@@ -194,7 +200,7 @@ class OpWidget(Container):
         show_names: bool = False,
         overrides: Mapping[str, Callable[[OpSpec, ParamSpec], Any]] | None = None,
     ) -> None:
-        super().__init__(labels=False)
+        super().__init__(labels=False, scrollable=True)
         if not ops:
             raise ValueError("OpWidget needs at least one operation")
         self.viewer = unwrap(viewer)
@@ -213,6 +219,7 @@ class OpWidget(Container):
         )
         self.method.visible = len(ops) > 1
         self.summary = Label(value="")
+        wrap_label(self.summary.native)
         self.inputs = Container(name="inputs", labels=True)
         self.axes = LineEdit(
             name="axes",
@@ -220,6 +227,9 @@ class OpWidget(Container):
             tooltip="One letter per dimension of the first input (t, c, z, y, x); "
             "correct them when the layer does not know them.",
         )
+        self.axes_problem = Label(name="axes_problem", label="", value="")
+        wrap_label(self.axes_problem.native)
+        self.axes_problem.visible = False
         self.selectors = {
             a: SpinBox(
                 name=a,
@@ -232,7 +242,9 @@ class OpWidget(Container):
             for a in self._select_axes
         }
         self.where = Container(
-            name="where", labels=True, widgets=[self.axes, *self.selectors.values()]
+            name="where",
+            labels=True,
+            widgets=[self.axes, self.axes_problem, *self.selectors.values()],
         )
         self.settings = Container(name="settings", labels=True)
         self.new_result = CheckBox(
@@ -246,7 +258,8 @@ class OpWidget(Container):
         buttons = Container(
             layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button]
         )
-        self.status = Label(name="status", value="")
+        self.status = MessageLine(name="status")
+        narrow_choices(self.method)
         self.extend(
             [
                 self.method,
@@ -261,12 +274,23 @@ class OpWidget(Container):
         )
         self.method.changed.connect(self._on_method_changed)
         self.axes.changed.connect(self._on_axes_edited)
+        self.form.layout().setAlignment(Qt.AlignmentFlag.AlignTop)  # spare height below
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         layers = self.viewer.layers.events
         for event in (layers.inserted, layers.removed, layers.reordered):
             event.connect(self._on_layers_changed)
         self.build(self.spec)
+
+    @property
+    def native(self) -> Any:
+        """The panel napari docks: the scroll area around the form."""
+        return self.root_native_widget
+
+    @property
+    def form(self) -> Any:
+        """The ``QWidget`` that holds the form (inside the scroll area)."""
+        return self.root_native_widget.widget()
 
     # --- building -------------------------------------------------------------------------
     def build(self, spec: OpSpec) -> None:
@@ -278,7 +302,7 @@ class OpWidget(Container):
             picker = ComboBox(
                 name=inp.name,
                 label=_label(inp.name),
-                choices=partial(layer_choices, self.viewer, inp.kind),
+                choices=partial(self.offered_layers, inp.kind),
                 nullable=not inp.required,
                 tooltip=f"{inp.kind} layer" + ("" if inp.required else " (optional)"),
             )
@@ -289,11 +313,32 @@ class OpWidget(Container):
             make = self._overrides.get(p.name, param_widget)
             self.settings.append(make(spec, p))
         self.inputs.reset_choices()
+        narrow_choices(self.inputs)
+        narrow_choices(self.settings)
         self._on_input_changed()
+        self.fit_width()
+
+    def fit_width(self) -> None:
+        """Make the scroll area as wide as the form needs (it has no horizontal scroll bar)."""
+        bar = self.native.verticalScrollBar().sizeHint().width()
+        self.native.setMinimumWidth(self.form.layout().totalMinimumSize().width() + bar)
+
+    def offered_layers(self, kind: str, widget: Any = None) -> list[tuple[str, Any]]:
+        """Layers offered for a ``kind`` input (the first is preselected when the form is built).
+
+        Every layer of a fitting type (:func:`layer_choices`); subclasses
+        narrow or reorder them.
+        """
+        return layer_choices(self.viewer, kind)
 
     def _on_method_changed(self, op: str) -> None:
         self._last_output = None
         self.build(get_op(op))
+
+    def clear_status(self) -> None:
+        """Remove a message that no longer applies (not while a run is in flight)."""
+        if self._worker is None:
+            self.status.value = ""
 
     def _on_layers_changed(self, event: Any = None) -> None:
         before = self.primary_layer()
@@ -309,6 +354,8 @@ class OpWidget(Container):
         return None
 
     def _on_input_changed(self, *args: Any) -> None:
+        self.clear_status()
+        self._show_axes_problem("")
         layer = self.primary_layer()
         self.where.visible = layer is not None
         if layer is None:
@@ -319,18 +366,39 @@ class OpWidget(Container):
         except LayerAxesError:
             axes = ""
         self.axes.value = axes
-        self.axes.enabled = reader_info(layer) is None and not is_step_output(layer)
+        self.axes.enabled = axes_editable(layer)
         self._update_selectors(axes, layer)
 
     def _on_axes_edited(self, text: str) -> None:
         layer = self.primary_layer()
         if layer is None or not self.axes.enabled:
             return
-        try:
-            axes = check_axes(text, layer_ndim(layer))
-        except LayerAxesError:
-            return  # still typing; checked again on Run
-        self._update_selectors(axes, layer)
+        self.clear_status()
+        if self.check_typed_axes() is None:
+            self._update_selectors(self.axes.value.strip().lower(), layer)
+
+    def check_typed_axes(self) -> str | None:
+        """Check the axes typed for the first input; show what is wrong under the field.
+
+        Returns
+        -------
+        str or None
+            The problem (also shown under the axes field), or None when the
+            axes fit the layer or cannot be edited.
+        """
+        layer = self.primary_layer()
+        problem = None
+        if layer is not None and self.axes.enabled:
+            try:
+                fit_axes(layer, self.axes.value)
+            except LayerAxesError as exc:
+                problem = str(exc)
+        self._show_axes_problem(problem or "")
+        return problem
+
+    def _show_axes_problem(self, text: str) -> None:
+        self.axes_problem.value = text
+        self.axes_problem.visible = bool(text)
 
     @property
     def present_axes(self) -> frozenset[str]:
@@ -403,6 +471,10 @@ class OpWidget(Container):
 
         if self._worker is not None:
             return None
+        problem = self.refusal()
+        if problem:
+            self.status.value = f"Not run: {problem}"
+            return None
         layers = self.input_layers()
         primary = self.primary_layer()
         try:
@@ -434,6 +506,17 @@ class OpWidget(Container):
         self.cancel_button.enabled = True
         self.status.value = f"Running {self.spec.title}..."
         return worker
+
+    def refusal(self) -> str | None:
+        """Say why the form cannot run as it is (shown in the widget, not as a notification).
+
+        Returns
+        -------
+        str or None
+            The reason (axes typed that do not fit the layer...), or None.
+            Subclasses add their own reasons.
+        """
+        return self.check_typed_axes()
 
     def cancel(self) -> None:
         """Cancel the run in flight (its result is discarded; nothing is recorded)."""

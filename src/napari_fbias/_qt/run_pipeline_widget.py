@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, SpinBox
-from qtpy.QtCore import QObject, Signal
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, SpinBox
+from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -47,21 +47,24 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from napari_fbias._qt.fit_width import MessageLine, narrow_choices, wrap_label
 from napari_fbias._qt.layer_axes import (
     LayerAxesError,
     channel_index,
+    fit_axes,
     layer_array,
     layer_axes,
     reader_info,
     set_layer_axes,
     unwrap,
 )
-from napari_fbias._qt.layer_data import layer_value, value_layer_data
+from napari_fbias._qt.layer_data import layer_value, lost_pixel_size, value_layer_data
 from napari_fbias._qt.op_widget import layer_choices
 from napari_fbias._qt.pipeline_steps_view import PipelineStepsView
 from napari_fbias._qt.table_widget import TableView
@@ -298,6 +301,24 @@ def _for_display(path: Path) -> Pipeline | None:
         return None
 
 
+def _scrolled_layout(panel: QWidget) -> QVBoxLayout:
+    """Give ``panel`` a vertical scroll area; return the layout of the widget inside it.
+
+    On a small screen the panel scrolls instead of pushing the napari window
+    taller than the screen.
+    """
+    inner = QWidget()
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setWidget(inner)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return QVBoxLayout(inner)
+
+
 def _problem_lines(problems: Sequence[Problem]) -> str:
     n = len(problems)
     head = f"This pipeline cannot run: {n} problem{'s' if n != 1 else ''} to fix"
@@ -342,6 +363,7 @@ class _Job:
     worker: Any = None
     bar: Any = None
     seen: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class RunPipelineWidget(QWidget):
@@ -393,7 +415,7 @@ class RunPipelineWidget(QWidget):
         )
         self.file_edit.changed.connect(self._on_file_changed)
         self.name_label = QLabel("No pipeline loaded.")
-        self.name_label.setWordWrap(True)
+        wrap_label(self.name_label)
         self.problems_box = QPlainTextEdit()
         self.problems_box.setReadOnly(True)
         self.problems_box.setMaximumHeight(130)
@@ -461,8 +483,7 @@ class RunPipelineWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.progress_bar = QProgressBar()
         self.progress_bar.setTextVisible(True)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = MessageLine()
         self.summary = QPlainTextEdit()
         self.summary.setReadOnly(True)
         self.summary.setMaximumHeight(120)
@@ -477,7 +498,7 @@ class RunPipelineWidget(QWidget):
         tb.addWidget(self.table_view)
         self.table_box.setVisible(False)
 
-        layout = QVBoxLayout(self)
+        layout = _scrolled_layout(self)
         layout.addWidget(self.file_edit.native)
         layout.addWidget(self.name_label)
         layout.addWidget(self.problems_box)
@@ -488,7 +509,7 @@ class RunPipelineWidget(QWidget):
         bottom.addWidget(self.progress_bar, 1)
         bottom.addWidget(self.cancel_button)
         layout.addLayout(bottom)
-        layout.addWidget(self.status)
+        layout.addWidget(self.status.native)
         layout.addWidget(self.summary)
         layout.addWidget(self.table_box)
 
@@ -531,7 +552,7 @@ class RunPipelineWidget(QWidget):
         return self.pipeline is not None and self.pipeline.sha256() != self.loaded_sha
 
     def _report(self, message: str, *, error: bool = False, warning: bool = False) -> None:
-        self.status.setText(message)
+        self.status.value = message
         if error or warning:
             from napari.utils.notifications import show_error, show_warning
 
@@ -703,9 +724,14 @@ class RunPipelineWidget(QWidget):
                 tooltip="Axes of the layer, one letter per dimension (t, c, z, y, x). Empty: "
                 "as recorded by the reader, else guessed.",
             )
+            problem = Label(name=f"problem_{name}", label="", value="")
+            wrap_label(problem.native)
+            problem.visible = False
             picker.changed.connect(self._on_layer_picked)
-            self.inputs_form.extend([picker, axes])
+            axes.changed.connect(self._on_layer_picked)
+            self.inputs_form.extend([picker, axes, problem])
         self.inputs_form.reset_choices()
+        narrow_choices(self.inputs_form)
         self._on_layer_picked()
 
     def _on_layers_changed(self, event: Any = None) -> None:
@@ -726,6 +752,28 @@ class RunPipelineWidget(QWidget):
             except LayerAxesError:
                 shown = ""
             field_.native.setPlaceholderText(shown)
+            self.axes_problem(name, layer)
+
+    def axes_problem(self, name: str, layer: Any = None) -> str | None:
+        """Check the axes typed for input ``name``; show what is wrong under the field.
+
+        Returns
+        -------
+        str or None
+            The problem, or None when the field is empty or the axes fit the layer.
+        """
+        layer = self.inputs_form[f"layer_{name}"].value if layer is None else layer
+        typed = str(self.inputs_form[f"axes_{name}"].value).strip()
+        problem = None
+        if typed and layer is not None:
+            try:
+                fit_axes(layer, typed)
+            except LayerAxesError as exc:
+                problem = str(exc)
+        label = self.inputs_form[f"problem_{name}"]
+        label.value = problem or ""
+        label.visible = bool(problem)
+        return problem
 
     def chosen_layers(self) -> dict[str, Any]:
         """Input name -> the layer chosen for it (None when none)."""
@@ -768,6 +816,14 @@ class RunPipelineWidget(QWidget):
         if missing:
             self._report(f"Choose a layer for input(s) {', '.join(missing)}.", error=True)
             return None
+        for name in axes_of:  # typos in an axes field: said under the field, no notification
+            try:
+                fit_axes(chosen[name], axes_of[name])
+            except LayerAxesError as exc:
+                if axes is None:
+                    self.axes_problem(name, chosen[name])
+                self._report(f"Not run: {exc}")
+                return None
         inputs: dict[str, Any] = {}
         try:
             for name in names:
@@ -780,7 +836,8 @@ class RunPipelineWidget(QWidget):
         first = chosen[names[0]]
         job = _Job("layers", pipeline, threading.Event(), len(pipeline.steps))
         job.like = first
-        return self._start(
+        job.notes = [n for n in (lost_pixel_size(chosen[name]) for name in names) if n]
+        worker = self._start(
             job,
             pipeline_job,
             pipeline,
@@ -788,6 +845,12 @@ class RunPipelineWidget(QWidget):
             _Progress(self._relay, job.cancel),
             desc=f"Running {pipeline.name}",
         )
+        if job.notes:
+            from napari.utils.notifications import show_warning
+
+            for note in job.notes:
+                show_warning(note)
+        return worker
 
     def _on_run_clicked(self) -> None:
         self.run()
@@ -854,7 +917,7 @@ class RunPipelineWidget(QWidget):
             self._on_table_chosen()
         self.table_box.setVisible(bool(self.tables))
         made_names = ", ".join(output_layer_name(pipeline.name, o) for o in results)
-        self._report(f"Done: {made_names}")
+        self._report("\n".join([f"Done: {made_names}", *(f"Note: {n}" for n in job.notes)]))
 
     def _measured_layer(self, results: Any, out: str, shown: Mapping[str, Any]) -> Any:
         """Return the layer showing the labels a table output measured (None if not shown)."""
@@ -1046,7 +1109,7 @@ class RunPipelineWidget(QWidget):
         job.total = total
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
-        self.status.setText(text)
+        self.status.value = text
         bar = job.bar  # napari may process events (and finish the job) while it redraws
         if bar is not None and not bar.disable:
             bar.total = total

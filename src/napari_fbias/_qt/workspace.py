@@ -174,6 +174,7 @@ class Workspace:
         self._names: dict[int, str] = {}
         self._quiet: set[str] = set()
         self._removed: list[str] = []
+        self._recent: list[str] = []
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         for layer in viewer.layers:
@@ -199,8 +200,13 @@ class Workspace:
         question: str = "",
         analysts: tuple[str, ...] | list[str] = (),
         folder: str | Path | None = None,
+        space: str | None = None,
     ) -> SessionRecorder:
-        """Start a new session (the previous one stays on disk as it is)."""
+        """Start a new session (the previous one stays on disk as it is).
+
+        ``space`` is where it lives (a shared folder or an object-store URL)
+        so that other analysts can join it; default: this computer.
+        """
         rec = SessionRecorder.start(
             title,
             user_name=user,
@@ -208,6 +214,7 @@ class Workspace:
             question=question,
             analysts=tuple(analysts),
             folder=folder,
+            space=space,
         )
         self._set_recorder(rec)
         return rec
@@ -249,6 +256,7 @@ class Workspace:
         self.recorder = rec
         self._outputs.clear()
         self.tables.clear()
+        rec.start_live()  # other analysts' work appears within a second or two
         self.events.session_changed.emit(rec)
 
     def _reopen_image(self, img: ImageRef) -> None:
@@ -526,6 +534,7 @@ class Workspace:
                 "op": job.op,
                 "axes": value.axes,
                 "spacing": [float(s) for s in value.spacing] if value.spacing else None,
+                "inputs": dict(job.inputs),
             }
         }
         self._outputs[step_id] = value
@@ -536,7 +545,60 @@ class Workspace:
         else:
             self._show(value, name, meta, like)
         job.step_id, job.output_layer, job.value = step_id, name, value
+        self._recent = [n for n in self._recent if n != name] + [name]
         self.events.step_recorded.emit(step_id)
+
+    def recent_results(self, kind: str) -> list[Any]:
+        """Return the result layers of type ``kind`` (``"labels"``...), newest first.
+
+        Results of this sitting in the order they were recorded, then other
+        step outputs in the viewer (a reopened session) from the top of the
+        layer list down.
+        """
+        layers = self.viewer.layers
+        mine = [layers[n] for n in reversed(self._recent) if n in layers]
+        rest = [ly for ly in reversed(layers) if step_info(ly) is not None and ly not in mine]
+        return [ly for ly in mine + rest if layer_kind(ly) == kind]
+
+    def show_approach_here(self, key: str) -> Any:
+        """Recompute another analyst's approach here, in a worker, and show its results.
+
+        The layers get the names the analyst's steps gave them, so steps
+        recorded here on top of them read that analyst's steps. Returns the
+        started worker (its ``errored`` signal carries a
+        :class:`~napari_fbias.session.recompute.CannotRecomputeError` saying why).
+        """
+        from napari.qt.threading import create_worker
+
+        from napari_fbias.session.recompute import recompute_approach
+
+        rec = self.recorder
+        if rec is None:
+            raise WorkspaceError("no session is running")
+        session = rec.session
+        approach = session.approach(key)
+        worker = create_worker(
+            recompute_approach,
+            session,
+            key,
+            _progress={"total": 0, "desc": f"approach {key} ({approach.analyst or 'analyst'})"},
+        )
+        worker.returned.connect(partial(self._show_recomputed, session, key))
+        worker.start()
+        return worker
+
+    def _show_recomputed(self, session: Any, key: str, values: Mapping[str, Value]) -> None:
+        like = next(
+            (self._layer(n) for img in session.images for n in img.layers if self._layer(n)),
+            None,
+        )
+        for st in session.approach(key).steps:
+            value = values.get(st.id)
+            if value is None or not st.output_layer:
+                continue
+            self._outputs[st.id] = value
+            meta = {"step_id": st.id, "approach": key, "op": st.op, "recomputed": True}
+            self._show(value, st.output_layer, {"fbias": meta}, like)
 
     def result(self, step_id: str) -> Value | None:
         """Return the value a recorded step produced in this sitting (None if unknown)."""
@@ -624,7 +686,14 @@ class Workspace:
         layer = event.source
         old = self._names.get(id(layer))
         self._names[id(layer)] = layer.name
-        if self.recorder is not None and old is not None and old != layer.name:
+        if old is None or old == layer.name:
+            return
+        for other in self.viewer.layers:  # results remember the layers they were made from
+            made_from = (step_info(other) or {}).get("inputs")
+            if isinstance(made_from, dict):
+                made_from.update({k: layer.name for k, v in made_from.items() if v == old})
+        self._recent = [layer.name if n == old else n for n in self._recent]
+        if self.recorder is not None:
             self.recorder.rename_layer(old, layer.name)
 
 
