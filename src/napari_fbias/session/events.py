@@ -258,6 +258,25 @@ HANDLERS: dict[str, Handler] = {
 def apply_event(session: Session | None, event: Mapping[str, Any]) -> Session:
     """Return the session after ``event`` (the input is not changed).
 
+    The timeline gets the event's entry (see :func:`reduce_event`).
+
+    Raises
+    ------
+    SessionFormatError
+        As :func:`reduce_event`.
+    """
+    new, entry = reduce_event(session, event)
+    return replace(new, timeline=(*new.timeline, entry))
+
+
+def reduce_event(
+    session: Session | None, event: Mapping[str, Any]
+) -> tuple[Session, TimelineEvent]:
+    """Return the session after ``event`` *without* its timeline entry, and that entry.
+
+    The merge of several journals keeps the timeline apart (appending to a
+    tuple per event would make merging quadratic) and puts it back once.
+
     Raises
     ------
     SessionFormatError
@@ -284,11 +303,7 @@ def apply_event(session: Session | None, event: Mapping[str, Any]) -> Session:
     if name == "session_restored":  # the timeline needs to know where from, not all of it again
         detail.pop("session", None)
     time = str(event.get("time", ""))
-    return replace(
-        new,
-        updated=time,
-        timeline=(*new.timeline, TimelineEvent(time=time, kind=str(name), detail=detail)),
-    )
+    return replace(new, updated=time), TimelineEvent(time=time, kind=str(name), detail=detail)
 
 
 def order_steps(steps: tuple[RecordedStep, ...]) -> tuple[RecordedStep, ...]:

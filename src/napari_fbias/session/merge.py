@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from napari_fbias.session.errors import SessionFormatError
-from napari_fbias.session.events import apply_event
+from napari_fbias.session.events import reduce_event
 from napari_fbias.session.model import Session, TimelineEvent
 from napari_fbias.session.model import evolve as replace
 from napari_fbias.session.names import map_names, next_approach_key
@@ -51,9 +51,18 @@ def event_key(event: Mapping[str, Any]) -> Key:
 
 @dataclass
 class MergeState:
-    """The merged session plus the name tables the merge needs (copied at checkpoints)."""
+    """The merged session plus the name tables the merge needs.
 
-    session: Session | None = None
+    A state is never changed once made (a new event makes a new state that
+    shares the tables it does not change), so restart points are just kept
+    states. The timeline is kept apart as a linked log (``(entry, earlier)``)
+    and joined to the session only when :attr:`session` is read.
+    """
+
+    #: The session without the timeline entries of merged events.
+    core: Session | None = None
+    #: The timeline entries of merged events, newest first: ``(entry, earlier log)``.
+    log: tuple[TimelineEvent, Any] | None = None
     #: (kind, creator client, creator's name) -> the session's name.
     alias: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: (kind, the session's name) -> (creator client, creator's name).
@@ -65,24 +74,51 @@ class MergeState:
     #: Problems with events that could not be applied before the session existed.
     problems: list[str] = field(default_factory=list)
 
+    @property
+    def session(self) -> Session | None:
+        """The merged session, timeline included (made once per state)."""
+        cached = self.__dict__.get("_session")
+        if cached is None and self.core is not None:
+            entries = []
+            node = self.log
+            while node is not None:
+                entries.append(node[0])
+                node = node[1]
+            entries.reverse()
+            cached = replace(self.core, timeline=(*self.core.timeline, *entries))
+            self.__dict__["_session"] = cached
+        return cached
+
+    def logged(self, entry: TimelineEvent) -> None:
+        """Add a timeline entry (only on a state being made)."""
+        self.log = (entry, self.log)
+        self.__dict__.pop("_session", None)
+
     def active_key(self, client: str) -> str | None:
         """Return the session's key of the approach ``client`` records into (None if none)."""
         found = self.active.get(client)
-        if found is None or self.session is None:
+        if found is None or self.core is None:
             return None
         key = self.alias.get(("approach", *found), found[1] if found[0] == "" else None)
-        return key if key in {a.key for a in self.session.approaches} else None
+        return key if key in {a.key for a in self.core.approaches} else None
 
     def shared(self) -> MergeState:
         """Return a state sharing this one's tables (copy a table before changing it)."""
         return MergeState(
-            self.session, self.alias, self.origin, self.used_steps, self.active, self.problems
+            self.core,
+            self.log,
+            self.alias,
+            self.origin,
+            self.used_steps,
+            self.active,
+            self.problems,
         )
 
     def copy(self) -> MergeState:
         """Return a copy whose tables can change without touching this one."""
         return MergeState(
-            self.session,
+            self.core,
+            self.log,
             dict(self.alias),
             dict(self.origin),
             set(self.used_steps),
@@ -121,12 +157,12 @@ class SessionMerger:
         for e in events:
             k = event_key(e)
             if k not in self._events:
-                self._events[k] = dict(e)
+                self._events[k] = e  # type: ignore[assignment]  # parsed events: never changed
                 new.append(k)
         if not new:
             return 0
         new.sort()
-        self.clock = max(self.clock, new[-1][0], max(k[0] for k in new))
+        self.clock = max(self.clock, new[-1][0])
         if not self._keys or new[0] > self._keys[-1]:
             start = len(self._keys)
             self._keys.extend(new)
@@ -207,6 +243,7 @@ def apply_merged(
     """
     st = state.shared()
     owned: set[str] = set()
+    s = st.core
 
     def own(table: str) -> Any:
         if table not in owned:
@@ -216,7 +253,6 @@ def apply_merged(
 
     client = str(event.get("client", ""))
     ext = event.get("ext") or {}
-    s = st.session
 
     def fn(kind: str, name: str, creates: bool) -> str:
         creator = ext.get(kind, {}).get(name, client)
@@ -236,7 +272,7 @@ def apply_merged(
             overwritten = _overwritten(s, e)
         else:
             overwritten = None
-        new = apply_event(s, e)
+        new, entry = reduce_event(s, e)
     except SessionFormatError as exc:
         if strict:
             raise
@@ -255,15 +291,16 @@ def apply_merged(
                     replace(a, client=client) if a.key == key else a for a in new.approaches
                 ),
             )
+    st.core = new
+    st.logged(entry)
     if overwritten is not None:
-        new = _note(new, event, "conflict", overwritten)
-    st.session = new
+        st.logged(_entry(event, "conflict", overwritten))
     return st
 
 
 def _claim(st: MergeState, kind: str, name: str, event: Mapping[str, Any]) -> str:
     """Return the session's name for a name a client creates (the next free one if taken)."""
-    s = st.session
+    s = st.core
     if s is None:
         return name
     if kind == "approach":
@@ -338,18 +375,15 @@ def _compare(s: Session, e: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _conflict(state: MergeState, event: Mapping[str, Any], problem: str) -> MergeState:
     st = state.shared()
-    if st.session is None:
+    if st.core is None:
         st.problems = [*st.problems, problem]
         return st
-    st.session = _note(
-        st.session, event, "conflict", {"event": event.get("event"), "problem": problem}
-    )
+    st.logged(_entry(event, "conflict", {"event": event.get("event"), "problem": problem}))
     return st
 
 
-def _note(s: Session, event: Mapping[str, Any], kind: str, detail: dict[str, Any]) -> Session:
+def _entry(event: Mapping[str, Any], kind: str, detail: dict[str, Any]) -> TimelineEvent:
     d = dict(detail)
     if event.get("client"):
         d["client"] = event["client"]
-    entry = TimelineEvent(time=str(event.get("time", "")), kind=kind, detail=d)
-    return replace(s, timeline=(*s.timeline, entry))
+    return TimelineEvent(time=str(event.get("time", "")), kind=kind, detail=d)

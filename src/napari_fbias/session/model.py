@@ -42,7 +42,9 @@ def evolve(obj: Any, **changes: Any) -> Any:
     caches (``cached_property`` values) so they are computed anew.
     """
     new = object.__new__(type(obj))
-    state = {k: v for k, v in obj.__dict__.items() if k not in _CACHED}
+    state = obj.__dict__.copy()
+    for name in _CACHED.intersection(state):
+        del state[name]
     state.update(changes)
     new.__dict__.update(state)
     return new

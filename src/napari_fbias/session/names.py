@@ -32,6 +32,13 @@ APPROACH_REF_EVENTS = frozenset(
     }
 )
 
+#: Events that hold any name (the others pass through :func:`map_names` untouched).
+NAME_EVENTS = APPROACH_REF_EVENTS | {
+    "approach_added",
+    "image_added",
+    "step_removed",
+    "layer_removed",
+}
 #: ``fn(kind, name, creates) -> new name``; ``creates`` is True where the event makes the name.
 Rename = Callable[[str, str, bool], str]
 
@@ -48,6 +55,8 @@ def map_names(event: Mapping[str, Any], fn: Rename) -> dict[str, Any]:
         to write instead.
     """
     e = dict(event)  # copied where names change: the nested parts that hold them
+    if e.get("event") not in NAME_EVENTS:
+        return e
     for key in ("approach", "image", "step", "tried"):
         if isinstance(e.get(key), dict):
             e[key] = copy.deepcopy(e[key])
