@@ -142,3 +142,16 @@ def test_crashed_session_reopens_from_the_list(tmp_path):
         r2 = open_session(info.path)
     assert [st.id for st in r2.session.approach("A").steps] == ["gaussian"]
     r2.close()
+
+
+def test_a_snapshot_too_large_to_load_back_is_not_written(tmp_path, monkeypatch):
+    import napari_fbias.session.store as store
+
+    r = make(tmp_path, "Big")
+    monkeypatch.setattr(store, "MAX_SNAPSHOT_BYTES", 2000)
+    r.set_notes("x" * 5000)
+    with pytest.raises(SessionFormatError, match="too large for a readable snapshot"):
+        r.save()
+    r.close()
+    assert not (r.folder / SNAPSHOT_NAME).exists()
+    assert load_session(r.folder).approach("A").notes == "x" * 5000

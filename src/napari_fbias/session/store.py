@@ -61,8 +61,24 @@ def snapshot_text(session: Session) -> str:
 
 
 def save_snapshot(session: Session, folder: str | os.PathLike[str]) -> Path:
-    """Write ``<folder>/session.yaml`` atomically (temporary sibling, fsync, rename)."""
-    return atomic_write_text(Path(folder) / SNAPSHOT_NAME, snapshot_text(session))
+    """Write ``<folder>/session.yaml`` atomically (temporary sibling, fsync, rename).
+
+    Raises
+    ------
+    SessionFormatError
+        When the snapshot would be larger than :data:`MAX_SNAPSHOT_BYTES`
+        (it could not be loaded back); nothing is written, the journals
+        still hold the whole session.
+    """
+    text = snapshot_text(session)
+    size = len(text.encode("utf-8"))
+    if size > MAX_SNAPSHOT_BYTES:
+        raise SessionFormatError(
+            f"the session is too large for a readable snapshot ({size / 1e6:.0f} MB, the limit "
+            f"is {MAX_SNAPSHOT_BYTES / 1e6:.0f} MB); nothing was written and nothing is lost: "
+            "the journals hold the whole session"
+        )
+    return atomic_write_text(Path(folder) / SNAPSHOT_NAME, text)
 
 
 def load_snapshot(path: str | os.PathLike[str]) -> Session:
