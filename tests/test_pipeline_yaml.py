@@ -123,3 +123,12 @@ def test_missing_file_and_folder_and_binary(tmp_path):
 def test_top_level_not_a_mapping():
     with pytest.raises(PipelineError, match="does not hold a napari-fbias pipeline"):
         Pipeline.loads("- just\n- a list\n")
+
+
+def test_numbers_in_exponent_form_are_numbers_and_text_stays_text() -> None:
+    from napari_fbias.pipeline.yaml_safe import dumps, loads
+
+    got = loads("a: 1e-3\nb: 2E5\nc: -1.5e+2\nd: e5\ne: 10\n")
+    assert got == {"a": 0.001, "b": 200000.0, "c": -150.0, "d": "e5", "e": 10}
+    assert isinstance(got["a"], float)
+    assert loads(dumps({"text": "1e5", "x": 1e-3})) == {"text": "1e5", "x": 0.001}

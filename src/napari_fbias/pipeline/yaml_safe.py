@@ -10,6 +10,7 @@ stay text. Every refusal is a :class:`PipelineError` naming the file and line.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,18 @@ def _bounded_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+# YAML 1.1 (PyYAML) reads `1e-3` and `2E5` as text: it wants a dot. Scientists write numbers
+# that way, and YAML 1.2 reads them as numbers: resolve them as floats too. The dumper knows the
+# same rule, so that a text such as "1e5" is written quoted and reads back as text.
+_EXP_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789"))
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes text the loader would read as a number (``"1e5"``)."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789"))
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 
 
@@ -180,8 +193,13 @@ def load_file(path: str | Path) -> Any:
 
 def dumps(data: Any) -> str:
     """Write plain data as readable YAML (block style, short lists/mappings inline)."""
-    return yaml.safe_dump(
-        data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=None,
+        width=100,
     )
 
 
