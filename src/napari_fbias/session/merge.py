@@ -76,17 +76,27 @@ class MergeState:
 
     @property
     def session(self) -> Session | None:
-        """The merged session, timeline included (made once per state)."""
+        """The merged session, timeline included (made once per state).
+
+        The timeline of the last state whose session was read is reused, so
+        reading the session after each recorded event costs one tuple copy,
+        not a walk over the whole log.
+        """
         cached = self.__dict__.get("_session")
         if cached is None and self.core is not None:
+            base_node, base = self.__dict__.get("_base") or (None, self.core.timeline)
             entries = []
             node = self.log
-            while node is not None:
+            while node is not None and node is not base_node:
                 entries.append(node[0])
                 node = node[1]
+            if node is not base_node:  # the base is not an ancestor: build it all
+                base = self.core.timeline
             entries.reverse()
-            cached = replace(self.core, timeline=(*self.core.timeline, *entries))
+            timeline = (*base, *entries)
+            cached = replace(self.core, timeline=timeline)
             self.__dict__["_session"] = cached
+            self.__dict__["_base"] = (self.log, timeline)
         return cached
 
     def logged(self, entry: TimelineEvent) -> None:
@@ -104,7 +114,7 @@ class MergeState:
 
     def shared(self) -> MergeState:
         """Return a state sharing this one's tables (copy a table before changing it)."""
-        return MergeState(
+        new = MergeState(
             self.core,
             self.log,
             self.alias,
@@ -113,6 +123,9 @@ class MergeState:
             self.active,
             self.problems,
         )
+        if "_base" in self.__dict__:
+            new.__dict__["_base"] = self.__dict__["_base"]
+        return new
 
     def copy(self) -> MergeState:
         """Return a copy whose tables can change without touching this one."""

@@ -43,8 +43,8 @@ def evolve(obj: Any, **changes: Any) -> Any:
     """
     new = object.__new__(type(obj))
     state = obj.__dict__.copy()
-    for name in _CACHED.intersection(state):
-        del state[name]
+    for name in _CACHED:
+        state.pop(name, None)
     state.update(changes)
     new.__dict__.update(state)
     return new

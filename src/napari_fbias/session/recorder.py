@@ -27,7 +27,6 @@ import os
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from napari_fbias.session.model import (
     Session,
     StepInput,
     check_select,
+    evolve,
     utc_now,
 )
 from napari_fbias.session.names import next_approach_key
@@ -151,7 +151,7 @@ class SessionRecorder:
         if self._session is None:
             merged = self._journals.merger.session
             assert merged is not None
-            self._session = replace(merged, active=self._journals.state.active_key(self.client))
+            self._session = evolve(merged, active=self._journals.state.active_key(self.client))
         return self._session
 
     @property
