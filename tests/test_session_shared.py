@@ -345,3 +345,14 @@ def test_a_follow_up_is_linked_in_the_report(tmp_path):
     out = export_bundle(second.link, tmp_path / "bundle", figures=False)
     html = (out.folder / "report.html").read_text()
     assert "Follow-up of" in html and "First visit" in html and first.link in html
+
+
+def test_a_layer_of_another_analysts_result_is_theirs(tmp_path):
+    a, b = _pair(tmp_path)
+    a.add_approach("classical", "Marie")
+    sid = a.record_step("preprocess.gaussian", {"sigma": 1}, {"image": "img"}, "A: g")
+    exchange(a, b)
+    b.rename_layer("A: g", "my copy")  # Jon renames his local copy of Marie's result
+    assert b.layer_removed("my copy") == [] and b.layer_removed("A: g") == []
+    exchange(a, b)
+    assert a.session.find_step(sid)[1].output_layer == "A: g", "Marie's record is unchanged"

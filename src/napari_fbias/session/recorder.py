@@ -354,8 +354,13 @@ class SessionRecorder:
         return out
 
     def rename_layer(self, old: str, new: str) -> None:
-        """Follow a napari layer rename (ignored for layers the session does not know)."""
-        if old != new and old in self._layer_map():
+        """Follow a napari layer rename (ignored for layers the session does not know).
+
+        A layer showing another analyst's result here is theirs: renaming it
+        here changes nothing in the record.
+        """
+        src = self.layer_source(old) if old != new else None
+        if src is not None and (src.step is None or self.owns_step(src.step)):
             self._emit("layer_renamed", {"old": old, "new": new})
 
     # --- approaches -----------------------------------------------------------------

@@ -88,9 +88,9 @@ class Replicator:
                 return False
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Send what is left (for a short while) and stop the thread."""
-        self.flush(timeout)
+    def close(self) -> None:
+        """Try once more to send what is left (it stays in the outbox otherwise); stop."""
+        self._push_once()
         self._stop = True
         self._wake.set()
         self._thread.join(timeout=1.0)
