@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ EXPECTED = {
     "run_pipeline_A.py",
     "run_pipeline_B.py",
     "session.yaml",
+    f"wheels/napari_fbias-{version('napari-fbias')}-py3-none-any.whl",
 }
 
 
@@ -86,7 +88,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[SessionRecorder,
 def test_bundle_holds_every_file_and_only_those(exported: tuple) -> None:
     _, result = exported
     assert set(result.files) == EXPECTED
-    assert {p.name for p in result.folder.iterdir()} == EXPECTED
+    assert {p.name for p in result.folder.iterdir()} == {f.split("/")[0] for f in EXPECTED}
     assert result.approaches == ("A", "B")
     # no copy of the user's image
     assert not [f for f in result.files if f.endswith((".tif", ".tiff", ".zarr"))]
@@ -107,7 +109,9 @@ def test_pipelines_are_the_approaches(exported: tuple) -> None:
 def test_readme_says_what_and_how(exported: tuple) -> None:
     _, result = exported
     text = (result.folder / "README.md").read_text()
-    assert f'pip install "napari-fbias=={version("napari-fbias")}"' in text
+    wheel = f"wheels/napari_fbias-{version('napari-fbias')}-py3-none-any.whl"
+    assert "pip install -r requirements.lock.txt" in text and f"pip install {wheel}" in text
+    assert 'pip install "napari-fbias==' not in text  # not published: it would not work
     assert "fbias run pipeline_A.fbias.yaml INPUT... -o results" in text
     assert "python run_pipeline_A.py INPUT... -o results" in text
     assert "pipeline_A.ipynb" in text and "Run pipeline" in text
@@ -129,6 +133,11 @@ def test_session_record_is_included(exported: tuple) -> None:
 def test_requirements_lock_pins_installable_versions(exported: tuple) -> None:
     _, result = exported
     lines = (result.folder / "requirements.lock.txt").read_text().splitlines()
+    wheel = f"wheels/napari_fbias-{version('napari-fbias')}-py3-none-any.whl"
+    digest = hashlib.sha256((result.folder / wheel).read_bytes()).hexdigest()
+    # napari-fbias itself: the wheel in the bundle, with its hash (pip checks it)
+    assert f"file:{wheel}#sha256={digest}" in lines
+    lines = [line for line in lines if not line.startswith("file:")]
     reqs = [Requirement(line) for line in lines if line and not line.startswith("#")]
     assert len(reqs) > 20
     for req in reqs:

@@ -162,6 +162,8 @@ def test_control_characters_and_direction_overrides_stay_out(tmp_path: Path) -> 
     )
     result = export_bundle(raw, tmp_path / "out", figures=False)
     for rel, data in every_file(result.folder).items():
+        if rel.startswith("wheels/"):
+            continue  # napari-fbias itself, nothing from the session
         text = data.decode("utf-8")
         for ch in CONTROL_CHARS:
             assert ch not in text, (rel, ch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from html.parser import HTMLParser
 
 import numpy as np
@@ -99,7 +101,7 @@ def test_report_has_every_part_of_the_session() -> None:
     html = render_report(
         make_session(),
         figures={"A": small_figures()},
-        comparison=counts_figure({"A: A_nuclei": 2}),
+        charts=[counts_figure({"A: A_nuclei": 2})],
         exported={"A": "pipeline.fbias.yaml"},
         commands=["fbias run pipeline.fbias.yaml INPUT... -o results"],
         generated="2026-05-04T12:00:00Z",
@@ -184,3 +186,298 @@ def test_plane_takes_first_time_first_channel_middle_z() -> None:
     assert np.array_equal(plane(data[:, 0, 0], "tyx", project_t=True), data[:, 0, 0].max(axis=0))
     with pytest.raises(ValueError, match="4 dimensions"):
         plane(np.zeros((2, 2, 2, 2)), "")
+
+
+# --- issue 11, item 9: results as tables, one chart per kind, outlines, sources, who ------
+class Tables(HTMLParser):
+    """Every table of a page, with the id of the section (``h2``) it is in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.section = ""
+        self.tables: list[tuple[str, list[str], list[list[str]]]] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._head = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "h2":
+            self.section = dict(attrs).get("id") or ""
+        elif tag == "table":
+            self.tables.append((self.section, [], []))
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell, self._head = [], tag == "th"
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            _, head, rows = self.tables[-1]
+            if self._head and not head:
+                head.extend(self._row)
+            else:
+                rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def tables(html: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    p = Tables()
+    p.feed(html)
+    return p.tables
+
+
+def body_text(html: str, *, without: str = "") -> str:
+    """The page's text inside <main> (no style sheet), optionally without one element kind."""
+    main = html[html.index("<main>") :]
+    if without:
+        main = re.sub(rf"<{without}\b.*?</{without}>", "", main, flags=re.S)
+    return " ".join(parse(main).text)
+
+
+def shared_session(**changes: object) -> Session:
+    """Two analysts in two napari windows; B's analyst was not typed in."""
+    base = make_session()
+    a, b = base.approaches
+    session = Session(
+        **{
+            **{f: getattr(base, f) for f in ("id", "title", "user", "question", "created")},
+            "analysts": ("Marie", "Jean"),
+            "images": (
+                ImageRef(
+                    name="img",
+                    source="/home/marie/Desktop/project x/cells_01.ome.tif",
+                    axes="cyx",
+                    shape=(2, 8, 8),
+                ),
+                ImageRef(
+                    name="movie",
+                    source="https://data.example.org/lab/movie.ome.zarr",
+                    kind="image",
+                    axes="tyx",
+                    shape=(4, 8, 8),
+                ),
+            ),
+            "approaches": (
+                Approach(
+                    key="A",
+                    title="classical",
+                    analyst="Marie",
+                    steps=a.steps,
+                    client="c0ffee000001",
+                    result={
+                        "objects": {"A: nuclei": 57, "A: cells": 12480},
+                        "f1_vs_ground_truth": 0.93124,
+                        "median_area_um2": 52.1,
+                        "done": True,
+                    },
+                ),
+                Approach(key="B", title="tracking", client="beef00000002", result={"tracks": 7}),
+                Approach(key="C", title="tracking again", analyst="Jean", client="beef00000002"),
+            ),
+            **changes,
+        }
+    )
+    return session
+
+
+def test_results_are_a_table_per_approach_not_python_text() -> None:
+    html = render_report(shared_session())
+    found = {sec: (head, rows) for sec, head, rows in tables(html) if head[:1] == ["Result"]}
+    assert set(found) == {"approach-A", "approach-B"}  # C has no result: no table
+    head, rows = found["approach-A"]
+    assert head == ["Result", "Value", "Unit"]
+    assert rows == [
+        ["Objects: A: nuclei", "57", "objects"],
+        ["Objects: A: cells", "12,480", "objects"],
+        ["F1 vs ground truth", "0.9312", "score, 0 to 1"],
+        ["Median area", "52.1", "µm²"],
+        ["Done", "yes", ""],
+    ]
+    assert found["approach-B"][1] == [["Tracks", "7", "tracks"]]
+    text = body_text(html)
+    assert "{" not in text and "}" not in text and "': " not in text  # no Python repr
+
+
+def test_result_rows_name_value_unit() -> None:
+    from napari_fbias.session.export.results import ResultRow, result_rows
+
+    rows = result_rows(
+        {
+            "speed_um_s": 0.5,
+            "true_tracks": 13,
+            "n_cells": 4,
+            "area_px": 1e6,
+            "score": None,
+            "labels": [1, 2],
+            "notes at https://h.org/x": "kept as text",
+        }
+    )
+    assert rows == [
+        ResultRow("Speed", "0.5", "µm/s"),
+        ResultRow("True tracks", "13", "tracks"),
+        ResultRow("N cells", "4", "cells"),
+        ResultRow("Area", "1,000,000", "pixels"),
+        ResultRow("Score", "none", ""),
+        ResultRow("Labels", "1, 2", "labels"),
+        ResultRow("Notes at https://h.org/x", "kept as text", ""),
+    ]
+
+
+def test_each_approach_says_which_analyst_did_it() -> None:
+    html = render_report(shared_session())
+    metas = re.findall(r'<h2 id="approach-(\w)">.*?<p class="meta">(.*?)</p>', html, re.S)
+    by = {k: " ".join(parse(m).text) for k, m in metas}
+    assert by["A"].startswith("by Marie (recorded in napari c0ffee000001)")
+    # B's analyst was not typed in: the same napari recorded Jean's approach C
+    assert by["B"].startswith("by Jean (who recorded other approaches in the same napari)")
+    assert by["C"].startswith("by Jean (recorded in napari beef00000002)")
+    compare = next(rows for sec, head, rows in tables(html) if sec == "compare")
+    assert [r[2] for r in compare] == [
+        "Marie (recorded in napari c0ffee000001)",
+        "Jean (who recorded other approaches in the same napari)",
+        "Jean (recorded in napari beef00000002)",
+    ]
+    # one napari, nobody named: the only analyst present; else it says it is not known
+    alone = Approach(key="A", title="t")
+    s = shared_session(approaches=(alone,), analysts=("Marie",))
+    assert "by Marie (the only analyst present)" in body_text(render_report(s))
+    s = shared_session(approaches=(alone,), analysts=())
+    assert "by analyst not recorded" in body_text(render_report(s))
+
+
+def test_image_sources_are_file_names_with_the_full_source_aside() -> None:
+    html = render_report(shared_session())
+    images = next((head, rows) for sec, head, rows in tables(html) if sec == "images")
+    assert images[0][4] == "File"
+    assert [r[4] for r in images[1]] == ["cells_01.ome.tif", "movie.ome.zarr (data.example.org)"]
+    main_text = body_text(html, without="details")
+    assert "/home/marie" not in main_text and "https://data.example.org" not in main_text
+    # the full source: on hover, and in the collapsed list
+    assert 'title="/home/marie/Desktop/project x/cells_01.ome.tif"' in html
+    details = re.search(r"<details.*?</details>", html, re.S).group(0)
+    assert "/home/marie/Desktop/project x/cells_01.ome.tif" in " ".join(parse(details).text)
+    assert "https://data.example.org/lab/movie.ome.zarr" in " ".join(parse(details).text)
+
+
+def test_source_name() -> None:
+    from napari_fbias.session.export.report import source_name
+
+    assert source_name("C:\\Users\\ann\\img.tif") == "img.tif"
+    assert source_name("/data/x.ome.zarr/") == "x.ome.zarr"
+    assert source_name("omero://omero.example.org/Image:12") == "Image:12 (omero.example.org)"
+    assert source_name("s3://bucket/a/b.ome.zarr?v=2") == "b.ome.zarr (bucket)"
+    assert source_name("") == ""
+
+
+def bright_nuclei() -> tuple[np.ndarray, np.ndarray]:
+    """White nuclei on a grey background; odd label ids (the pale colours of tab20)."""
+    from skimage.draw import disk
+
+    image = np.full((160, 160), 300.0)
+    image[:16, :16] = 0  # something darker, so that the background is grey
+    labels = np.zeros(image.shape, np.int32)
+    for i, centre in enumerate([(45, 50), (45, 115), (110, 60), (115, 120)]):
+        rr, cc = disk(centre, 16)
+        labels[rr, cc] = 2 * i + 1
+        image[rr, cc] = 1000
+    return image, labels
+
+
+def test_outlines_stand_out_on_bright_nuclei() -> None:
+    from matplotlib.colors import rgb_to_hsv
+    from matplotlib.image import imread
+    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import label as ndimage_label
+
+    image, labels = bright_nuclei()
+    fig = overlay_figure(image, labels, "bright")
+    rgb = imread(io.BytesIO(fig.png))[..., :3]
+    hsv = rgb_to_hsv(rgb)
+    white = rgb.min(axis=2) > 0.97
+    parts, n = ndimage_label(white)
+    page = {*parts[0], *parts[-1], *parts[:, 0], *parts[:, -1]}  # the page around the plot
+    white = np.isin(parts, [k for k in range(1, n + 1) if k not in page])
+    rim = binary_dilation(white, iterations=12) & ~white
+    vivid = (hsv[..., 1] > 0.8) & (hsv[..., 2] > 0.8)
+    dark = rgb.max(axis=2) < 0.15
+    assert white.sum() > 4 * 1000  # the four nuclei are drawn white
+    # around each white nucleus: a saturated line and a dark edge, not a pale line
+    assert vivid[rim].mean() > 0.15, vivid[rim].mean()
+    assert dark[rim].mean() > 0.15, dark[rim].mean()
+
+
+def test_outline_overlay_colours_each_object_and_edges_it_dark() -> None:
+    from napari_fbias.session.export.figures import outline_rgba
+
+    _, labels = bright_nuclei()
+    rgba = outline_rgba(labels)
+    line = rgba[..., 3] == 1
+    edge = (rgba[..., 3] > 0) & ~line
+    assert line.any() and edge.any()
+    assert np.all(labels[line] > 0)  # drawn inside the objects
+    colours = rgba[line, :3]
+    assert np.all(colours.max(axis=1) == 1) and np.all(colours.min(axis=1) == 0)  # saturated
+    assert np.all(rgba[edge, :3] == 0)  # the edge is black
+    per_label = {
+        int(k): tuple(rgba[labels == k][rgba[labels == k][:, 3] == 1][0, :3]) for k in (1, 3)
+    }
+    assert per_label[1] != per_label[3]
+
+
+def test_counts_chart_says_what_it_counts() -> None:
+    fig = counts_figure({"B: tracks": 7}, "Tracks found per approach", "tracks")
+    assert fig.title == "Tracks found per approach" and fig.caption == "B: tracks: 7 tracks"
+
+
+@pytest.fixture(scope="module")
+def bundle_report(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from helpers.bundle_sessions import record_two_kinds
+    from napari_fbias.session.export import export_bundle
+
+    root = tmp_path_factory.mktemp("two_kinds")
+    result = export_bundle(record_two_kinds(root), root / "bundle", approaches=["A", "B"])
+    assert result.notes == ()
+    return (result.folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_bundle_report_has_results_tables_and_one_chart_per_kind(bundle_report: str) -> None:
+    html = bundle_report
+    results = {sec: rows for sec, head, rows in tables(html) if head[:1] == ["Result"]}
+    assert results["approach-A"][:3] == [
+        ["Objects: A: nuclei", "16", "objects"],
+        ["F1 vs ground truth", "0.9312", "score, 0 to 1"],
+        ["Median area", "52.14", "µm²"],
+    ]
+    assert results["approach-A"][3][0] == "Objects found on rerun: A_nuclei"
+    assert results["approach-B"][:2] == [
+        ["Tracks", "12", "tracks"],
+        ["True tracks", "13", "tracks"],
+    ]
+    assert results["approach-B"][2][0] == "Tracks found on rerun: B_tracks"
+    # the comparison: one chart of objects, one of tracks, never one mixing them
+    charts = re.search(r'<div class="charts">(.*?)</div></div>', html, re.S).group(1)
+    imgs = [a for t, a in parse(charts).tags if t == "img"]
+    assert [i["alt"] for i in imgs] == ["Objects found per approach", "Tracks found per approach"]
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", charts)
+    assert "A: A_nuclei: 16 objects" in captions[0] and "B_tracks" not in captions[0]
+    assert "B: B_tracks: " in captions[1] and "tracks" in captions[1]
+    assert "A_nuclei" not in captions[1]
+    compare = next((head, rows) for sec, head, rows in tables(html) if sec == "compare")
+    assert compare[0][4:] == ["Objects found on rerun", "Tracks found on rerun"]
+    assert [r[2] for r in compare[1]] == [
+        f"{name} (recorded in napari {c})"
+        for name, c in re.findall(r"by (Marie|Jean) \(recorded in napari (\w+)\)", html)[:2]
+    ]
+    # image sources by file name; the machine's paths only in the collapsed list
+    assert "/tmp" not in body_text(html, without="details").replace("/tmp/", "")
+    images = next(rows for sec, head, rows in tables(html) if sec == "images")
+    assert [r[4] for r in images] == ["nuclei_01.ome.tif", "spots_movie.ome.zarr"]

@@ -98,7 +98,7 @@ def report_html() -> str:
         approaches=(Approach("A", "classical", "Marie", (step,)),),
         solution=Solution("A", "Use A."),
     )
-    return render_report(session, figures={"A": figs}, comparison=counts_figure({"A: A_nuclei": 2}))
+    return render_report(session, figures={"A": figs}, charts=[counts_figure({"A: A_nuclei": 2})])
 
 
 def _host(tmp_path: Path, width: int, height: int) -> Path:
@@ -169,3 +169,44 @@ def test_screenshot_of_the_untouched_report_is_not_blank(tmp_path: Path) -> None
     colours = np.unique(pixels.reshape(-1, 3), axis=0)
     assert len(colours) > 64
     assert (pixels.max(axis=2) < 100).mean() > 0.01  # dark pixels: text and the image
+
+
+def test_screenshot_of_a_bundle_report_at_desktop_width(tmp_path: Path) -> None:
+    """A real bundle's report (nuclei and tracks), as a desktop browser shows it.
+
+    Set ``FBIAS_SCREENSHOT_DIR`` to keep the screenshot
+    (``report_desktop.png``) and look at it.
+    """
+    import os
+
+    from helpers.bundle_sessions import record_two_kinds
+    from napari_fbias.session.export import export_bundle
+
+    result = export_bundle(record_two_kinds(tmp_path), tmp_path / "bundle", approaches=["A", "B"])
+    shot = tmp_path / "report_desktop.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            "--window-size=1366,2000",
+            f"--screenshot={shot}",
+            (result.folder / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.is_file(), "Chromium wrote no screenshot"
+    keep = os.environ.get("FBIAS_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+    from matplotlib.colors import rgb_to_hsv
+    from matplotlib.image import imread
+
+    rgb = imread(shot)[..., :3]
+    assert rgb.shape == (2000, 1366, 3)
+    assert len(np.unique((rgb * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 64
+    # the saturated outlines of the first overlay are on screen
+    hsv = rgb_to_hsv(rgb)
+    assert ((hsv[..., 1] > 0.8) & (hsv[..., 2] > 0.8)).sum() > 500

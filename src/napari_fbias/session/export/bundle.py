@@ -8,7 +8,8 @@
     pipeline.ipynb           the same steps as a notebook, with figures
     report.html              the session report with figures (self-contained)
     session.yaml             the session record
-    requirements.lock.txt    exact package versions
+    requirements.lock.txt    exact package versions (napari-fbias: the wheel below, with its hash)
+    wheels/                  the wheel of the napari-fbias that made the bundle (:mod:`.wheel`)
     ro-crate-metadata.json   RO-Crate (Workflow Run Crate style) metadata
     checksums.sha256         checksums of the files and of the input images' pixels
     images/                  copies of the input images (only with include_images)
@@ -20,7 +21,9 @@ Nothing secret goes in: the session is cleaned first (:mod:`.clean`: URLs
 lose user information and query values not known to be harmless, settings
 named like a secret are dropped, control characters go, every field is
 bounded), and every text file is checked again before the rename
-(:func:`~napari_fbias.io.credentials.find_secrets`).
+(:func:`~napari_fbias.io.credentials.find_secrets`); ``images/`` (the user's
+own images) and ``wheels/`` (napari-fbias's own code, nothing from the
+session) are not scanned.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from napari_fbias.session.export.errors import ExportError
 from napari_fbias.session.export.figures import FigurePNG
 from napari_fbias.session.export.readme import ExportedApproach
 from napari_fbias.session.export.report import ApproachFigures
+from napari_fbias.session.export.wheel import WHEELS_DIR, PackageSource
 from napari_fbias.session.model import Session
 
 CHECKSUMS = "checksums.sha256"
@@ -252,18 +256,44 @@ def approach_figures(session: Session, key: str) -> ApproachFigures:
         if value.kind == "labels":
             out.counts[name] = count_objects(value.data)
         elif value.kind == "tracks" and "track_id" in value.data.columns:
-            out.counts[name] = int(value.data["track_id"].nunique())
+            out.tracks[name] = int(value.data["track_id"].nunique())
     return out
 
 
-def comparison_figure(figs: Mapping[str, ApproachFigures]) -> FigurePNG | None:
-    """Bar chart of what each approach found (objects or tracks), or None."""
+def comparison_figures(figs: Mapping[str, ApproachFigures]) -> list[FigurePNG]:
+    """Bar charts of what each approach found: one of objects, one of tracks (if any)."""
     from napari_fbias.session.export.figures import counts_figure
 
-    counts = {f"{k}: {name}": n for k, f in figs.items() for name, n in f.counts.items()}
-    if not counts:
-        return None
-    return counts_figure(counts, "Objects (or tracks) found per approach")
+    out = []
+    for attr, title, unit in (
+        ("counts", "Objects found per approach", "objects"),
+        ("tracks", "Tracks found per approach", "tracks"),
+    ):
+        counts = {
+            f"{k}: {name}": n for k, f in figs.items() for name, n in getattr(f, attr).items()
+        }
+        if counts:
+            out.append(counts_figure(counts, title, unit))
+    return out
+
+
+def _bundled_package(notes: list[str]) -> tuple[PackageSource, bytes]:
+    """Return how napari-fbias goes with the bundle, and the bytes of its wheel (if any).
+
+    The bytes are read once and checked against the wheel's hash, so the
+    hash written in the lock is that of the file written in the bundle.
+    """
+    from napari_fbias.session.export.wheel import package_source
+
+    source = package_source()
+    if source.wheel is None:
+        if not source.from_index:  # one pinned from its index needs no word
+            notes.append(f"napari-fbias {source.version} is not in the bundle: {source.why}")
+        return source, b""
+    data = source.wheel.path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != source.wheel.sha256:
+        raise ExportError(f"{source.wheel.path} changed while it was read; export again")
+    return source, data
 
 
 # --- writing -------------------------------------------------------------------------
@@ -440,6 +470,7 @@ def export_bundle(
         f"removed {name}, left in {dest.parent} by an export that was interrupted"
         for name in remove_abandoned(dest.parent)
     ]
+    package, wheel_bytes = _bundled_package(notes)
     taken: set[str] = set()
     exported: list[ExportedApproach] = []
     for key in keys:
@@ -508,13 +539,16 @@ def export_bundle(
                     ),
                 )
             w.text("session.yaml", snapshot_text(s))
-            w.text("requirements.lock.txt", lock_text())
+            if package.wheel is not None:
+                w.bytes(package.wheel.bundle_path, wheel_bytes)
+            w.text("requirements.lock.txt", lock_text(wheel=package.wheel))
             w.text(
                 "README.md",
                 readme_text(
                     s,
                     exported,
                     version=__version__,
+                    package=package,
                     images=image_refs,
                     include_images=included,
                     created=created,
@@ -525,7 +559,7 @@ def export_bundle(
                 render_report(
                     s,
                     figures=figs,
-                    comparison=comparison_figure(figs),
+                    charts=comparison_figures(figs),
                     exported={e.key: e.pipeline_file for e in exported},
                     commands=commands,
                     generated=created,
@@ -575,7 +609,7 @@ def _scan(root: Path) -> dict[str, list[SecretFound]]:
     """Files (relative paths) of the bundle whose text holds a URL with credentials."""
     bad: dict[str, list[SecretFound]] = {}
     for rel in _all_files(root):
-        if rel.startswith("images/"):
+        if rel.startswith(("images/", f"{WHEELS_DIR}/")):
             continue
         try:
             text = (root / rel).read_text(encoding="utf-8")

@@ -6,6 +6,12 @@ depends on, directly or not, as installed here (read from
 from a local folder or in editable mode cannot be installed by pip from an
 index: they are left out, with a comment saying so. A local version label
 (``2.3.0+cpu``) is dropped for the same reason, also with a comment.
+
+napari-fbias itself, when the bundle carries its wheel (:mod:`.wheel`), is
+the line ``file:wheels/napari_fbias-<version>-py3-none-any.whl#sha256=<hex>``:
+pip installs it from the bundle (paths are relative to the folder pip runs
+in: the bundle's) and checks its SHA-256 first, without turning on pip's
+hash-checking mode for the other lines.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
+from typing import TYPE_CHECKING
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    from napari_fbias.session.export.wheel import BundledWheel
 
 ROOT_DISTRIBUTION = "napari-fbias"
 
@@ -48,7 +58,8 @@ class LockEntry:
     note: str = ""
 
 
-def _direct_url(dist: Distribution) -> dict | None:
+def direct_url_info(dist: Distribution) -> dict | None:
+    """Return what pip recorded about where a distribution came from (``direct_url.json``)."""
     text = dist.read_text("direct_url.json")
     if not text:
         return None
@@ -66,7 +77,7 @@ def is_local(dist: Distribution) -> bool:
     sdist installed from a local *file* has an ordinary release version and
     is pinned.)
     """
-    info = _direct_url(dist)
+    info = direct_url_info(dist)
     if info is None:
         return False
     return "dir_info" in info or "vcs_info" in info
@@ -81,7 +92,7 @@ def _entry(dist: Distribution) -> LockEntry:
             ver,
             None,
             f"{name} {ver} is installed from a local folder here, so it is not pinned; "
-            f"install it with: pip install {name}=={ver}",
+            "install that version from where it came from",
         )
     try:
         parsed = Version(ver)
@@ -159,18 +170,70 @@ def dependency_closure(
     return [_entry(d) for d in [first, *rest]]
 
 
-def lock_text(root: str = ROOT_DISTRIBUTION, extras: Iterable[str] = ()) -> str:
+def made_with() -> str:
+    """Return the Python and platform a lock is made on: ``Python 3.11.7 on linux (x86_64)``."""
+    return f"Python {platform.python_version()} on {sys.platform} ({platform.machine()})"
+
+
+def extra_requirements(extra: str, root: str = ROOT_DISTRIBUTION) -> list[str]:
+    """Return the requirements an extra of an installed distribution adds.
+
+    ``extra_requirements("qt")`` -> ``["PyQt5>=5.15"]``; empty when the
+    distribution or the extra is not known here.
+    """
+    try:
+        requires = distribution(root).requires or ()
+    except PackageNotFoundError:
+        return []
+    out = []
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if (
+            req.marker is not None
+            and _evaluate(req.marker, extra)
+            and not _evaluate(req.marker, "")
+        ):
+            req.marker = None
+            out.append(str(req))
+    return out
+
+
+def lock_text(
+    root: str = ROOT_DISTRIBUTION, extras: Iterable[str] = (), wheel: BundledWheel | None = None
+) -> str:
     """Return the text of ``requirements.lock.txt`` for this environment.
 
     Every line that is not a comment is a requirement ``name==version``
-    (``pip install -r requirements.lock.txt`` reads it).
+    (``pip install -r requirements.lock.txt`` reads it), except ``root``'s
+    when its wheel is in the bundle: ``file:<path in the bundle>#sha256=<hex>``.
+
+    Parameters
+    ----------
+    root : str
+        The distribution to start from.
+    extras : iterable of str
+        Extras of ``root`` to include.
+    wheel : BundledWheel, optional
+        The wheel of ``root`` shipped in the bundle.
     """
     entries = dependency_closure(root, extras)
+    if wheel is not None:
+        entries[0] = LockEntry(
+            entries[0].name,
+            wheel.version,
+            wheel.requirement,
+            f"{root} {wheel.version} is the wheel in this bundle, {wheel.bundle_path} "
+            f"({wheel.origin}); pip checks the SHA-256 written on its line.",
+        )
+    where = " (in the bundle's folder)" if wheel is not None else ""
     lines = [
         f"# Exact versions of {root} and everything it depends on, as installed when",
-        "# this bundle was made. Install them with:",
+        f"# this bundle was made. Install them{where} with:",
         "#     pip install -r requirements.lock.txt",
-        f"# Python {platform.python_version()} on {sys.platform} ({platform.machine()}).",
+        f"# {made_with()}.",
     ]
     notes = [e.note for e in entries if e.note]
     if notes:

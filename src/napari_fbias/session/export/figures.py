@@ -6,8 +6,11 @@ bytes: the HTML report embeds them as ``data:`` URIs, notebooks display them
 through :func:`show`.
 
 * images with labels: the image (one plane: first time point and channel,
-  middle z plane) with the outlines of the objects in colour;
-* object counts per approach: a bar chart;
+  middle z plane) with the outline of each object in its own saturated
+  colour on a dark edge, so outlines stand out on bright nuclei and on a
+  dark background alike (:func:`outline_rgba`);
+* counts per approach: a bar chart per kind of count (objects, tracks),
+  never one chart mixing kinds;
 * measurement tables: histograms of the size (and of one shape measure);
 * tracks: the tracks drawn over the maximum projection of the movie.
 """
@@ -110,10 +113,61 @@ def count_objects(labels: Any) -> int:
     return int(np.count_nonzero(ids))
 
 
+def label_colours(labels: np.ndarray) -> np.ndarray:
+    """Return a saturated RGB colour (floats in 0..1) per label value of an array.
+
+    Hues are spread by the golden ratio so that neighbours (consecutive
+    labels) differ; saturation and value are full, so no colour is pale.
+    Blues and violets (hues 0.6 to 0.8) are left out: they are too dark to
+    see on a dark background. Returns an array of shape ``labels.shape + (3,)``.
+    """
+    from matplotlib.colors import hsv_to_rgb
+
+    hue = (np.asarray(labels, dtype=np.float64) * 0.618033988749895) % 1.0 * 0.8
+    hue = np.where(hue >= 0.6, hue + 0.2, hue)
+    hsv = np.stack([hue, np.ones_like(hue), np.ones_like(hue)], axis=-1)
+    return hsv_to_rgb(hsv)
+
+
+def outline_rgba(labels: np.ndarray, width: int = 1) -> np.ndarray:
+    """Return an RGBA overlay of object outlines that stand out on any background.
+
+    Each object's outline (``width`` pixels inside its border) is drawn in its
+    own saturated colour (:func:`label_colours`), with a dark edge one pixel
+    wide on both sides of it: bright nuclei and a dark background both
+    contrast with one of the two. Pixels elsewhere are transparent.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2D labels.
+    width : int
+        Width of the coloured line, in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float array of shape ``labels.shape + (4,)``.
+    """
+    from scipy.ndimage import binary_dilation
+    from skimage.segmentation import find_boundaries
+
+    lab = np.asarray(labels)
+    line = find_boundaries(lab, mode="inner")
+    if width > 1:
+        line = binary_dilation(line, iterations=width - 1) & (lab > 0)
+    edge = binary_dilation(line, structure=np.ones((3, 3), bool)) & ~line
+    rgba = np.zeros((*lab.shape, 4))
+    rgba[edge] = (0.0, 0.0, 0.0, 0.9)
+    rgba[line, :3] = label_colours(lab[line])
+    rgba[line, 3] = 1.0
+    return rgba
+
+
 def overlay_figure(
     image: np.ndarray | None, labels: np.ndarray, title: str, caption: str = ""
 ) -> FigurePNG:
-    """Draw object outlines (coloured per object) over a grey image plane.
+    """Draw object outlines over a grey image plane (see :func:`outline_rgba`).
 
     Parameters
     ----------
@@ -124,8 +178,6 @@ def overlay_figure(
     title, caption : str
         Shown above / kept with the figure.
     """
-    from skimage.segmentation import find_boundaries
-
     labels = np.asarray(labels)
     if image is not None and np.shape(image) != labels.shape:
         image = None
@@ -139,9 +191,9 @@ def overlay_figure(
         ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     else:
         ax.imshow(np.zeros(lab.shape), cmap="gray", vmin=0, vmax=1)
-    edges = find_boundaries(lab, mode="inner")
-    colours = np.ma.masked_where(~edges, (lab % 20).astype(float))
-    ax.imshow(colours, cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
+    # lines of one pixel vanish when a large image is drawn smaller than its size
+    width = 1 if max(lab.shape) <= 400 else 2
+    ax.imshow(outline_rgba(lab, width), interpolation="nearest")
     n = count_objects(labels)
     ax.set_title(f"{title}: {n} objects", fontsize=11)
     ax.set_axis_off()
@@ -161,9 +213,21 @@ def image_figure(image: np.ndarray, title: str, caption: str = "") -> FigurePNG:
     return FigurePNG(_png(fig), title, caption)
 
 
-def counts_figure(counts: Mapping[str, int], title: str = "Objects found") -> FigurePNG:
-    """Bar chart of object (or track) counts, e.g. one bar per approach."""
-    fig = _new_figure(6.0, 0.6 + 0.5 * max(len(counts), 2))
+def counts_figure(
+    counts: Mapping[str, int], title: str = "Objects found", unit: str = "objects"
+) -> FigurePNG:
+    """Bar chart of one kind of count (objects, or tracks), e.g. one bar per result.
+
+    Parameters
+    ----------
+    counts : mapping of str to int
+        Bar label -> count. All of one kind: never mix objects and tracks.
+    title : str
+        Chart title.
+    unit : str
+        What is counted (the axis label and the caption).
+    """
+    fig = _new_figure(6.0, 0.9 + 0.5 * max(len(counts), 2))
     ax = fig.add_subplot()
     names = list(counts)
     values = [int(counts[n]) for n in names]
@@ -172,10 +236,11 @@ def counts_figure(counts: Mapping[str, int], title: str = "Objects found") -> Fi
     ax.invert_yaxis()
     for i, v in enumerate(values):
         ax.text(v, i, f" {v}", va="center", fontsize=9)
-    ax.set_xlabel("count")
+    ax.set_xlabel(unit)
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_title(title, fontsize=11)
     ax.margins(x=0.15)
-    caption = ", ".join(f"{n}: {v}" for n, v in zip(names, values, strict=True))
+    caption = ", ".join(f"{n}: {v} {unit}" for n, v in zip(names, values, strict=True))
     return FigurePNG(_png(fig), title, caption)
 
 
@@ -219,6 +284,12 @@ def tracks_figure(
     ax.set_title(f"{title}: {n} tracks", fontsize=11)
     ax.set_axis_off()
     return FigurePNG(_png(fig), f"{title}: {n} tracks", caption)
+
+
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _colormap(name: str) -> Any:

@@ -2,8 +2,11 @@
 
 Written for the biologist who receives the bundle: the steps in words (from
 the operations' summaries and the settings used), which images it was made
-for, and the exact commands to install napari-fbias (pinned version) and to
-rerun it from the command line, a script, a notebook or napari. Text from
+for, and the exact commands to install napari-fbias (the wheel in the
+bundle, or the pinned version; :func:`install_lines`) and to rerun it from
+the command line, a script, a notebook or napari. Every install command
+given works as written on the bundle as received; where none can (no wheel
+and no published version), the README says so and what is missing. Text from
 the session is made inert for Markdown/HTML (no raw HTML, no line breaks
 where they would change the structure).
 """
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from napari_fbias.session.export.codegen import clean_text
+from napari_fbias.session.export.wheel import PackageSource
 from napari_fbias.session.model import Session
 
 
@@ -74,11 +78,92 @@ def steps_in_words(pipeline: Any) -> list[str]:
     return lines
 
 
+def _qt_line() -> str:
+    from napari_fbias.session.export.envlock import extra_requirements
+
+    reqs = extra_requirements("qt")
+    if not reqs:
+        return "For napari, also install a Qt binding: `pip install PyQt5`."
+    quoted = " ".join(f'"{r}"' for r in reqs)
+    return f"For napari, also install a Qt binding: `pip install {quoted}`."
+
+
+def install_lines(package: PackageSource) -> list[str]:
+    """Return the README's install section for how napari-fbias goes with the bundle."""
+    from napari_fbias.session.export.envlock import made_with
+
+    venv = [
+        "python -m venv fbias-env",
+        "source fbias-env/bin/activate        # Windows: fbias-env\\Scripts\\activate",
+    ]
+    ver = package.version
+    out = ["## Install", ""]
+    if package.wheel is not None:
+        wheel = package.wheel.bundle_path
+        out += [
+            f"This bundle holds napari-fbias {md(ver)} itself, as `{wheel}`: it installs as "
+            "received, with nothing to download but the packages napari-fbias needs. In a "
+            "terminal, **in this folder** (the one holding this README), with Python 3.10 or "
+            "newer:",
+            "",
+            "```bash",
+            *venv,
+            "pip install -r requirements.lock.txt",
+            "```",
+            "",
+            f"`requirements.lock.txt` installs napari-fbias from `{wheel}` (pip checks its "
+            "SHA-256, written in the file, first) and the exact versions of everything it "
+            f"needs, as they were when this bundle was made ({md(made_with())}). On another "
+            "Python version or operating system, where some of those exact versions may not "
+            "exist, install the wheel alone and let pip choose the versions it needs:",
+            "",
+            "```bash",
+            f"pip install {wheel}",
+            "```",
+            "",
+        ]
+    elif package.from_index:
+        out += [
+            f"napari-fbias {md(ver)} was installed from a package index (PyPI) when this bundle "
+            "was made. In a terminal, in this folder, with Python 3.10 or newer:",
+            "",
+            "```bash",
+            *venv,
+            "pip install -r requirements.lock.txt",
+            "```",
+            "",
+            "`requirements.lock.txt` pins napari-fbias and everything it needs to the exact "
+            f"versions used here ({md(made_with())}). On another Python version or operating "
+            f'system, install `pip install "napari-fbias=={ver}"` and let pip choose the versions '
+            "of the others.",
+            "",
+        ]
+    else:
+        name = package.wheel_name
+        out += [
+            f"**This bundle does not contain napari-fbias {md(ver)} itself**: {md(package.why)}. "
+            f"Ask whoever sent you this bundle for the file `{name}` (or build it from the same "
+            "napari-fbias sources with `python -m build --wheel`), put it in a folder `wheels` "
+            "next to this README, then, in a terminal in this folder, with Python 3.10 or newer:",
+            "",
+            "```bash",
+            *venv,
+            f"pip install wheels/{name} -r requirements.lock.txt",
+            "```",
+            "",
+            "`requirements.lock.txt` pins everything napari-fbias needs to the exact versions "
+            f"used here ({md(made_with())}).",
+            "",
+        ]
+    return [*out, _qt_line(), ""]
+
+
 def readme_text(
     session: Session,
     approaches: Sequence[ExportedApproach],
     *,
     version: str,
+    package: PackageSource | None = None,
     images: Mapping[str, Any],
     include_images: Mapping[str, str] | None = None,
     created: str = "",
@@ -92,7 +177,10 @@ def readme_text(
     approaches : sequence of ExportedApproach
         The exported approaches (the first is the one proposed).
     version : str
-        The napari-fbias version to install (pinned in the commands).
+        The napari-fbias version that made the bundle.
+    package : PackageSource, optional
+        How napari-fbias goes with the bundle (its wheel, or pinned from an
+        index, or neither); default: neither, for lack of a reason.
     images : mapping of str to ImageRef
         Session images by name.
     include_images : mapping of str to str, optional
@@ -162,27 +250,10 @@ def readme_text(
         first.script_file,
         first.notebook_file,
     )
+    if package is None:
+        package = PackageSource(version, why="the export did not say where it comes from")
+    out += install_lines(package)
     out += [
-        "## Install",
-        "",
-        "In a terminal, with Python 3.10 or newer:",
-        "",
-        "```bash",
-        "python -m venv fbias-env",
-        "source fbias-env/bin/activate        # Windows: fbias-env\\Scripts\\activate",
-        f'pip install "napari-fbias=={version}"',
-        "```",
-        "",
-        "To reproduce the exact environment the pipeline was made in, install the locked "
-        "versions instead:",
-        "",
-        "```bash",
-        "pip install -r requirements.lock.txt",
-        f'pip install --no-deps "napari-fbias=={version}"',
-        "```",
-        "",
-        'For napari, also install a Qt binding: `pip install "napari-fbias[qt]"`.',
-        "",
         "## Rerun it",
         "",
         "Each way below gives the same results, bit for bit, on the same image.",
@@ -228,6 +299,11 @@ def readme_text(
         "| `report.html` | the session report, with figures |",
         "| `session.yaml` | the session record (who, what, when; no images, no passwords) |",
         "| `requirements.lock.txt` | exact package versions used |",
+        *(
+            [f"| `{package.wheel.bundle_path}` | napari-fbias {md(version)} itself (a wheel) |"]
+            if package.wheel is not None
+            else []
+        ),
         "| `ro-crate-metadata.json` | machine-readable description (RO-Crate) |",
         "| `checksums.sha256` | checksums of these files and of the input images' pixels |",
     ]

@@ -1,8 +1,11 @@
 """The HTML report of a delivery bundle (``report.html``), for the user who asked.
 
-One self-contained page: the question, who attended, each approach with its
-steps, settings and figures, the solution proposed, the issues raised and
-the next steps, and how to rerun the pipeline. Figures are embedded as
+One self-contained page: the question, who attended, each approach (and who
+did it) with its results as a table, its steps, settings and figures, a chart
+per kind of count (objects, tracks), the solution proposed, the issues raised
+and the next steps, and how to rerun the pipeline. Images are named by their
+file name; where they were read from is in a collapsed list (and on hover),
+not in the main text. Figures are embedded as
 ``data:`` URIs, the style sheet is inline and a Content-Security-Policy
 forbids any other request, so the page shows the same offline, by e-mail or
 on a phone (viewport meta, a readable column width, tables that scroll).
@@ -14,13 +17,16 @@ from __future__ import annotations
 
 import html
 import importlib.resources
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from string import Template
 from typing import Any
+from urllib.parse import urlsplit
 
 from napari_fbias.io.text_limits import printable_text
 from napari_fbias.session.export.figures import FigurePNG
+from napari_fbias.session.export.results import result_rows
 from napari_fbias.session.model import Approach, Session
 
 TEMPLATE_NAME = "report_template.html"
@@ -35,13 +41,16 @@ class ApproachFigures:
     figures : list of FigurePNG
         Overlays, histograms, track plots of its results.
     counts : dict of str to int
-        Objects (or tracks) per result, for the comparison.
+        Objects per labels result, for the comparison.
+    tracks : dict of str to int
+        Tracks per tracks result, for the comparison (never mixed with objects).
     note : str
         Why there are no figures (e.g. the images could not be opened).
     """
 
     figures: list[FigurePNG] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    tracks: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
 
@@ -98,6 +107,88 @@ def _figures_html(figs: Sequence[FigurePNG]) -> str:
     return f'<div class="figures">{"".join(items)}</div>' if items else ""
 
 
+def source_name(source: str) -> str:
+    """Return the short name of an image source: its file name (and host for a URL).
+
+    ``/home/ann/data/cells.ome.zarr`` -> ``cells.ome.zarr``;
+    ``https://h.org/x/cells.ome.zarr`` -> ``cells.ome.zarr (h.org)``;
+    ``omero://omero.example.org/Image:12`` -> ``Image:12 (omero.example.org)``.
+    """
+    text = str(source).strip()
+    if not text:
+        return ""
+    if "://" in text:
+        parts = urlsplit(text)
+        name = [p for p in parts.path.split("/") if p]
+        host = parts.hostname or ""
+        base = name[-1] if name else host
+        return f"{base} ({host})" if host and base != host else base
+    name = [p for p in re.split(r"[\\/]+", text) if p]
+    return name[-1] if name else text
+
+
+def _sources_html(images: Sequence[Any]) -> str:
+    """Return the images' full sources as a collapsed list (under the images table)."""
+    items = "".join(
+        f"<li>{esc(i.name)}: <code>{esc(i.source)}</code></li>" for i in images if i.source
+    )
+    if not items:
+        return ""
+    return (
+        '<details class="sources"><summary>Where the images were read from</summary>'
+        f"<ul>{items}</ul></details>"
+    )
+
+
+def author(session: Session, approach: Approach) -> str:
+    """Say who did an approach (plain text), in a session one or several analysts shared.
+
+    The recorded analyst; else the analyst of another approach recorded in
+    the same napari (:attr:`Approach.client`); else the only analyst
+    present; else says that it is not recorded. When several napari windows
+    recorded the session, which one recorded the approach is added.
+    """
+    clients = {a.client for a in session.approaches if a.client}
+    where = f" (recorded in napari {approach.client})" if len(clients) > 1 else ""
+    if approach.analyst:
+        return approach.analyst + where
+    if approach.client:
+        same = {
+            a.analyst
+            for a in session.approaches
+            if a.client == approach.client and a.analyst and a is not approach
+        }
+        if len(same) == 1:
+            return f"{same.pop()} (who recorded other approaches in the same napari)"
+        return f"the analyst at napari {approach.client} (name not recorded)"
+    if len(session.analysts) == 1:
+        return f"{session.analysts[0]} (the only analyst present)"
+    return "analyst not recorded"
+
+
+def _results_table(approach: Approach, fig: ApproachFigures | None) -> str:
+    rows = [[esc(r.name), esc(r.value), esc(r.unit)] for r in result_rows(approach.result)]
+    if fig is not None:
+        rows += [
+            [esc(f"Objects found on rerun: {k}"), f"{v:,}", "objects"]
+            for k, v in fig.counts.items()
+        ]
+        rows += [
+            [esc(f"Tracks found on rerun: {k}"), f"{v:,}", "tracks"] for k, v in fig.tracks.items()
+        ]
+    if not rows:
+        return ""
+    return (
+        '<h3>Results</h3><div class="results">'
+        + _table(["Result", "Value", "Unit"], rows)
+        + "</div>"
+    )
+
+
+def _found(counts: Mapping[str, int]) -> str:
+    return "<br>".join(esc(f"{k}: {v:,}") for k, v in counts.items()) or "&ndash;"
+
+
 def _steps_table(approach: Approach) -> str:
     from napari_fbias.ops.registry import UnknownOpError, get_op
 
@@ -126,7 +217,7 @@ def render_report(
     session: Session,
     *,
     figures: Mapping[str, ApproachFigures] | None = None,
-    comparison: FigurePNG | None = None,
+    charts: Sequence[FigurePNG] = (),
     exported: Mapping[str, str] | None = None,
     commands: Sequence[str] = (),
     generated: str = "",
@@ -139,8 +230,8 @@ def render_report(
         The session record (credentials already removed).
     figures : mapping of str to ApproachFigures, optional
         Per approach key: figures and counts of its results.
-    comparison : FigurePNG, optional
-        A chart comparing the approaches (object counts).
+    charts : sequence of FigurePNG
+        Charts comparing the approaches, one per kind of count (objects, tracks).
     exported : mapping of str to str, optional
         Approach key -> its pipeline file in the bundle.
     commands : sequence of str
@@ -201,41 +292,46 @@ def render_report(
                 esc(i.kind),
                 esc(i.axes),
                 esc(" x ".join(str(n) for n in i.shape)),
-                f"<code>{esc(i.source)}</code>",
+                f'<span title="{esc(i.source)}">{esc(source_name(i.source))}</span>'
+                if i.source
+                else "not recorded",
                 f"<code>{esc(i.checksum or 'not recorded')}</code>",
             ]
             for i in s.images
         ]
-        parts.append(_table(["Name", "Kind", "Axes", "Shape", "Source", "Pixel checksum"], rows))
+        parts.append(_table(["Name", "Kind", "Axes", "Shape", "File", "Pixel checksum"], rows))
+        parts.append(_sources_html(s.images))
     else:
         parts.append("<p>No image was recorded.</p>")
     # comparison
     parts.append('<h2 id="compare">Approaches compared</h2>')
     rows = []
     for a in s.approaches:
-        counts = figures.get(a.key, ApproachFigures()).counts
-        found = ", ".join(f"{k}: {v}" for k, v in counts.items())
-        result = ", ".join(f"{k} = {_value_text(v)}" for k, v in a.result.items())
+        fig = figures.get(a.key, ApproachFigures())
         rows.append(
             [
                 esc(a.key),
                 esc(a.title) if a.title else "&ndash;",
-                esc(a.analyst or "") or "&ndash;",
+                esc(author(s, a)),
                 str(len(a.steps)),
-                esc(result) or "&ndash;",
-                esc(found) or "&ndash;",
+                _found(fig.counts),
+                _found(fig.tracks),
             ]
         )
     if rows:
-        parts.append(
-            _table(
-                ["Approach", "Title", "Analyst", "Steps", "Result noted", "Found on rerun"], rows
-            )
-        )
+        head = [
+            "Approach",
+            "Title",
+            "By",
+            "Steps",
+            "Objects found on rerun",
+            "Tracks found on rerun",
+        ]
+        parts.append(_table(head, rows))
     else:
         parts.append("<p>No approach was recorded.</p>")
-    if comparison is not None:
-        parts.append(f'<div class="wide">{_figures_html([comparison])}</div>')
+    if charts:
+        parts.append(f'<div class="charts">{_figures_html(charts)}</div>')
     # each approach
     for a in s.approaches:
         badges = ""
@@ -245,24 +341,18 @@ def render_report(
             badges += '<span class="badge soft">in this bundle</span>'
         head = f"Approach {esc(a.key)}" + (f": {esc(a.title)}" if a.title else "")
         parts.append(f'<h2 id="approach-{esc(a.key)}">{head}{badges}</h2>')
-        meta = [f"by {esc(a.analyst)}"] if a.analyst else []
+        meta = [f"by {esc(author(s, a))}"]
         if a.key in exported:
             meta.append(f"pipeline file <code>{esc(exported[a.key])}</code>")
-        if meta:
-            parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
+        parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
+        fig = figures.get(a.key)
         if a.notes:
             parts.append("<h3>Notes</h3>" + _paragraphs(a.notes))
-        if a.result:
-            parts.append(
-                "<h3>Result</h3><ul>"
-                + "".join(f"<li>{esc(k)}: {esc(_value_text(v))}</li>" for k, v in a.result.items())
-                + "</ul>"
-            )
+        parts.append(_results_table(a, fig))
         if a.steps:
             parts.append("<h3>Steps</h3>" + _steps_table(a))
         else:
             parts.append("<p>No steps recorded.</p>")
-        fig = figures.get(a.key)
         if fig is not None and fig.figures:
             parts.append("<h3>Figures</h3>" + _figures_html(fig.figures))
         if fig is not None and fig.note:
