@@ -72,6 +72,23 @@ class CliError(Exception):
 
 # --- fbias run ---------------------------------------------------------------------------
 
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_SIZE_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+
+
+def _memory_size(text: str) -> int:
+    """Parse ``--memory``: a number of bytes with an optional unit (``4GB``, ``512 MiB``)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if m is None or unit not in _SIZE_UNITS or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a memory size; write e.g. 4GB, 512MB or 2GiB"
+        )
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
 _RUN_EPILOG = """\
 examples:
   fbias run nuclei.fbias.yaml images/ -o results/
@@ -149,6 +166,19 @@ the same command again skips the images already done.
             metavar="GROUP",
             help="for omero:// inputs: the OMERO group (name or id) to read from",
         ),
+        arg(
+            "--strict",
+            action="store_true",
+            help="fail an image whose OME-Zarr store lacks a chunk (e.g. a partial copy), "
+            "naming the chunk (default: a missing chunk reads as zeros, as the Zarr spec says)",
+        ),
+        arg(
+            "--memory",
+            type=_memory_size,
+            metavar="SIZE",
+            help="memory budget per image, e.g. 4GB or 512MB (default: a quarter of this "
+            "computer's memory); steps that would need more run chunk-wise, or fail clearly",
+        ),
     ],
 )
 def cmd_run(args: argparse.Namespace) -> int:
@@ -184,6 +214,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             n_workers=args.workers,
             resume=args.resume,
             progress=bar.update_to,
+            strict=args.strict,
+            memory_limit=args.memory,
         )
     finally:
         bar.close()

@@ -11,7 +11,8 @@ Usage::
 Every GET/HEAD is recorded (path, in request order), can be delayed by
 ``delay`` seconds (settable at any time), can be made to fail with an HTTP
 error after some requests (``fail_after``), and the server tracks how many
-requests it was serving at once (``max_concurrent``). ``silent_server()``
+requests it was serving at once (``max_concurrent``); with ``require_query``
+it refuses (403) requests without that exact query string. ``silent_server()``
 gives a port that accepts connections but never answers (to test timeouts).
 """
 
@@ -51,6 +52,9 @@ class _Handler(SimpleHTTPRequestHandler):
             if srv.fail_status and len(srv.requests) > srv.fail_after:
                 self.send_error(srv.fail_status, "failing on purpose (test server)")
                 return
+            if srv.require_query is not None and self.path.partition("?")[2] != srv.require_query:
+                self.send_error(403, "this server wants its token (test server)")
+                return
             method()
         finally:
             with srv.lock:
@@ -77,6 +81,7 @@ class _Server(ThreadingHTTPServer):
         self.delay = delay
         self.fail_status = 0
         self.fail_after = 0
+        self.require_query: str | None = None
 
 
 class FolderServer:
@@ -88,11 +93,17 @@ class FolderServer:
         Folder to serve.
     delay : float
         Seconds to wait before answering each request.
+    require_query : str, optional
+        Answer 403 to every request whose query string is not exactly this
+        (a server behind pre-signed or token URLs).
     """
 
-    def __init__(self, root: str | Path, *, delay: float = 0.0) -> None:
+    def __init__(
+        self, root: str | Path, *, delay: float = 0.0, require_query: str | None = None
+    ) -> None:
         handler = functools.partial(_Handler, directory=str(root))
         self._server = _Server(handler, delay)
+        self._server.require_query = require_query
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,24 @@ __all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text"]
 
 def _tmp_prefix(dest: Path) -> str:
     return f".{dest.name}.tmp-"
+
+
+def _make_tmp_dir(parent: Path, prefix: str) -> Path:
+    """Create a new, uniquely named directory in ``parent`` with the usual permissions.
+
+    Unlike :func:`tempfile.mkdtemp` (always ``0700``), the directory gets
+    ``0777`` less the umask, like any folder the user makes: results are
+    meant to be shared, and the directory keeps these permissions once
+    renamed into place.
+    """
+    for _ in range(100):
+        path = parent / f"{prefix}{uuid.uuid4().hex[:12]}"
+        try:
+            path.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"cannot create a temporary folder in {parent}")  # pragma: no cover
 
 
 @contextlib.contextmanager
@@ -45,7 +64,9 @@ def atomic_dir(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     Yields
     ------
     pathlib.Path
-        The (existing, empty) temporary directory to fill.
+        The (existing, empty) temporary directory to fill. It has the
+        permissions of any new folder (``0777`` less the umask), and keeps
+        them as ``dest``.
 
     Raises
     ------
@@ -60,7 +81,7 @@ def atomic_dir(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     parent = dest.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot write {dest}: folder {parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(dest), dir=parent))
+    tmp = _make_tmp_dir(parent, _tmp_prefix(dest))
     try:
         yield tmp
         _move_into_place(tmp, dest, overwrite=overwrite)

@@ -40,3 +40,7 @@ class UnreachableSourceError(FbiasIOError):
 
 class OutputExistsError(FbiasIOError):
     """Refusing to overwrite something that already exists."""
+
+
+class TooLargeError(MetadataError):
+    """Metadata claim more than this tool reads: a limit of :mod:`napari_fbias.io.limits`."""

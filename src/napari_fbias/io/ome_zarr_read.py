@@ -15,6 +15,9 @@ default). So by default a missing chunk reads as ``fill_value``. Pass
 :class:`~napari_fbias.io.errors.MissingDataError` (raised when the chunk is
 read, i.e. at ``compute()``). Missing *arrays* (a level the metadata list but
 the store lacks) are always an error, raised at open.
+
+What the metadata claim (sizes, chunk sizes, numbers of levels and labels) is
+checked against :mod:`napari_fbias.io.limits` before any dask array is made.
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ from napari_fbias.io.image import (
     MultiscaleImage,
     validate_axes,
 )
+from napari_fbias.io.limits import (
+    DASK_CHUNK_TARGET_BYTES,
+    MAX_LABEL_IMAGES,
+    MAX_LEVELS,
+    check_count,
+    dask_chunks,
+)
 from napari_fbias.io.remote import (
     StrictChunkStore,
     describe_error,
@@ -63,12 +73,6 @@ from napari_fbias.io.remote import (
 )
 
 __all__ = ["DASK_CHUNK_TARGET_BYTES", "is_ome_zarr", "read_ome_zarr"]
-
-#: Dask chunks are whole multiples of the zarr chunks, grown along the
-#: spatial axes up to about this size, so that stores with small chunks do
-#: not make millions of tasks and zarr fetches the chunks of one dask chunk
-#: concurrently.
-DASK_CHUNK_TARGET_BYTES = 8 * 2**20
 
 _HEX_COLOR = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
 
@@ -269,23 +273,30 @@ def _parse_channels(omero: Any, n_channels: int) -> tuple[Channel, ...]:
 
 
 def _dask_chunks(
-    arr: zarr.Array, axes: Sequence[str], target_bytes: int = DASK_CHUNK_TARGET_BYTES
+    arr: zarr.Array,
+    axes: Sequence[str],
+    where: str = "",
+    target_bytes: int = DASK_CHUNK_TARGET_BYTES,
 ) -> tuple[int, ...]:
-    """Return dask chunks: zarr chunks (or shards) grown along z/y/x up to ``target_bytes``."""
-    base = getattr(arr, "shards", None) or arr.chunks
-    shape = arr.shape
-    chunks = [max(1, min(int(c), int(n))) if n else 1 for c, n in zip(base, shape, strict=True)]
-    itemsize = arr.dtype.itemsize
-    grow = [i for i, a in reversed(list(enumerate(axes))) if a in SPACE_AXES]
-    while True:
-        grown = False
-        for i in grow:
-            nbytes = math.prod(chunks) * itemsize
-            if chunks[i] < shape[i] and nbytes * 2 <= target_bytes:
-                chunks[i] = min(chunks[i] * 2, int(shape[i]))
-                grown = True
-        if not grown:
-            return tuple(chunks)
+    """Return dask chunks: zarr chunks (or shards) grown along z/y/x up to ``target_bytes``.
+
+    What the array's metadata claim (shape, chunk size) is checked first
+    against the limits of :mod:`napari_fbias.io.limits`.
+
+    Raises
+    ------
+    TooLargeError
+        The array claims more than those limits allow, naming ``where``.
+    """
+    return dask_chunks(
+        arr.shape,
+        arr.dtype,
+        arr.chunks,
+        [a in SPACE_AXES for a in axes],
+        where=where or str(arr.path),
+        block_chunks=getattr(arr, "shards", None),
+        target_bytes=target_bytes,
+    )
 
 
 class CheckedArray:
@@ -381,7 +392,7 @@ def _dask_level(array: zarr.Array, axes: Sequence[str], source: str) -> da.Array
     import numpy as np
     from dask.base import tokenize
 
-    chunks = _dask_chunks(array, axes)
+    chunks = _dask_chunks(array, axes, join_key(source, array.path))
     name = "fbias-zarr-" + tokenize(array, chunks, source)
     return da.from_array(
         CheckedArray(array, source),
@@ -493,6 +504,7 @@ async def _read_image(
     datasets = ms.get("datasets")
     if not isinstance(datasets, list) or not datasets:
         raise MetadataError(f"{where}: multiscales[0] has no 'datasets'")
+    check_count(len(datasets), MAX_LEVELS, "resolution levels (multiscales datasets)", where)
     paths = []
     for i, d in enumerate(datasets):
         if not isinstance(d, dict) or not isinstance(d.get("path"), str) or not d["path"]:
@@ -579,6 +591,7 @@ async def _read_labels(
     names = labels_meta.attrs.get("labels", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise MetadataError(f"{where}: 'labels' must be a list of label names")
+    check_count(len(names), MAX_LABEL_IMAGES, "label images", where)
     group = join_key(path, "labels")
 
     async def one(name: str) -> _Parsed:
@@ -641,6 +654,9 @@ def read_ome_zarr(
         No OME-Zarr image at ``source``.
     MetadataError
         Broken JSON or inconsistent metadata, naming the file.
+    TooLargeError
+        Metadata claiming more than the limits of :mod:`napari_fbias.io.limits`
+        (a level's size, a chunk's size, the number of levels or label images).
     UnsupportedAxesError
         Axes other than a subset of ``tczyx`` in that order.
     MissingDataError

@@ -34,6 +34,7 @@ import numpy as np
 import zarr
 
 from napari_fbias.io.atomic import atomic_dir, atomic_write_text
+from napari_fbias.io.dask_view import dask_view
 from napari_fbias.io.errors import (
     FbiasIOError,
     MetadataError,
@@ -74,7 +75,7 @@ def _as_dask(data: Any) -> da.Array:
     if isinstance(data, da.Array):
         return data
     arr = np.asarray(data)
-    return da.from_array(arr, chunks=arr.shape or ())
+    return dask_view(arr, chunks=arr.shape or ())  # no copy of what is written
 
 
 def downsample_mean(data: da.Array, axes: Sequence[str]) -> da.Array:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from napari_fbias.io.errors import FbiasIOError
@@ -66,6 +66,7 @@ def open_image(
     storage_options: Mapping[str, Any] | None = None,
     axes: str | Sequence[str] | None = None,
     timeout: float | None = None,
+    missing_chunks: Literal["fill", "error"] = "fill",
 ) -> MultiscaleImage:
     """Open an image lazily, whatever it is.
 
@@ -80,6 +81,11 @@ def open_image(
         TIFF only: names of the stored dimensions when the file does not say.
     timeout : float, optional
         Seconds to wait for a remote OME-Zarr server.
+    missing_chunks : {"fill", "error"}
+        OME-Zarr only: read a chunk missing from the store as the fill value
+        (the Zarr spec's default) or raise
+        :class:`~napari_fbias.io.errors.MissingDataError` naming it (for a
+        store known to be complete, e.g. a copy that may be partial).
 
     Returns
     -------
@@ -102,4 +108,6 @@ def open_image(
         return read_tiff(s.removeprefix("file://"), axes=axes)
     if axes is not None:
         raise FbiasIOError(f"axes= is for TIFF files only; {s} carries its own axes")
-    return read_ome_zarr(s, storage_options=storage_options, timeout=timeout)
+    return read_ome_zarr(
+        s, storage_options=storage_options, timeout=timeout, missing_chunks=missing_chunks
+    )

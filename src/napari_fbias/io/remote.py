@@ -140,9 +140,15 @@ def open_store(
         For a local path that does not exist.
     """
     if is_remote(source):
-        url, auth = _split_credentials(str(source).rstrip("/"))
+        url, auth = _split_credentials(str(source))
+        url, query = _split_query(url)
         opts = _merge_options(default_storage_options(url, timeout=timeout), auth)
         opts = _merge_options(opts, storage_options or {})
+        if query:
+            from napari_fbias.io.http_query import QueryHTTPFileSystem
+
+            fs = QueryHTTPFileSystem(url_query=query, **{"asynchronous": True, **opts})
+            return FsspecStore(fs=fs, path=url, read_only=True)
         return FsspecStore.from_url(url, storage_options=opts, read_only=True)
     path = str(source)
     if path.startswith("file://"):
@@ -171,8 +177,33 @@ def _split_credentials(url: str) -> tuple[str, dict[str, Any]]:
     return urlunsplit(parts._replace(netloc=host)), {"headers": {"Authorization": f"Basic {token}"}}
 
 
+def _split_query(url: str) -> tuple[str, str]:
+    """Split an HTTP(S) URL into the store's root (no trailing ``/``) and its query string.
+
+    A pre-signed or token URL (``https://host/image.ome.zarr?token=...``)
+    names the store's root; the query must follow every key read below it
+    (``.../image.ome.zarr/zarr.json?token=...``), not precede it. Other
+    schemes, and URLs without a query, come back unchanged (but for the
+    trailing ``/``). A fragment (``#...``) is never sent, so it is dropped.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not (parts.query or parts.fragment):
+        return url.rstrip("/"), ""
+    from urllib.parse import urlunsplit
+
+    root = urlunsplit(parts._replace(path=parts.path.rstrip("/"), query="", fragment=""))
+    return root, parts.query
+
+
 def join_key(*parts: str) -> str:
-    """Join store key parts with ``/``, skipping empty ones (an absolute first part stays so)."""
+    """Join store key parts with ``/``, skipping empty ones (an absolute first part stays so).
+
+    When the first part is a URL with a query string, the query stays at the
+    end: ``join_key("https://h/a.zarr?v=1", "0")`` is ``"https://h/a.zarr/0?v=1"``.
+    """
+    if parts and "://" in parts[0] and "?" in parts[0]:
+        root, _, query = parts[0].partition("?")
+        return join_key(root, *parts[1:]) + "?" + query
     joined = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
     return "/" + joined if parts and parts[0].startswith("/") else joined
 
@@ -274,7 +305,8 @@ class StrictChunkStore(WrapperStore[Store]):
         value = await self._store.get(key, prototype, byte_range)
         if value is None and key.rsplit("/", 1)[-1] not in METADATA_FILES:
             raise MissingDataError(
-                f"chunk {key!r} of {self._source or 'the store'} is missing "
-                "(the store is read with missing_chunks='error')"
+                f"chunk {key!r} of {self._source or 'the store'} is missing: the store is "
+                "incomplete (a partial copy?), and it is read strictly (fbias run --strict, "
+                "missing_chunks='error'), where a missing chunk is an error, not zeros"
             )
         return value

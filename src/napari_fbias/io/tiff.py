@@ -9,6 +9,8 @@ otherwise.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import threading
 import weakref
@@ -24,9 +26,18 @@ import zarr
 from dask.base import tokenize
 
 from napari_fbias.io.errors import FbiasIOError, MetadataError, UnsupportedAxesError
-from napari_fbias.io.image import CANONICAL_AXES, Channel, MultiscaleImage, validate_axes
+from napari_fbias.io.image import (
+    CANONICAL_AXES,
+    SPACE_AXES,
+    Channel,
+    MultiscaleImage,
+    validate_axes,
+)
+from napari_fbias.io.limits import dask_chunks
 
 __all__ = ["read_tiff"]
+
+logger = logging.getLogger(__name__)
 
 _UNITS = {
     "µm": "micrometer",
@@ -98,7 +109,28 @@ def _infer_axes(letters: str, shape: Sequence[int], path: Path) -> list[str | No
     )
 
 
-def _ome_info(ome_xml: str, path: Path) -> tuple[dict[str, float], dict[str, str | None], list]:
+def _pixel_size(
+    raw: Any, axis: str, ignored: dict[str, str], shown: str | None = None
+) -> float | None:
+    """Return ``raw`` as a pixel size, or None (noted in ``ignored``) when it is not one.
+
+    A pixel size (or time step) must be a positive, finite number; NaN, zero,
+    negative, infinite or unreadable values are ignored, so the axis gets a
+    size of 1 and no unit (the OME-Zarr reader refuses such a scale outright).
+    """
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    ignored[axis] = str(raw) if shown is None else shown
+    return None
+
+
+def _ome_info(
+    ome_xml: str, path: Path, ignored: dict[str, str]
+) -> tuple[dict[str, float], dict[str, str | None], list]:
     """Pixel sizes, units and channels from OME-XML (first image)."""
     try:
         root = ET.fromstring(ome_xml)
@@ -112,11 +144,14 @@ def _ome_info(ome_xml: str, path: Path) -> tuple[dict[str, float], dict[str, str
         return sizes, units, channels
     for ax in ("x", "y", "z"):
         v = pixels.get(f"PhysicalSize{ax.upper()}")
-        if v is not None:
-            sizes[ax] = float(v)
+        size = None if v is None else _pixel_size(v, ax, ignored)
+        if size is not None:
+            sizes[ax] = size
             units[ax] = _unit(pixels.get(f"PhysicalSize{ax.upper()}Unit", "µm"))
-    if pixels.get("TimeIncrement") is not None:
-        sizes["t"] = float(pixels.get("TimeIncrement", 1.0))
+    v = pixels.get("TimeIncrement")
+    step = None if v is None else _pixel_size(v, "t", ignored)
+    if step is not None:
+        sizes["t"] = step
         units["t"] = _unit(pixels.get("TimeIncrementUnit", "s"))
     for i, ch in enumerate(el for el in pixels if el.tag.endswith("}Channel")):
         color = None
@@ -127,7 +162,9 @@ def _ome_info(ome_xml: str, path: Path) -> tuple[dict[str, float], dict[str, str
     return sizes, units, channels
 
 
-def _imagej_info(tif: tifffile.TiffFile) -> tuple[dict[str, float], dict[str, str | None]]:
+def _imagej_info(
+    tif: tifffile.TiffFile, ignored: dict[str, str]
+) -> tuple[dict[str, float], dict[str, str | None]]:
     meta = tif.imagej_metadata or {}
     sizes: dict[str, float] = {}
     units: dict[str, str | None] = {}
@@ -137,15 +174,16 @@ def _imagej_info(tif: tifffile.TiffFile) -> tuple[dict[str, float], dict[str, st
         res = page.tags.get(tag)
         if res is not None:
             num, den = res.value
-            if num and den:
-                sizes[ax] = den / num
+            size = _pixel_size(den / num if num else math.inf, ax, ignored, f"{den}/{num}")
+            if size is not None:
+                sizes[ax] = size
                 units[ax] = unit
-    if meta.get("spacing"):
-        sizes["z"] = float(meta["spacing"])
-        units["z"] = unit
-    if meta.get("finterval"):
-        sizes["t"] = float(meta["finterval"])
-        units["t"] = "second"
+    for key, ax, ax_unit in (("spacing", "z", unit), ("finterval", "t", "second")):
+        raw = meta.get(key)
+        size = None if raw is None else _pixel_size(raw, ax, ignored)
+        if size is not None:
+            sizes[ax] = size
+            units[ax] = ax_unit
     return sizes, units
 
 
@@ -220,6 +258,15 @@ def read_tiff(
         If the file cannot be read as TIFF.
     UnsupportedAxesError
         If the axes cannot be worked out (pass ``axes=``).
+    TooLargeError
+        If the file claims more than the limits of :mod:`napari_fbias.io.limits`.
+
+    Notes
+    -----
+    A pixel size or time step that is not a positive finite number (NaN,
+    zero, negative, infinite) is ignored with a logged warning: that axis gets
+    a size of 1 and no unit, and the image's ``metadata["ignored_pixel_sizes"]``
+    lists what was ignored.
     """
     p = Path(path).expanduser().resolve()
     try:
@@ -230,10 +277,11 @@ def read_tiff(
             sizes: dict[str, float] = {}
             units: dict[str, str | None] = {}
             channels: list[Channel] = []
+            ignored: dict[str, str] = {}
             if tif.is_ome and tif.ome_metadata:
-                sizes, units, channels = _ome_info(tif.ome_metadata, p)
+                sizes, units, channels = _ome_info(tif.ome_metadata, p, ignored)
             elif tif.is_imagej:
-                sizes, units = _imagej_info(tif)
+                sizes, units = _imagej_info(tif, ignored)
             is_ome = bool(tif.is_ome)
             has_meta = bool(tif.is_ome or tif.is_imagej)
     except IndexError as exc:  # tifffile found no image series: a truncated/corrupt file
@@ -255,6 +303,13 @@ def read_tiff(
     else:
         names = _infer_axes(letters, shape, p)
 
+    if ignored:
+        logger.warning(
+            "%s: ignoring pixel size(s) %s (not a positive finite number); those axes get "
+            "a size of 1 and no unit",
+            p,
+            ", ".join(f"{a}={v}" for a, v in ignored.items()),
+        )
     kept = [n for n in names if n is not None]
     order = sorted(kept, key=CANONICAL_AXES.index)
     try:
@@ -267,7 +322,14 @@ def read_tiff(
         source = TiffLevel(p, k)
         arr = da.from_array(
             source,
-            chunks=source.chunks,
+            chunks=dask_chunks(
+                source.shape,
+                source.dtype,
+                source.chunks,
+                [n in SPACE_AXES for n in names],
+                where=f"{p} (level {k})" if n_levels > 1 else str(p),
+                target_bytes=0,
+            ),
             name=f"tiff-{tokenize(str(p), p.stat().st_mtime_ns, k)}",
             meta=np.empty((0,) * source.ndim, dtype=source.dtype),
         )
@@ -300,5 +362,9 @@ def read_tiff(
         channels=chans,
         name=name,
         source=str(p),
-        metadata={"format": "ome-tiff" if is_ome else "tiff", "tiff_axes": letters},
+        metadata={
+            "format": "ome-tiff" if is_ome else "tiff",
+            "tiff_axes": letters,
+            **({"ignored_pixel_sizes": ignored} if ignored else {}),
+        },
     )

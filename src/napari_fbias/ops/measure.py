@@ -218,7 +218,7 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
     )
 
 
-@register_op("measure.regionprops", category="measure", spatial=False)
+@register_op("measure.regionprops", category="measure", spatial=False, memory=(64, 0))
 def regionprops(
     labels: Labels,
     image: Image | None = None,

@@ -123,7 +123,7 @@ def _gaussian_depth(params: Mapping[str, Any]) -> int:
     return math.ceil(4 * float(params.get("sigma", 1.0))) + 1
 
 
-@register_op("preprocess.gaussian", category="preprocess", depth=_gaussian_depth)
+@register_op("preprocess.gaussian", category="preprocess", depth=_gaussian_depth, memory=(4, 1))
 def gaussian(
     image: Image,
     *,
@@ -174,6 +174,7 @@ def _ellipsoid(radius: float, ndim: int, spacing: tuple[float, ...] | None) -> n
     "preprocess.median",
     category="preprocess",
     depth=lambda p: int(p.get("radius", 2)) + 1,
+    memory=(1, 1),
 )
 def median(
     image: Image,
@@ -211,6 +212,7 @@ def median(
     "preprocess.subtract_background",
     category="preprocess",
     depth=lambda p: 2 * int(p.get("radius", 25)) + 1,
+    memory=(2, 3.25),
 )
 def subtract_background(
     image: Image,
@@ -271,7 +273,7 @@ def _subtract_background_2d(arr: np.ndarray, method: str, radius: int) -> np.nda
 # --- intensity -----------------------------------------------------------------------
 
 
-@register_op("preprocess.normalize", category="preprocess")
+@register_op("preprocess.normalize", category="preprocess", memory=(4, 1))
 def normalize(
     image: Image,
     *,
@@ -330,6 +332,7 @@ def _drop_axis(axes: str, params: Mapping[str, Any], default: str) -> str:
     category="preprocess",
     spatial=False,
     axes_out=lambda axes, p: _drop_axis(axes, p, "c"),
+    memory=(0, 1),
 )
 def select(
     image: Image,
@@ -371,6 +374,7 @@ def select(
     category="preprocess",
     spatial=False,
     axes_out=lambda axes, p: _drop_axis(axes, p, "z"),
+    memory=(0, 1),
 )
 def max_projection(
     image: Image,

@@ -119,6 +119,14 @@ class OpSpec:
     axes_out : callable or None
         For ops that change the axes (channel selection, projection): a
         function ``(axes: str, params: dict) -> str``.
+    memory : tuple of float or None
+        Peak working memory, output included, as ``(a, b)``: about
+        ``a + b * itemsize`` bytes per pixel of the block the function gets,
+        ``itemsize`` being that of its first array input. A conversion to
+        float64 shows in ``a`` (8 bytes a pixel whatever the input), a copy
+        of the input in ``b``. The runner plans with it
+        (:mod:`napari_fbias.pipeline.memory`); None means unknown (a
+        conservative default is used).
     """
 
     name: str
@@ -133,6 +141,7 @@ class OpSpec:
     spatial: bool = True
     depth: int | Callable[[Mapping[str, Any]], int] | None = None
     axes_out: Callable[[str, Mapping[str, Any]], str] | None = None
+    memory: tuple[float, float] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -184,8 +193,12 @@ def register_op(
     spatial: bool = True,
     depth: int | Callable[[Mapping[str, Any]], int] | None = None,
     axes_out: Callable[[str, Mapping[str, Any]], str] | None = None,
+    memory: tuple[float, float] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``func`` as operation ``name`` (decorator); returns ``func`` unchanged."""
+    """Register ``func`` as operation ``name`` (decorator); returns ``func`` unchanged.
+
+    ``spatial``, ``depth``, ``axes_out`` and ``memory`` are described in :class:`OpSpec`.
+    """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         spec = build_spec(
@@ -196,6 +209,7 @@ def register_op(
             spatial=spatial,
             depth=depth,
             axes_out=axes_out,
+            memory=memory,
         )
         existing = _REGISTRY.get(name)
         if existing is not None and existing.func is not func:
@@ -220,8 +234,13 @@ def build_spec(
     spatial: bool = True,
     depth: int | Callable[[Mapping[str, Any]], int] | None = None,
     axes_out: Callable[[str, Mapping[str, Any]], str] | None = None,
+    memory: tuple[float, float] | None = None,
 ) -> OpSpec:
     """Build the :class:`OpSpec` of a function from its signature and docstring."""
+    if memory is not None and (
+        len(memory) != 2 or any(not isinstance(m, int | float) or m < 0 for m in memory)
+    ):
+        raise TypeError(f"{name}: memory must be two numbers >= 0 (a, b), got {memory!r}")
     hints = typing.get_type_hints(func, include_extras=True)
     sig = inspect.signature(func)
     doc_help = _param_docs(func.__doc__ or "")
@@ -264,6 +283,7 @@ def build_spec(
         spatial=spatial,
         depth=depth,
         axes_out=axes_out,
+        memory=None if memory is None else (float(memory[0]), float(memory[1])),
     )
 
 

@@ -136,7 +136,7 @@ def _check_min_distance(min_distance: int, op: str) -> None:
 # --- thresholds ------------------------------------------------------------------------
 
 
-@register_op("segment.threshold", category="segment")
+@register_op("segment.threshold", category="segment", memory=(8, 1.25))
 def threshold(
     image: Image,
     *,
@@ -171,7 +171,7 @@ def threshold(
     return _label_mask(arr > t, min_size)
 
 
-@register_op("segment.local_threshold", category="segment")
+@register_op("segment.local_threshold", category="segment", memory=(24, 1.5))
 def local_threshold(
     image: Image,
     *,
@@ -215,7 +215,7 @@ def local_threshold(
     return _label_mask(arr > local, min_size)
 
 
-@register_op("segment.connected_components", category="segment")
+@register_op("segment.connected_components", category="segment", memory=(6, 0))
 def connected_components(
     image: Image,
     *,
@@ -247,7 +247,7 @@ def connected_components(
 # --- clean-up --------------------------------------------------------------------------
 
 
-@register_op("segment.remove_small_objects", category="segment")
+@register_op("segment.remove_small_objects", category="segment", memory=(10, 0))
 def remove_small_objects(
     labels: Labels,
     *,
@@ -279,7 +279,7 @@ def remove_small_objects(
     return _fresh(relabel(arr, min_size, max_size), labels)
 
 
-@register_op("segment.fill_holes", category="segment")
+@register_op("segment.fill_holes", category="segment", memory=(20, 0))
 def fill_holes(
     labels: Labels,
     *,
@@ -440,7 +440,7 @@ def _keep_input_boundaries(split: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out if key.min() == 0 else out + 1
 
 
-@register_op("segment.watershed_split", category="segment")
+@register_op("segment.watershed_split", category="segment", memory=(64, 0))
 def watershed_split(
     labels: Labels,
     image: Image | None = None,
@@ -497,6 +497,7 @@ def watershed_split(
     "segment.expand_labels",
     category="segment",
     depth=lambda p: math.ceil(float(p.get("distance", 10))) + 1,
+    memory=(56, 0),
 )
 def expand_labels(
     labels: Labels,
@@ -533,7 +534,7 @@ def expand_labels(
 # --- the default recipe ----------------------------------------------------------------
 
 
-@register_op("segment.nuclei", category="segment")
+@register_op("segment.nuclei", category="segment", memory=(72, 1.5))
 def nuclei(
     image: Image,
     *,

@@ -196,7 +196,7 @@ def _feature_columns(n_spatial: int, anisotropic: bool) -> list[str]:
     return ["mass", "size", "ecc", "signal", "raw_mass", "ep"]
 
 
-@register_op("track.locate_spots", category="track", spatial=False)
+@register_op("track.locate_spots", category="track", spatial=False, memory=(16, 0))
 def locate_spots(
     image: Image,
     *,
@@ -500,7 +500,7 @@ def link_spots(
     return _tracks_from(det, particle, min_length, sp, frame_interval)
 
 
-@register_op("track.track_spots", category="track", spatial=False)
+@register_op("track.track_spots", category="track", spatial=False, memory=(16, 0))
 def track_spots(
     image: Image,
     *,
@@ -692,7 +692,7 @@ def _link_by_overlap(
     return objects, (np.concatenate(keys) if keys else np.empty(0, np.int64))
 
 
-@register_op("track.track_labels", category="track", spatial=False)
+@register_op("track.track_labels", category="track", spatial=False, memory=(20, 0))
 def track_labels(
     labels: Labels,
     *,

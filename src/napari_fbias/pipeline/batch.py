@@ -85,6 +85,7 @@ def run_batch(
     memory_limit: int | None = None,
     chunks: Any = None,
     retries: int = 2,
+    strict: bool = False,
 ) -> BatchReport:
     """Run ``pipeline`` on every input image, writing results under ``outdir/<stem>/``.
 
@@ -115,11 +116,15 @@ def run_batch(
     storage_options : mapping, optional
         fsspec options for remote inputs (e.g. ``{"anon": True}``).
     memory_limit : int, optional
-        Bytes above which an image is processed chunk-wise (see ``run_pipeline``).
+        Memory budget of each run, in bytes (see ``run_pipeline``): steps that
+        would exceed it run chunk-wise, or fail clearly when they cannot.
     chunks : optional
         Chunk size for chunk-wise runs (see ``run_pipeline``).
     retries : int
         How often dask retries an input whose worker died.
+    strict : bool
+        An OME-Zarr chunk missing from its store (a partial copy) fails the
+        input, naming the chunk, instead of reading as the fill value (zeros).
 
     Returns
     -------
@@ -152,6 +157,7 @@ def run_batch(
         "storage_options": dict(storage_options) if storage_options else None,
         "memory_limit": memory_limit,
         "chunks": chunks,
+        "strict": strict,
     }
     pdict = pipeline.to_dict()
     report = BatchReport(str(out))
@@ -193,8 +199,28 @@ def process_input(
     """Run the pipeline on one input and write its result folder (one batch task).
 
     Never raises for problems with the data: they come back as a ``"failed"``
-    item with a message a user can act on.
+    item with a message a user can act on, running out of memory included.
     """
+    t0 = time.perf_counter()
+    try:
+        return _process_input(pipeline_dict, item, outdir, options, t0)
+    except MemoryError:
+        return _failed(
+            item,
+            f"ran out of memory with {item.shown}: it (or what its metadata claim) needs more "
+            "memory than this machine has free. Give a smaller memory budget (fbias run "
+            "--memory) so that steps run chunk-wise, or use a machine with more memory",
+            t0,
+        )
+
+
+def _process_input(
+    pipeline_dict: Mapping[str, Any],
+    item: BatchInput,
+    outdir: str,
+    options: Mapping[str, Any],
+    t0: float,
+) -> BatchItem:
     from napari_fbias.io.atomic import atomic_dir
     from napari_fbias.io.errors import FbiasIOError
     from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
@@ -203,7 +229,6 @@ def process_input(
     from napari_fbias.pipeline.runner import run_pipeline
     from napari_fbias.pipeline.values import open_source
 
-    t0 = time.perf_counter()
     _local_scheduler_in_worker()
     try:
         pipeline = Pipeline.from_dict(pipeline_dict)
@@ -212,9 +237,18 @@ def process_input(
     final = Path(outdir) / item.stem
     ((input_name, decl),) = pipeline.inputs.items()
     try:
-        image = open_source(item.source, decl, options.get("storage_options"))
+        image = open_source(
+            item.source,
+            decl,
+            options.get("storage_options"),
+            strict=bool(options.get("strict", False)),
+        )
     except (FbiasIOError, OSError, ValueError) as exc:
         return _failed(item, f"cannot open {item.shown}: {exc}", t0)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a reader's unexpected error must not stop the other inputs
+        return _failed(item, f"cannot open {item.shown}: {type(exc).__name__}: {exc}", t0)
     note = ""
     if final.exists():
         record = read_run_record(final)
@@ -266,6 +300,8 @@ def process_input(
             write_run_record(tmp, record)
     except (PipelineRunError, FbiasIOError, ValueError, OSError) as exc:
         return _failed(item, str(exc), t0)
+    except MemoryError:
+        raise  # said clearly by process_input
     except Exception as exc:  # an unexpected error must not stop the other inputs
         return _failed(item, f"{type(exc).__name__}: {exc}", t0)
     return BatchItem(item.shown, item.stem, "done", note, time.perf_counter() - t0, str(final))

@@ -2,8 +2,9 @@
 
 Three ways a step can run chunk-wise, tried in this order:
 
-1. its inputs are small enough (``<= memory_limit``): they are computed and
-   the step runs in memory as usual;
+1. it fits the memory budget (the arrays still held plus the step's
+   estimated peak, see :mod:`.memory`, ``<= memory_limit``): its inputs are
+   computed and the step runs in memory as usual;
 2. a *strategy* registered here for the op (:func:`chunked_strategy`):
    ``segment.threshold`` (otsu, yen, manual) and
    ``segment.connected_components`` label each chunk, then merge objects that
@@ -20,7 +21,10 @@ object's first pixel (per time point / channel), which is the order the
 in-memory ops use: the chunk-wise result is identical to the in-memory one,
 pixel for pixel. Merging reads the data twice (once to find the objects, once
 to write them), threshold strategies twice more (range, then histogram).
-Anything else raises :class:`ChunkingError` naming the step.
+Anything else raises :class:`ChunkingError` naming the step
+(:class:`MemoryLimitError` when it is the memory budget that rules out the
+in-memory run). A step that runs chunk-wise only for lack of memory gets
+blocks small enough for the budget (:func:`.memory.block_pixels`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from napari_fbias.pipeline.errors import ChunkingError, StepError
+from napari_fbias.io.dask_view import dask_view
+from napari_fbias.pipeline.errors import ChunkingError, MemoryLimitError, StepError
+from napari_fbias.pipeline.memory import block_pixels, format_gb, step_bytes
 from napari_fbias.pipeline.model import Step
 from napari_fbias.pipeline.runner import (
     call_op,
@@ -79,7 +85,7 @@ def as_dask(value: Value, chunks: Any = None) -> Value:
         return value
     data = value.data
     if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks="auto" if chunks is None else -1)
+        data = dask_view(data, "auto" if chunks is None else -1)
     target: dict[int, Any] = {}
     if isinstance(chunks, int):
         target = {i: chunks for i, a in enumerate(value.axes) if a in "zyx"}
@@ -94,31 +100,85 @@ def as_dask(value: Value, chunks: Any = None) -> Value:
     return Value(data, value.kind, value.axes, value.spacing, value.units)
 
 
+def fit_blocks(value: Value, pixels: int) -> Value:
+    """Return ``value`` as dask data whose blocks hold at most about ``pixels`` pixels.
+
+    One plane per ``t``/``c`` index; blocks that are small enough already are
+    kept as they are.
+    """
+    if not value.is_array:
+        return value
+    data = value.data
+    itemsize = np.dtype(data.dtype).itemsize
+    if (
+        isinstance(data, da.Array)
+        and math.prod(max(c, default=1) for c in data.chunks) <= pixels
+        and all(
+            max(c, default=1) == 1
+            for c, a in zip(data.chunks, value.axes, strict=True)
+            if a not in "zyx"
+        )
+    ):
+        return value
+    target = {i: ("auto" if a in "zyx" else 1) for i, a in enumerate(value.axes)}
+    chunks = da.core.normalize_chunks(
+        tuple(target[i] for i in range(data.ndim)),
+        data.shape,
+        limit=max(int(pixels), 1) * itemsize,
+        dtype=data.dtype,
+    )
+    data = data.rechunk(chunks) if isinstance(data, da.Array) else dask_view(data, chunks)
+    return Value(data, value.kind, value.axes, value.spacing, value.units)
+
+
 def _n_loop(value: Value) -> int:
     return len(value.loop_axes)
 
 
-def _gb(nbytes: float) -> str:
-    return f"{nbytes / 1e9:.2f} GB"
+def apply_step_chunked(
+    spec: Any, step: Step, args: list[Value | None], memory_limit: int, *, live: int = 0
+) -> Value:
+    """Run one step within the memory budget; see the module docstring for the rules.
 
+    Parameters
+    ----------
+    spec : OpSpec
+        The step's operation.
+    step : Step
+        The step.
+    args : list of Value or None
+        Its inputs (numpy or dask), in the order of ``spec.inputs``.
+    memory_limit : int
+        The memory budget in bytes.
+    live : int
+        Bytes already held by arrays that stay in memory while the step runs.
 
-def apply_step_chunked(spec: Any, step: Step, args: list[Value | None], memory_limit: int) -> Value:
-    """Run one step on (possibly) dask data; see the module docstring for the rules."""
-    arrays = [v for v in args if v is not None and v.is_array]
-    big = [v for v in arrays if v.is_lazy and v.data.nbytes > memory_limit]
-    if not big:
+    Raises
+    ------
+    MemoryLimitError
+        The step does not fit in memory and its operation cannot run chunk-wise.
+    """
+    need = step_bytes(spec, args)
+    if need == 0 or live + need <= memory_limit:
         return compute_step(spec, step, args)
+    if not can_run_chunked(spec):
+        size = max((v.data.nbytes for v in args if v is not None and v.is_array), default=0)
+        raise MemoryLimitError(
+            f"step {step.id!r} ({step.op}) cannot run chunk-wise, and in memory it would need "
+            f"about {format_gb(live + need)} (its input is {format_gb(size)}; results kept "
+            f"for later steps {format_gb(live)}), more than the memory budget "
+            f"({format_gb(memory_limit)}). Raise the budget (fbias run --memory) if the "
+            "machine has the memory, crop or downsample the image, select a channel/time "
+            "point, or run on a machine with more memory."
+        )
+    if memory_limit > 0:  # blocks sized for the budget
+        pixels = block_pixels(spec, args, memory_limit - live)
+        args = [None if v is None else fit_blocks(v, pixels) for v in args]
+    else:  # chunk-wise whatever the size: the data's own blocks
+        args = [None if v is None else as_dask(v) for v in args]
     if spec.name in _STRATEGIES:
         return _STRATEGIES[spec.name](spec, step, args)
-    if spec.spatial and spec.depth is not None:
-        return _map_overlap_step(spec, step, args)
-    size = max(v.data.nbytes for v in big)
-    raise ChunkingError(
-        f"step {step.id!r} ({step.op}) cannot run chunk-wise, and its input "
-        f"({_gb(size)}) is larger than the memory limit ({_gb(memory_limit)}). "
-        "Crop or downsample the image, select a channel/time point, or run on a machine "
-        "with more memory."
-    )
+    return _map_overlap_step(spec, step, args)
 
 
 def _aligned_arrays(step: Step, args: list[Value | None]) -> list[Value]:

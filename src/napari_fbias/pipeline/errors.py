@@ -87,5 +87,9 @@ class ChunkingError(PipelineRunError):
     """A step cannot run chunk-wise on an image too large to hold in memory."""
 
 
+class MemoryLimitError(ChunkingError):
+    """A step would need more memory than the budget, and cannot run chunk-wise."""
+
+
 class BatchError(ValueError):
     """A batch cannot start (bad output folder, no inputs, no cluster...)."""

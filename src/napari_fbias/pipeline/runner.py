@@ -6,6 +6,11 @@ block (``yx`` or ``zyx``): the runner loops over the other axes (``t``,
 columns). Non-spatial operations receive whole arrays. The context settings
 ``axes`` and ``spacing`` are filled from the input. Images larger than
 ``memory_limit`` run chunk-wise with dask (see :mod:`.chunked`).
+
+Memory: before each step the runner estimates its peak (the arrays still held
+plus what the step adds, see :mod:`.memory`); a step that would not fit the
+budget runs chunk-wise, or is refused before it starts when its operation
+cannot. A value is let go as soon as no later step, and no output, needs it.
 """
 
 from __future__ import annotations
@@ -107,9 +112,12 @@ def run_pipeline(
         Chunk shape for chunk-wise runs (dask ``rechunk`` argument); by default
         the input's own chunks.
     memory_limit : int, optional
-        Bytes above which an input is processed chunk-wise (default: a quarter
-        of the machine's memory; 0 when ``chunked`` is True, so that every step
-        that can runs chunk-wise).
+        The memory budget in bytes (default: a quarter of the machine's
+        memory; 0 when ``chunked`` is True, so that every step that can runs
+        chunk-wise). Inputs larger than it stay lazy, and a step whose
+        estimated peak exceeds it runs chunk-wise, or raises
+        :class:`~napari_fbias.pipeline.errors.MemoryLimitError` before starting
+        when its operation cannot.
     checksum : bool
         Compute the SHA-256 of each input's full-resolution pixels for the record.
     **more_inputs
@@ -120,6 +128,8 @@ def run_pipeline(
     Results
     """
     from napari_fbias.ops.registry import get_op
+    from napari_fbias.pipeline.chunked import apply_step_chunked
+    from napari_fbias.pipeline.memory import live_bytes
     from napari_fbias.pipeline.provenance import (
         array_sha256,
         hash_block_bytes,
@@ -159,6 +169,8 @@ def run_pipeline(
         values = {k: materialise(v) for k, v in values.items()}
     inputs = dict(values)
     order = topological_order(pipeline)
+    last_use = _last_uses(pipeline, order)
+    sources = {o.source for o in pipeline.outputs.values()}
     steps_record: list[dict[str, Any]] = []
     fed: dict[str, dict[str, Value]] = {}
     n = len(order)
@@ -168,25 +180,29 @@ def run_pipeline(
         spec = get_op(step.op)
         args = [values[step.inputs[s.name]] if s.name in step.inputs else None for s in spec.inputs]
         t0 = time.perf_counter()
-        if chunked:
-            from napari_fbias.pipeline.chunked import apply_step_chunked
-
-            out = apply_step_chunked(spec, step, args, limit)
-        else:
-            out = apply_step(spec, step, args)
+        live = live_bytes([*values.values(), *inputs.values()])
+        out = apply_step_chunked(spec, step, args, limit, live=live)
         steps_record.append(
             {
                 "id": step.id,
                 "op": step.op,
                 "params": thaw({**spec.defaults(), **step.params}),
                 "seconds": round(time.perf_counter() - t0, 6),
+                "mode": "chunked" if out.is_array and out.is_lazy else "in-memory",
             }
         )
-        values[step.id] = out
-        fed[step.id] = {k: values[ref] for k, ref in step.inputs.items()}
+        if step.id in sources:
+            fed[step.id] = {k: values[ref] for k, ref in step.inputs.items()}
+        for ref in step.inputs.values():  # let go of what no later step or output needs
+            if last_use[ref] <= i:
+                values.pop(ref, None)
+        if last_use.get(step.id, -1) > i:
+            values[step.id] = out
+        del args, out
     if progress is not None:
         progress(n, n, "")
     outputs = {name: values[o.source] for name, o in pipeline.outputs.items()}
+    chunked = chunked or any(s["mode"] == "chunked" for s in steps_record)
     record = {
         "fbias_run": RUN_RECORD_VERSION,
         "pipeline": {"name": pipeline.name, "sha256": pipeline.sha256()},
@@ -201,6 +217,17 @@ def run_pipeline(
     }
     feeds = {name: fed.get(o.source, {}) for name, o in pipeline.outputs.items()}
     return Results(outputs, record, inputs, feeds)
+
+
+def _last_uses(pipeline: Pipeline, order: list[Step]) -> dict[str, int]:
+    """Return, per value name, the index of the last step that reads it (outputs: past the end)."""
+    last: dict[str, int] = {}
+    for i, step in enumerate(order):
+        for ref in step.inputs.values():
+            last[ref] = i
+    for o in pipeline.outputs.values():
+        last[o.source] = len(order)
+    return last
 
 
 def default_memory_limit() -> int:
@@ -354,23 +381,32 @@ def _apply_spatial(
         check_output(spec, step, out)
         return wrap_output(spec, step, out, primary, spatial)
     names = [a for a, _ in loop]
-    pieces = []
+    tables: list[tuple[dict[str, int], pd.DataFrame]] = []
+    data: np.ndarray | None = None
+    first_axes = ""
     for idx in itertools.product(*(range(n) for _, n in loop)):
         where = dict(zip(names, idx, strict=True))
         block_args = [None if v is None else _index(v, where) for v in args]
         out = call_op(spec, step, block_args, kwargs)
         check_output(spec, step, out)
-        pieces.append((where, out))
+        if spec.output in TABLE_KINDS:
+            tables.append((where, out))
+            continue
+        out = np.asarray(out)
+        if data is None:  # filled block by block: no list of blocks, no second copy
+            first_axes = wrap_output(spec, step, out, primary, spatial).axes
+            data = np.empty(tuple(n for _, n in loop) + out.shape, dtype=out.dtype)
+        elif out.shape != data.shape[len(loop) :]:
+            shapes = sorted({tuple(data.shape[len(loop) :]), out.shape})
+            raise StepError(step.id, step.op, f"returned blocks of different shapes {shapes}")
+        elif out.dtype != data.dtype:
+            data = data.astype(np.result_type(data.dtype, out.dtype))
+        data[idx] = out
     if spec.output in TABLE_KINDS:
         return Value(
-            stack_tables(pieces, names), spec.output, primary.axes, primary.spacing, primary.units
+            stack_tables(tables, names), spec.output, primary.axes, primary.spacing, primary.units
         )
-    first = wrap_output(spec, step, pieces[0][1], primary, spatial)
-    shapes = {p[1].shape for p in pieces}
-    if len(shapes) > 1:
-        raise StepError(step.id, step.op, f"returned blocks of different shapes {sorted(shapes)}")
-    data = np.stack([p[1] for p in pieces]).reshape(tuple(n for _, n in loop) + pieces[0][1].shape)
-    axes = "".join(names) + first.axes
+    axes = "".join(names) + first_axes
     return Value(data, spec.output, axes, primary.spacing_of(axes), primary.units_of(axes))
 
 

@@ -167,14 +167,24 @@ def to_value(obj: Any, decl: InputDecl, name: str) -> tuple[Value, dict[str, Any
 
 
 def open_source(
-    source: str, decl: InputDecl, storage_options: Mapping[str, Any] | None = None
+    source: str,
+    decl: InputDecl,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
 ) -> Any:
-    """Open an image path or URL lazily for input ``decl`` (a TIFF gets the declared axes)."""
+    """Open an image path or URL lazily for input ``decl`` (a TIFF gets the declared axes).
+
+    With ``strict``, an OME-Zarr chunk missing from the store is an error
+    naming it (at read time) instead of reading as the fill value.
+    """
     from napari_fbias.io.open import is_tiff, open_image
 
     if is_tiff(source):
         return open_image(source, axes=decl.axes)
-    return open_image(source, storage_options=storage_options)
+    return open_image(
+        source, storage_options=storage_options, missing_chunks="error" if strict else "fill"
+    )
 
 
 def _check_axes(axes: str, ndim: int, name: str) -> None:
