@@ -79,7 +79,8 @@ def main() -> None:
         report("with fsync (the default)", synced)
         unsynced = run(Path(tmp) / "nofsync", args.n, fsync=False)
         report("without fsync (recorder alone)", unsynced)
-        size = (Path(tmp) / "fsync" / "journal.jsonl").stat().st_size
+        (journal,) = (Path(tmp) / "fsync" / "journals").glob("*.jsonl")  # one recorder: one file
+        size = journal.stat().st_size
         print(f"\njournal: {size / 1024:.0f} KiB for {4 * args.n + 5} events")
     rows = []
     for what in ("new step", "re-run (replace)"):
