@@ -24,7 +24,10 @@ class JournalError(SessionError):
 
 
 class SessionLockedError(SessionError):
-    """The session is already open for recording by another process."""
+    """A journal file is already being written by another recorder (one writer per file).
+
+    Sessions themselves are never locked: each recorder writes its own journal.
+    """
 
 
 class JournalRecoveryWarning(UserWarning):

@@ -411,7 +411,8 @@ def export_bundle(
     Parameters
     ----------
     session : Session or path
-        The session, or its folder / ``journal.jsonl`` / ``session.yaml``.
+        The session, or its link (folder path or URL in a session space), a
+        journal in it, or a ``session.yaml``.
     dest : path
         The bundle folder to create (its parent must exist).
     approaches : sequence of str, optional
