@@ -73,6 +73,8 @@ class MergeState:
     active: dict[str, Origin] = field(default_factory=dict)
     #: Problems with events that could not be applied before the session existed.
     problems: list[str] = field(default_factory=list)
+    #: Clients that created names (when it is only the writing client, nothing needs mapping).
+    creators: frozenset[str] = frozenset()
 
     @property
     def session(self) -> Session | None:
@@ -122,6 +124,7 @@ class MergeState:
             self.used_steps,
             self.active,
             self.problems,
+            self.creators,
         )
         if "_base" in self.__dict__:
             new.__dict__["_base"] = self.__dict__["_base"]
@@ -137,6 +140,7 @@ class MergeState:
             set(self.used_steps),
             dict(self.active),
             list(self.problems),
+            self.creators,
         )
 
 
@@ -229,6 +233,8 @@ def merge_events(events: Iterable[Mapping[str, Any]]) -> Session:
 
 def outgoing(state: MergeState, event: Mapping[str, Any], client: str) -> dict[str, Any]:
     """Write a local event's names as their creators wrote them (inverse of the merge)."""
+    if state.creators <= {client}:  # every name is this client's own, as it wrote it
+        return dict(event)
     ext: dict[str, dict[str, str]] = {}
 
     def fn(kind: str, name: str, creates: bool) -> str:
@@ -275,6 +281,8 @@ def apply_merged(
         merged = _claim(st, kind, name, event)
         own("alias")[(kind, client, name)] = merged
         own("origin")[(kind, merged)] = (client, name)
+        if client not in st.creators:
+            st.creators = st.creators | {client}
         return merged
 
     e = map_names(event, fn)
