@@ -278,7 +278,7 @@ def test_missing_image_gives_a_note_not_a_failure(tmp_path: Path) -> None:
     snap["images"][0]["source"] = str(tmp_path / "gone.ome.tif")
     (tmp_path / "moved").mkdir()
     (tmp_path / "moved" / "session.yaml").write_text(yaml.safe_dump(snap))
-    result = export_bundle(tmp_path / "moved" / "session.yaml", tmp_path / "out")
+    result = export_bundle(tmp_path / "moved" / "session.yaml", tmp_path / "out", read_sources=True)
     assert result.notes and all("could not be rerun" in n for n in result.notes)
     assert "gone.ome.tif" in result.notes[0]
     assert "could not be rerun" in (result.folder / "report.html").read_text()
@@ -290,7 +290,9 @@ def test_changed_pixels_are_reported(tmp_path: Path) -> None:
     snap["images"][0]["checksum"] = "sha256:" + "0" * 64
     (tmp_path / "edited").mkdir()
     (tmp_path / "edited" / "session.yaml").write_text(yaml.safe_dump(snap))
-    result = export_bundle(tmp_path / "edited" / "session.yaml", tmp_path / "out")
+    result = export_bundle(
+        tmp_path / "edited" / "session.yaml", tmp_path / "out", read_sources=True
+    )
     assert any("'nuclei_01' differ from those recorded" in n for n in result.notes)
     assert "differ from those recorded" in (result.folder / "report.html").read_text()
 
@@ -301,7 +303,7 @@ def test_huge_images_are_not_rerun_for_figures(tmp_path: Path) -> None:
     snap["images"][0]["shape"] = [40000, 40000]
     (tmp_path / "big").mkdir()
     (tmp_path / "big" / "session.yaml").write_text(yaml.safe_dump(snap))
-    result = export_bundle(tmp_path / "big" / "session.yaml", tmp_path / "out")
+    result = export_bundle(tmp_path / "big" / "session.yaml", tmp_path / "out", read_sources=True)
     assert result.notes and all("too large to rerun" in n for n in result.notes)
     assert "40000 x 40000" in result.notes[0]
 

@@ -375,7 +375,10 @@ The bundle holds README.md (what the pipeline does, how to rerun it), the
 pipeline file(s), run_pipeline.py, pipeline.ipynb, report.html (with figures),
 session.yaml, requirements.lock.txt, ro-crate-metadata.json and
 checksums.sha256. It never holds passwords or tokens, and holds the images
-only with --include-images.
+only with --include-images. Images are read (for figures, for
+--include-images) only when an analyst opened them in this session; a
+session.yaml named directly, or a session restored from one, gets no figures
+for the images it names unless --read-sources is given.
 """
 
 
@@ -418,6 +421,14 @@ only with --include-images.
             action="store_false",
             help="do not rerun the approaches to draw figures for the report",
         ),
+        arg(
+            "--read-sources",
+            action="store_true",
+            help="read every image the session names, for figures and --include-images "
+            "(default: only images an analyst opened in this session, recorded in its "
+            "journals; not those that come only from a session.yaml, e.g. one received "
+            "by e-mail)",
+        ),
     ],
 )
 def cmd_export(args: argparse.Namespace) -> int:
@@ -433,6 +444,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             zip=args.zip,
             include_images=args.include_images,
             figures=args.figures,
+            read_sources=args.read_sources,
         )
     except SessionError as exc:
         raise CliError(str(exc)) from None

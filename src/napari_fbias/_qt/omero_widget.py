@@ -189,8 +189,9 @@ def export_session(session: Any, dest: str | Path) -> list[Path]:
 
     Parameters
     ----------
-    session : Session
-        The running session (its credentials are scrubbed by the export).
+    session : str
+        The running session's link (read from its journals, so that the images
+        the analysts opened count as opened; credentials are scrubbed).
     dest : path
         Bundle folder to (re)write.
     """
@@ -881,9 +882,10 @@ class OmeroWidget(QWidget):
             self._export_dir = tempfile.TemporaryDirectory(prefix="fbias-omero-export-")
         dest = Path(self._export_dir.name) / "bundle"
         self._say("Exporting the session's report and pipeline...")
+        rec.flush(5)  # what this napari recorded is in the space before the export reads it
         return self._start(
             export_session,
-            rec.session,
+            rec.link,
             dest,
             done=self._on_exported,
             action="exporting the session",

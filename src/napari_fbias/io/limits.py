@@ -15,10 +15,15 @@ of 4,883 x 2,442 blocks took 7 s and 1.8 GB. :data:`MAX_DASK_BLOCKS` keeps
 that under a second and 200 MB; dask blocks grow (up to
 :data:`MAX_DASK_BLOCK_BYTES`) rather than exceed it. A stored chunk is read
 and decoded whole, hence :data:`MAX_CHUNK_BYTES`.
+
+A pixel size (or time step) is a claim too: :func:`checked_pixel_size` is the
+rule the TIFF and OMERO readers apply (a positive finite number, else ignored
+and noted), :func:`log_ignored_pixel_sizes` how they say so.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -35,8 +40,10 @@ __all__ = [
     "MAX_LEVELS",
     "MAX_LEVEL_BYTES",
     "check_count",
+    "checked_pixel_size",
     "dask_chunks",
     "format_bytes",
+    "log_ignored_pixel_sizes",
 ]
 
 #: Dask blocks are whole multiples of the stored chunks, grown along the
@@ -85,6 +92,47 @@ def check_count(n: int, limit: int, what: str, where: str) -> None:
         raise TooLargeError(
             f"{where} lists {n} {what}; napari-fbias reads at most {limit} "
             "(a limit in napari_fbias.io.limits); the metadata are probably wrong"
+        )
+
+
+def checked_pixel_size(
+    raw: object, axis: str, ignored: dict[str, str], shown: str | None = None
+) -> float | None:
+    """Return ``raw`` as a pixel size, or None (noted in ``ignored``) when it is not one.
+
+    A pixel size (or time step) must be a positive, finite number; NaN, zero,
+    negative, infinite or unreadable values are ignored, so the axis gets a
+    size of 1 and no unit (the OME-Zarr reader refuses such a scale outright).
+
+    Parameters
+    ----------
+    raw : object
+        The value the metadata give.
+    axis : str
+        Its axis (``x``, ``y``, ``z``, ``t``): the key in ``ignored``.
+    ignored : dict of str to str
+        Gets ``axis -> the value as written`` when the value is ignored.
+    shown : str, optional
+        How to write the value in ``ignored`` (default ``str(raw)``).
+    """
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    ignored[axis] = str(raw) if shown is None else shown
+    return None
+
+
+def log_ignored_pixel_sizes(log: logging.Logger, where: str, ignored: dict[str, str]) -> None:
+    """Warn (through the reader's ``log``) that the pixel sizes in ``ignored`` were ignored."""
+    if ignored:
+        log.warning(
+            "%s: ignoring pixel size(s) %s (not a positive finite number); those axes get "
+            "a size of 1 and no unit",
+            where,
+            ", ".join(f"{a}={v}" for a, v in ignored.items()),
         )
 
 

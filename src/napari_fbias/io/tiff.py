@@ -33,7 +33,8 @@ from napari_fbias.io.image import (
     MultiscaleImage,
     validate_axes,
 )
-from napari_fbias.io.limits import dask_chunks
+from napari_fbias.io.limits import checked_pixel_size as _pixel_size
+from napari_fbias.io.limits import dask_chunks, log_ignored_pixel_sizes
 
 __all__ = ["read_tiff"]
 
@@ -107,25 +108,6 @@ def _infer_axes(letters: str, shape: Sequence[int], path: Path) -> list[str | No
         f"{path}: {len(shape)}D TIFF without axis metadata (shape {tuple(shape)}); "
         "pass axes= (e.g. axes='tzyx') to say what each dimension is"
     )
-
-
-def _pixel_size(
-    raw: Any, axis: str, ignored: dict[str, str], shown: str | None = None
-) -> float | None:
-    """Return ``raw`` as a pixel size, or None (noted in ``ignored``) when it is not one.
-
-    A pixel size (or time step) must be a positive, finite number; NaN, zero,
-    negative, infinite or unreadable values are ignored, so the axis gets a
-    size of 1 and no unit (the OME-Zarr reader refuses such a scale outright).
-    """
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if math.isfinite(value) and value > 0:
-        return value
-    ignored[axis] = str(raw) if shown is None else shown
-    return None
 
 
 def _ome_info(
@@ -303,13 +285,7 @@ def read_tiff(
     else:
         names = _infer_axes(letters, shape, p)
 
-    if ignored:
-        logger.warning(
-            "%s: ignoring pixel size(s) %s (not a positive finite number); those axes get "
-            "a size of 1 and no unit",
-            p,
-            ", ".join(f"{a}={v}" for a, v in ignored.items()),
-        )
+    log_ignored_pixel_sizes(logger, str(p), ignored)
     kept = [n for n in names if n is not None]
     order = sorted(kept, key=CANONICAL_AXES.index)
     try:

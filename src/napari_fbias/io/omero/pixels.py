@@ -6,6 +6,13 @@ one task per plane (``RawPixelsStore.getPlane``) for ordinary images, one
 task per group of tiles (``getTile``) for big planes and for every level of a
 pyramid.
 
+Limits. The sizes come from the server and are checked like those of the
+OME-Zarr and TIFF readers (:func:`~napari_fbias.io.limits.dask_chunks`,
+:func:`~napari_fbias.io.limits.check_count`) before any dask array is made;
+a pixel size that is not a positive finite number is ignored with a logged
+warning and listed in ``metadata["ignored_pixel_sizes"]``
+(:func:`~napari_fbias.io.limits.checked_pixel_size`).
+
 Decoding. OMERO sends big-endian bytes for every pixel type (``int8`` to
 ``double``); each block is decoded with ``np.frombuffer(raw, ">u2")`` (etc.)
 then converted to native byte order, at every resolution level — pyramids of
@@ -34,6 +41,7 @@ is open in that process (so a worker in another process must log in too).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import queue
@@ -49,6 +57,13 @@ import numpy as np
 from dask.base import tokenize
 
 from napari_fbias.io.image import Channel, MultiscaleImage
+from napari_fbias.io.limits import (
+    MAX_LEVELS,
+    check_count,
+    checked_pixel_size,
+    dask_chunks,
+    log_ignored_pixel_sizes,
+)
 from napari_fbias.io.omero.connection import OmeroConnection, get_connection
 from napari_fbias.io.omero.errors import (
     OmeroObjectNotFoundError,
@@ -352,7 +367,13 @@ def _source_from_registry(
 
 
 class _BlockLoader:
-    """The function dask calls for one block: maps block coordinates to a read."""
+    """The function dask calls for one block: maps block coordinates to reads.
+
+    A block is usually one plane, or one group of tiles of one plane; when a
+    level would have more blocks than :data:`~napari_fbias.io.limits.MAX_DASK_BLOCKS`,
+    blocks span several planes or more than one read, and are read piece by
+    piece (each piece at most the level's read unit).
+    """
 
     def __init__(self, source: OmeroPixelSource, level: int, axes: tuple[str, ...]) -> None:
         self.source = source
@@ -363,18 +384,44 @@ class _BlockLoader:
         if block_info is None:  # dask probing the function: answer with an empty block
             return np.empty((0,) * len(self.axes), dtype=self.source.dtype)
         location = block_info[None]["array-location"]
-        index = {"t": 0, "c": 0, "z": 0}
-        for axis, (start, _stop) in zip(self.axes, location, strict=True):
-            if axis in index:
-                index[axis] = int(start)
+        lead = [range(int(a), int(b)) for a, b in location[:-2]]
         (y0, y1), (x0, x1) = location[-2], location[-1]
-        plane = self.source.read(
-            self.level, index["z"], index["c"], index["t"], slice(y0, y1), slice(x0, x1)
-        )
-        return plane.reshape((1,) * (len(self.axes) - 2) + plane.shape)
+        shape = [len(r) for r in lead] + [y1 - y0, x1 - x0]
+        if all(len(r) == 1 for r in lead):  # the usual block: part of one plane
+            return self._plane([r.start for r in lead], y0, y1, x0, x1).reshape(shape)
+        out = np.empty(shape, dtype=self.source.dtype)
+        for pos in itertools.product(*lead):
+            at = tuple(p - r.start for p, r in zip(pos, lead, strict=True))
+            out[at] = self._plane(pos, y0, y1, x0, x1)
+        return out
+
+    def _plane(self, pos: Sequence[int], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Read rows ``y0:y1``, columns ``x0:x1`` of one plane, at most a read unit at a time.
+
+        ``pos`` is the plane's index along the axes before ``y``, ``x``.
+        """
+        index = {"t": 0, "c": 0, "z": 0}
+        index.update(zip(self.axes[:-2], pos, strict=True))
+        info = self.source.levels[self.level]
+        dy, dx = max(1, info.chunk_y), max(1, info.chunk_x)
+        if y1 - y0 <= dy and x1 - x0 <= dx:
+            return self._read(index, y0, y1, x0, x1)
+        out = np.empty((y1 - y0, x1 - x0), dtype=self.source.dtype)
+        for ys in range(y0, y1, dy):
+            ye = min(ys + dy, y1)
+            for xs in range(x0, x1, dx):
+                xe = min(xs + dx, x1)
+                out[ys - y0 : ye - y0, xs - x0 : xe - x0] = self._read(index, ys, ye, xs, xe)
+        return out
+
+    def _read(self, index: dict[str, int], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        z, c, t = index["z"], index["c"], index["t"]
+        return self.source.read(self.level, z, c, t, slice(y0, y1), slice(x0, x1))
 
 
 def _split(size: int, step: int) -> tuple[int, ...]:
+    if size <= 0:
+        return (0,)
     step = max(1, min(step, size))
     n = math.ceil(size / step)
     return tuple(step for _ in range(n - 1)) + (size - step * (n - 1),)
@@ -387,23 +434,28 @@ def _chunk(tile: int, size: int, limit: int) -> int:
     return max(1, min(size, tile * n, limit))
 
 
-def _unit_value(length: Any) -> tuple[float | None, str | None]:
-    """(value in micrometres, "micrometer") from an OMERO length, or (value, None)."""
+def _physical_size(
+    image: Any, axis: str, ignored: dict[str, str]
+) -> tuple[float | None, str | None]:
+    """(size in micrometres, "micrometer") of an axis, or (None, None).
+
+    No size, or one in a unit that does not convert to micrometres (pixels,
+    reference frame), gives (None, None); a size that is not a positive
+    finite number too, noted in ``ignored``.
+    """
+    getter = getattr(image, f"getPixelSize{axis.upper()}")
+    try:
+        length = getter(units="MICROMETER")
+    except Exception:  # a unit that cannot be converted (pixels, reference frame)
+        return None, None
     if length is None:
         return None, None
     try:
-        value = float(length.getValue())
-    except (AttributeError, TypeError, ValueError):
+        raw = length.getValue()
+    except AttributeError:  # not a length object: nothing to read
         return None, None
-    return (value, "micrometer") if value > 0 else (None, None)
-
-
-def _physical_size(image: Any, axis: str) -> tuple[float | None, str | None]:
-    getter = getattr(image, f"getPixelSize{axis.upper()}")
-    try:
-        return _unit_value(getter(units="MICROMETER"))
-    except Exception:  # a unit that cannot be converted (pixels, reference frame)
-        return None, None
+    value = checked_pixel_size(raw, axis, ignored)
+    return (value, "micrometer") if value is not None else (None, None)
 
 
 def _channels(connection: OmeroConnection, image: Any, size_c: int) -> tuple[Channel, ...]:
@@ -442,6 +494,12 @@ def _levels(
     with pool.store() as store, connection.errors(where):
         # The pool is new, so this store is fresh: its level is the server's starting level.
         n_levels = int(store.getResolutionLevels())
+        check_count(
+            n_levels,
+            MAX_LEVELS,
+            "resolution levels",
+            format_omero_uri(connection.host, "Image", image_id),
+        )
         start = int(store.getResolutionLevel()) if n_levels > 1 else 0
         tile_w, tile_h = (int(v) for v in store.getTileSize())
         descriptions = list(store.getResolutionDescriptions()) if n_levels > 1 else []
@@ -524,7 +582,13 @@ def read_omero_image(
         Axes among ``tczyx`` with size > 1 (``y``, ``x`` always), one dask
         array per resolution level, channel names/colours/windows/visibility,
         physical sizes in micrometres, ``source`` = ``omero://HOST/Image:ID``
-        and ids (never credentials) in ``metadata["omero"]``.
+        and ids (never credentials) in ``metadata["omero"]``; pixel sizes
+        that were ignored in ``metadata["ignored_pixel_sizes"]``.
+
+    Raises
+    ------
+    TooLargeError
+        When the server's sizes exceed the limits of :mod:`napari_fbias.io.limits`.
     """
     image = get_image(connection, image_id)
     with connection.errors(f"reading the metadata of Image:{image_id}"):
@@ -548,14 +612,23 @@ def read_omero_image(
     source.register()
 
     axes = tuple(a for a in ("t", "c", "z") if sizes[a] > 1) + ("y", "x")
-    physical = {a: _physical_size(image, a) for a in ("x", "y", "z")}
+    uri = format_omero_uri(connection.host, "Image", image_id)
+    ignored: dict[str, str] = {}
+    physical = {a: _physical_size(image, a, ignored) for a in ("x", "y", "z") if a in axes}
+    log_ignored_pixel_sizes(logger, uri, ignored)
     arrays = []
     scales = []
     for li, info in enumerate(levels):
-        chunks = tuple((1,) * sizes[a] for a in axes[:-2]) + (
-            _split(info.size_y, info.chunk_y),
-            _split(info.size_x, info.chunk_x),
+        shape = tuple(sizes[a] for a in axes[:-2]) + (info.size_y, info.size_x)
+        blocks = dask_chunks(
+            shape,
+            dtype,
+            (1,) * (len(axes) - 2) + (info.chunk_y, info.chunk_x),
+            [a in ("z", "y", "x") for a in axes],
+            where=f"{uri} (level {li})" if len(levels) > 1 else uri,
+            target_bytes=0,
         )
+        chunks = tuple(_split(n, c) for n, c in zip(shape, blocks, strict=True))
         token = tokenize(connection.host, image_id, pixels_id, li, info, pixels_type)
         arr = da.map_blocks(
             _BlockLoader(source, li, axes),
@@ -565,8 +638,8 @@ def read_omero_image(
             name=f"omero-{connection.host}-image{image_id}-level{li}-{token}",
         )
         arrays.append(arr)
-        fy = sizes["y"] / info.size_y
-        fx = sizes["x"] / info.size_x
+        fy = sizes["y"] / max(info.size_y, 1)
+        fx = sizes["x"] / max(info.size_x, 1)
         scale = []
         for a in axes:
             value = physical[a][0] if a in physical else None
@@ -585,7 +658,8 @@ def read_omero_image(
             "pixels_type": pixels_type,
             "sizes": dict(sizes),
             "levels": [[info.size_y, info.size_x] for info in levels],
-        }
+        },
+        **({"ignored_pixel_sizes": ignored} if ignored else {}),
     }
     return MultiscaleImage(
         levels=tuple(arrays),
@@ -594,7 +668,7 @@ def read_omero_image(
         units=units,
         channels=channels,
         name=name,
-        source=format_omero_uri(connection.host, "Image", image_id),
+        source=uri,
         metadata=metadata,
     )
 

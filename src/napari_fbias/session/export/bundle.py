@@ -23,14 +23,15 @@ named like a secret are dropped, control characters go, every field is
 bounded), and every text file is checked again before the rename
 (:func:`~napari_fbias.io.credentials.find_secrets`); ``images/`` (the user's
 own images) and ``wheels/`` (napari-fbias's own code, nothing from the
-session) are not scanned.
+session) are not scanned. The export reads only the image sources the
+analysts opened in the session, unless asked (:mod:`.sources`), and the
+report's figures are bounded (:mod:`.rerun_figures`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -41,17 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from napari_fbias.io.credentials import SecretFound, find_secrets
-from napari_fbias.session.errors import SessionError
 from napari_fbias.session.export.errors import ExportError
-from napari_fbias.session.export.figures import FigurePNG
 from napari_fbias.session.export.readme import ExportedApproach
 from napari_fbias.session.export.report import ApproachFigures
+from napari_fbias.session.export.sources import SourceAccess
 from napari_fbias.session.export.wheel import WHEELS_DIR, PackageSource
 from napari_fbias.session.model import Session
 
 CHECKSUMS = "checksums.sha256"
-#: Images larger than this (pixels x 2 bytes, from the session record) are not rerun for figures.
-FIGURE_RERUN_LIMIT = 1 << 30
 _IMAGE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
 #: At most this many places are named when the final scan refuses a bundle.
 LEAKS_SHOWN = 10
@@ -188,93 +186,40 @@ def _safe_key(key: str, taken: set[str]) -> str:
     return out
 
 
-# --- figures from a rerun ----------------------------------------------------------------
-def approach_figures(session: Session, key: str) -> ApproachFigures:
-    """Rerun an approach's pipeline on the session's images and draw its results.
+# --- the report's figures ----------------------------------------------------------------
+def _report_figures(
+    session: Session, keys: Sequence[str], access: SourceAccess, notes: list[str]
+) -> tuple[dict[str, ApproachFigures], str]:
+    """Rerun and draw every approach with steps; return its figures and a note for the report.
 
-    Problems (an image that cannot be opened any more, a step that fails)
-    do not stop the export: they become the ``note`` shown in the report.
+    The delivered approaches are drawn first, so that they get the report's
+    figures when the limits leave none for later ones. One note says which
+    approaches could not be drawn because their images were not opened in
+    the session, one what the limits left out; other problems are noted per
+    approach.
     """
-    from napari_fbias.io.errors import FbiasIOError
-    from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
-    from napari_fbias.session.export.figures import count_objects, value_figures
-    from napari_fbias.session.to_pipeline import approach_to_pipeline
+    from napari_fbias.io.text_limits import MAX_TEXT, bound_text
+    from napari_fbias.session.export.rerun_figures import FigureBudget, approach_figures
 
-    out = ApproachFigures()
-    try:
-        pipeline = approach_to_pipeline(session, key)
-        images = pipeline_images(session, key, pipeline)
-        sources = {}
-        for name, image in images.items():
-            ref = session.image(image)
-            if ref is None or not ref.source:
-                raise ExportError(f"image {image!r} has no recorded source")
-            if ref.shape and 2 * math.prod(ref.shape) > FIGURE_RERUN_LIMIT:
-                raise ExportError(
-                    f"image {image!r} ({' x '.join(map(str, ref.shape))}) is too large to "
-                    "rerun for the report; run the pipeline with `fbias run` to see its results"
-                )
-            sources[name] = ref.source
-        results = pipeline.run(**sources)
-    except (
-        SessionError,
-        PipelineError,
-        PipelineRunError,
-        FbiasIOError,
-        OSError,
-        ValueError,
-    ) as exc:
-        out.note = (
-            f"No figures: approach {key} could not be rerun on its images "
-            f"({' '.join(str(exc).split())})."
-        )
-        return out
-    except Exception as exc:  # figures are optional: a reader's bug must not stop the export
-        out.note = (
-            f"No figures: approach {key} could not be rerun on its images "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())})."
-        )
-        return out
-    changed = []
-    for name, image in images.items():
-        ref = session.image(image)
-        got = results.record["inputs"].get(name, {}).get("sha256")
-        if ref is not None and ref.checksum and got and ref.checksum != f"sha256:{got}":
-            changed.append(image)
-    if changed:
-        out.note = (
-            "The figures were made from the images as they are now; the pixels of "
-            + ", ".join(repr(c) for c in changed)
-            + " differ from those recorded during the session."
-        )
-    first_image = next((v for v in results.inputs.values() if v.kind == "image"), None)
-    for name in results:
-        value = results.value(name)
-        fed = results.feeds.get(name, {})
-        background = next((v for v in fed.values() if v.kind == "image"), first_image)
-        out.figures += value_figures(name, value, background)
-        if value.kind == "labels":
-            out.counts[name] = count_objects(value.data)
-        elif value.kind == "tracks" and "track_id" in value.data.columns:
-            out.tracks[name] = int(value.data["track_id"].nunique())
-    return out
-
-
-def comparison_figures(figs: Mapping[str, ApproachFigures]) -> list[FigurePNG]:
-    """Bar charts of what each approach found: one of objects, one of tracks (if any)."""
-    from napari_fbias.session.export.figures import counts_figure
-
-    out = []
-    for attr, title, unit in (
-        ("counts", "Objects found per approach", "objects"),
-        ("tracks", "Tracks found per approach", "tracks"),
-    ):
-        counts = {
-            f"{k}: {name}": n for k, f in figs.items() for name, n in getattr(f, attr).items()
-        }
-        if counts:
-            out.append(counts_figure(counts, title, unit))
-    return out
+    with_steps = [a.key for a in session.approaches if a.steps]
+    order = [k for k in keys if k in with_steps] + [k for k in with_steps if k not in keys]
+    budget = FigureBudget.for_report(len(with_steps))
+    drawn = {key: approach_figures(session, key, access, budget) for key in order}
+    figs = {key: drawn[key] for key in with_steps}
+    refused = [key for key, f in figs.items() if f.refused]
+    for f in figs.values():
+        f.note = bound_text(f.note, MAX_TEXT)
+        if f.note and not f.refused:
+            notes.append(f.note)
+    said = []
+    if refused:
+        images = dict.fromkeys(i for k in refused for i in figs[k].refused)
+        said.append(f"No figures for approach(es) {', '.join(refused)}: {access.why(images)}")
+    if budget.summary():
+        said.append(budget.summary())
+    said = [bound_text(s if s.endswith(".") else s + ".", MAX_TEXT) for s in said]
+    notes.extend(said)
+    return figs, " ".join(said)
 
 
 def _bundled_package(notes: list[str]) -> tuple[PackageSource, bytes]:
@@ -333,13 +278,19 @@ def _all_files(root: Path) -> list[str]:
 
 
 def _copy_images(
-    session: Session, names: Sequence[str], dest: Path, notes: list[str]
+    session: Session, names: Sequence[str], dest: Path, notes: list[str], access: SourceAccess
 ) -> dict[str, str]:
-    """Copy local input images into ``dest/images``; return image name -> bundle path."""
+    """Copy local input images into ``dest/images``; return image name -> bundle path.
+
+    Images whose source was not opened in the session are not copied (see :mod:`.sources`).
+    """
     copied: dict[str, str] = {}
     for name in names:
         ref = session.image(name)
         if ref is None:
+            continue
+        if not access.allows(ref.source):
+            notes.append(f"image {name!r} was not copied: {access.why([name])}")
             continue
         src = Path(ref.source) if ref.source and "://" not in ref.source else None
         if src is None or not src.exists():
@@ -405,6 +356,7 @@ def export_bundle(
     include_images: bool = False,
     figures: bool = True,
     overwrite: bool = False,
+    read_sources: bool = False,
 ) -> ExportResult:
     """Write the delivery bundle of a session.
 
@@ -428,6 +380,12 @@ def export_bundle(
         report (default). Off: the report has the record only.
     overwrite : bool
         Replace an existing bundle folder / zip.
+    read_sources : bool
+        Read (for figures and ``include_images``) every image source the
+        session names. Off by default: only sources the analysts opened in
+        the session are read (an ``image_added`` event in one of its
+        journals); those that come only from a ``session.yaml``, a restored
+        snapshot or a Session value are not (:mod:`.sources`).
 
     Returns
     -------
@@ -444,19 +402,21 @@ def export_bundle(
     from napari_fbias import __version__
     from napari_fbias.io.atomic import atomic_dir
     from napari_fbias.io.errors import OutputExistsError
-    from napari_fbias.io.text_limits import MAX_TEXT, bound_text
     from napari_fbias.pipeline.provenance import utc_now_iso
     from napari_fbias.session.export.envlock import lock_text
     from napari_fbias.session.export.notebook import notebook_text
     from napari_fbias.session.export.readme import readme_text
     from napari_fbias.session.export.report import render_report
+    from napari_fbias.session.export.rerun_figures import comparison_figures
     from napari_fbias.session.export.rocrate import CRATE_FILE, CrateRun, build_crate
     from napari_fbias.session.export.script import script_text
+    from napari_fbias.session.export.sources import source_access
     from napari_fbias.session.export.staging import claim, release, remove_abandoned
     from napari_fbias.session.store import snapshot_text
     from napari_fbias.session.to_pipeline import approach_to_pipeline
 
     s = scrub_session(load_any_session(session))
+    access = source_access(session, read_sources=read_sources)
     dest = Path(dest).expanduser().absolute()
     zip_path = dest.with_name(dest.name + ".zip") if zip else None
     if dest.exists() and not overwrite:
@@ -491,14 +451,7 @@ def export_bundle(
                 images=tuple(images.values()),
             )
         )
-    figs: dict[str, ApproachFigures] = {}
-    if figures:
-        for a in s.approaches:
-            if a.steps:
-                figs[a.key] = approach_figures(s, a.key)
-                figs[a.key].note = bound_text(figs[a.key].note, MAX_TEXT)
-                if figs[a.key].note:
-                    notes.append(figs[a.key].note)
+    figs, figures_note = _report_figures(s, keys, access, notes) if figures else ({}, "")
     used_images = list(dict.fromkeys(n for e in exported for n in e.images))
     image_refs = {i.name: i for i in s.images}
     commands = [f"fbias run {exported[0].pipeline_file} INPUT... -o results"]
@@ -507,7 +460,7 @@ def export_bundle(
         with atomic_dir(dest, overwrite=overwrite) as tmp:
             claim(tmp)
             w = _Writer(tmp)
-            included = _copy_images(s, used_images, tmp, notes) if include_images else {}
+            included = _copy_images(s, used_images, tmp, notes, access) if include_images else {}
             for e in exported:
                 about = [
                     f"Approach {e.key}"
@@ -560,10 +513,11 @@ def export_bundle(
                 render_report(
                     s,
                     figures=figs,
-                    charts=comparison_figures(figs),
+                    charts=comparison_figures(figs) if figs else [],
                     exported={e.key: e.pipeline_file for e in exported},
                     commands=commands,
                     generated=created,
+                    figures_note=figures_note,
                 ),
             )
             files = {rel: (tmp / rel).stat().st_size for rel in _all_files(tmp)}

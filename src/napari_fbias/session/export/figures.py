@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -330,30 +331,56 @@ def value_figures(name: str, value: Any, background: Any = None) -> list[FigureP
     background : Value, optional
         The image to draw labels and tracks over.
     """
-    out: list[FigurePNG] = []
+    return [draw() for draw in figure_plan(name, value, background)]
+
+
+def figure_plan(name: str, value: Any, background: Any = None) -> list[Callable[[], FigurePNG]]:
+    """Return the figures :func:`value_figures` draws for a result, as functions not yet called.
+
+    Knowing how many figures a result has costs nothing; drawing one is
+    done when its function is called (the report draws only those it keeps).
+    Parameters as :func:`value_figures`.
+    """
+    out: list[Callable[[], FigurePNG]] = []
     kind = value.kind
     if kind == "labels":
-        bg = _background_plane(background, value.axes)
-        lab = plane(value.data, value.axes)
         where = " (first time point)" if "t" in value.axes else ""
-        out.append(overlay_figure(bg, lab, name, f"Outlines of the objects of {name}{where}."))
+        out.append(
+            lambda: overlay_figure(
+                _background_plane(background, value.axes),
+                plane(value.data, value.axes),
+                name,
+                f"Outlines of the objects of {name}{where}.",
+            )
+        )
     elif kind == "image":
-        out.append(image_figure(plane(value.data, value.axes), name))
+        out.append(lambda: image_figure(plane(value.data, value.axes), name))
     elif kind == "table":
         df = value.data
         for col, label in table_columns(df):
-            out.append(histogram_figure(df[col], f"{name}: {col}", label))
+            out.append(partial(_histogram_of, df, col, f"{name}: {col}", label))
     elif kind == "tracks":
-        bg = None
-        if background is not None and background.is_array:
-            bg = plane(background.data, background.axes, project_t=True)
-        out.append(tracks_figure(value.data, bg, name, "Tracks over the maximum projection."))
+        out.append(lambda: _tracks_over(value, background, name))
         if "track_id" in value.data.columns and len(value.data):
-            lengths = value.data.groupby("track_id").size()
-            out.append(histogram_figure(lengths, f"{name}: track length", "time points"))
+            out.append(
+                lambda: histogram_figure(
+                    value.data.groupby("track_id").size(), f"{name}: track length", "time points"
+                )
+            )
     elif kind == "spots" and "mass" in value.data.columns:
-        out.append(histogram_figure(value.data["mass"], f"{name}: spot brightness", "mass"))
+        out.append(lambda: histogram_figure(value.data["mass"], f"{name}: spot brightness", "mass"))
     return out
+
+
+def _histogram_of(df: pd.DataFrame, column: str, title: str, xlabel: str) -> FigurePNG:
+    return histogram_figure(df[column], title, xlabel)
+
+
+def _tracks_over(value: Any, background: Any, name: str) -> FigurePNG:
+    bg = None
+    if background is not None and background.is_array:
+        bg = plane(background.data, background.axes, project_t=True)
+    return tracks_figure(value.data, bg, name, "Tracks over the maximum projection.")
 
 
 def _background_plane(background: Any, axes: str) -> np.ndarray | None:

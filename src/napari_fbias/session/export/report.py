@@ -46,12 +46,19 @@ class ApproachFigures:
         Tracks per tracks result, for the comparison (never mixed with objects).
     note : str
         Why there are no figures (e.g. the images could not be opened).
+    refused : list of str
+        Images not read because they were not opened in the session (see
+        :mod:`~napari_fbias.session.export.sources`).
+    left_out : int
+        Figures of its results left out to keep the report small.
     """
 
     figures: list[FigurePNG] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     tracks: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    refused: list[str] = field(default_factory=list)
+    left_out: int = 0
 
 
 def esc(text: Any) -> str:
@@ -221,6 +228,7 @@ def render_report(
     exported: Mapping[str, str] | None = None,
     commands: Sequence[str] = (),
     generated: str = "",
+    figures_note: str = "",
 ) -> str:
     """Return the report page of a session.
 
@@ -238,6 +246,9 @@ def render_report(
         Commands to rerun the pipeline (shown verbatim, escaped).
     generated : str
         Time the report was made (UTC ISO).
+    figures_note : str
+        What the figures leave out, or why some are missing, for the whole
+        report (shown above the comparison).
 
     Returns
     -------
@@ -305,6 +316,8 @@ def render_report(
         parts.append("<p>No image was recorded.</p>")
     # comparison
     parts.append('<h2 id="compare">Approaches compared</h2>')
+    if figures_note:
+        parts.append(f'<p class="note">{esc(figures_note)}</p>')
     rows = []
     for a in s.approaches:
         fig = figures.get(a.key, ApproachFigures())
@@ -355,6 +368,12 @@ def render_report(
             parts.append("<p>No steps recorded.</p>")
         if fig is not None and fig.figures:
             parts.append("<h3>Figures</h3>" + _figures_html(fig.figures))
+        if fig is not None and fig.left_out:
+            parts.append(
+                f'<p class="note">{fig.left_out:,} more figures of this approach\'s results '
+                "were left out to keep the report small (those shown are of its last results); "
+                "rerun its pipeline to see them all.</p>"
+            )
         if fig is not None and fig.note:
             parts.append(f'<p class="note">{esc(fig.note)}</p>')
     parts.append('<h2 id="issues">Issues raised</h2>')
