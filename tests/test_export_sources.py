@@ -139,3 +139,22 @@ def test_images_opened_in_the_session_are_read(tmp_path: Path, opened: list[str]
     assert not any("not opened" in n for n in result.notes)
     assert _approach_figures((result.folder / "report.html").read_text()) == 1
     assert "images/nuclei_01.ome.tif" in result.files
+
+
+def test_an_image_of_a_restored_snapshot_counts_as_opened_once_opened_again(tmp_path):
+    from napari_fbias.session import ImageRef, load_session
+
+    rec = SessionRecorder.start("mailed", user_name="Ann", folder=tmp_path / "orig")
+    ref = ImageRef(name="img", source="/data/img.tif", axes="yx", shape=(8, 8))
+    rec.add_image(ref)
+    snap = rec.save()
+    rec.close()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "session.yaml").write_bytes(snap.read_bytes())
+    again = open_session(copy, analysts=["Bob"])
+    kinds = [t.kind for t in again.session.timeline]
+    again.add_image(ref)  # Bob opens it in his napari
+    again.close()
+    new = [t.kind for t in load_session(copy).timeline][len(kinds) :]
+    assert new == ["image_added"]

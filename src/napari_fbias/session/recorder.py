@@ -342,7 +342,10 @@ class SessionRecorder:
             d = {**ref.to_dict(), "name": name, "layers": known}
             if same is not None:
                 d["checksum"] = ref.checksum or same.checksum
-            if same is None or ImageRef.from_dict(d) != same:
+            # an image known only from a restored snapshot is recorded once opened here: it
+            # then counts as opened by an analyst of this session (export reads only those)
+            restored = same is not None and ("image", name) not in self._journals.state.origin
+            if same is None or restored or ImageRef.from_dict(d) != same:
                 self._emit("image_added", {"image": d})
         return name
 
