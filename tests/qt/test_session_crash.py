@@ -75,7 +75,8 @@ def child(root: str) -> None:
         panel.notes.document().setModified(True)
         panel.notes.finish_editing()  # what leaving the notes box does
     rec.add_issue("images at higher resolution needed")
-    _wait(app, lambda: not panel.busy)  # the panel has counted and recorded the objects
+    # the panel has counted and recorded the objects, the image's checksum is recorded
+    _wait(app, lambda: not panel.busy and not ws.busy)
     recorded = {
         "folder": str(rec.folder),
         "session": rec.session.to_dict(),
@@ -145,6 +146,7 @@ def test_a_killed_napari_session_reopens_with_every_step_and_note(
     assert listed.problem is None  # killed between two events: nothing was half-written
     panel.session_table.selectRow(0)
     panel.reopen_button.click()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=60000)
     rec = get_workspace(viewer).recorder
     assert rec is not None and str(rec.folder) == before["folder"]
 

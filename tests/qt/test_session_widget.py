@@ -22,7 +22,8 @@ from qtpy.QtWidgets import QApplication
 from napari_fbias._qt.session_widget import SessionWidget
 from napari_fbias._qt.workspace import get_workspace
 from napari_fbias.io import samples
-from napari_fbias.session import SessionRecorder
+from napari_fbias.session import SessionRecorder, load_session
+from napari_fbias.session.recompute import recompute_approach
 
 pytestmark = pytest.mark.qt
 
@@ -323,7 +324,8 @@ def test_reopen_lists_newest_first_and_restores_what_was_tried(
 
     panel.form.analysts.setText("Marie, Carol")  # Marie is back: she goes on with her approach
     table.selectRow(0)
-    panel.reopen_button.click()
+    panel.reopen_button.click()  # read, images opened, results recomputed: in a worker
+    settle(qtbot, panel)
     rec = get_workspace(viewer).recorder
     assert rec is not None and Path(rec.folder) == Path(new.folder)
     assert panel.recorder is rec
@@ -339,9 +341,12 @@ def test_reopen_lists_newest_first_and_restores_what_was_tried(
     ]
     assert panel.notes.toPlainText() == "min_size 45 is better"
     assert "Reopened Nuclei per field: 1 approach(es), 1 step(s)" in panel.status.text()
-    # its result layer is not open again: Compare shows the counts it recorded
+    assert "results of A recomputed here" in panel.status.text()
+    # its result layer is back (recomputed bit for bit): Compare counts it, not the record
+    expected = recompute_approach(load_session(new.link), "A")["nuclei"].data
+    np.testing.assert_array_equal(viewer.layers["A: nuclei"].data, expected)
     settle(qtbot, panel)
-    assert panel.compare_table.cell_text(0, "Objects") == "57 (recorded)"
+    assert panel.compare_table.cell_text(0, "Objects") == str(n_objects(viewer.layers["A: nuclei"]))
 
 
 def test_a_session_being_recorded_elsewhere_can_be_joined(
@@ -362,6 +367,7 @@ def test_a_session_being_recorded_elsewhere_can_be_joined(
 
         table.selectRow(titles.index("Being recorded"))
         panel.reopen_button.click()
+        settle(qtbot, panel)
         rec = get_workspace(viewer).recorder
         assert rec is not None and panel.recorder is rec, panel.status.text()
         assert rec.journal_path != busy.journal_path, "each napari writes its own journal"

@@ -34,7 +34,11 @@ OTHER = textwrap.dedent(
     panel = SessionWidget(viewer)
     panel.form.analysts.setText("Jon")
     panel.share.join.setText(link)
-    panel.share.join_button.click()
+    panel.share.join_button.click()  # read in a worker
+    deadline = time.monotonic() + 60
+    while panel.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
     assert panel.recorder is not None, panel.status.text()
     panel.new_title.setText("cellpose")
     panel.new_analyst.setCurrentText("Jon")
@@ -113,6 +117,7 @@ def test_joining_by_a_bad_link_says_why(
     qtbot.addWidget(panel)
     panel.share.join.setText(str(tmp_path / "no-such-session"))
     panel.share.join_button.click()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
     assert panel.recorder is None
     assert "Could not open no-such-session" in panel.status.text()
 

@@ -66,7 +66,7 @@ def test_run_records_the_step_and_shows_the_result_layer(qtbot: Any, viewer: Any
     assert step.params["min_size"] == 40 and step.params["smoothing_sigma"] == 1.5
     assert step.inputs["image"].image == "nuclei_2d"
     # the journal on disk has the image (with its source) and the step
-    (added,) = journal(ws.recorder, "image_added")
+    added = journal(ws.recorder, "image_added")[0]  # (a second one adds its checksum)
     assert added["image"]["source"] == str(samples.sample_path("nuclei_2d.ome.tif"))
     assert added["image"]["layers"] == {"nuclei_2d": {}}
     (rec_step,) = journal(ws.recorder, "step_recorded")
@@ -110,11 +110,12 @@ def test_deleting_a_result_layer_removes_its_step(qtbot: Any, viewer: Any, ws: A
 
 def test_closing_the_viewer_keeps_the_record(qtbot: Any, viewer: Any, ws: Any) -> None:
     wait_job(qtbot, ws.run_op("segment.threshold", {"image": viewer.layers["nuclei_2d"]}, {}))
-    folder = ws.recorder.folder
+    rec = ws.recorder
+    folder = rec.folder
     viewer.close()  # removes every layer, then the window
-    qtbot.wait(50)
-    assert not journal(ws.recorder, "layer_removed")
-    ws.close_session()
+    qtbot.waitUntil(lambda: ws.recorder is None, timeout=5000)  # the session is released
+    assert ws.closed
+    assert not journal(rec, "layer_removed")
     assert [s.id for s in load_session(folder).approach("A").steps] == ["threshold"]
 
 
@@ -222,14 +223,22 @@ def test_open_session_reopens_images_and_steps(
     rec.add_approach("classical", "Bob")
     wait_job(qtbot, ws.run_op("segment.nuclei", {"image": viewer.layers["nuclei_2d"]}, {}))
     folder = rec.folder
-    ws.close_session()  # the journal is locked while a workspace records into it
+    ws.close_session()
     assert ws.recorder is None
     other = make_napari_viewer()
     ws2 = get_workspace(other)
-    rec2 = ws2.open_session(folder, analysts=["Cy"])
+    worker = ws2.open_session(folder, analysts=["Cy"])
+    job = worker.fbias_job
+    qtbot.waitUntil(lambda: job.done, timeout=60000)
+    assert job.error is None and job.problems == []
+    rec2 = ws2.recorder
+    assert rec2 is job.recorder
     assert rec2.session.title == "Nuclei count"
     assert [s.id for s in rec2.session.approach("A").steps] == ["nuclei"]
-    assert [layer.name for layer in other.layers] == ["nuclei_2d"]
+    assert [layer.name for layer in other.layers] == ["nuclei_2d", "A: nuclei"]  # result too
+    np.testing.assert_array_equal(
+        other.layers["A: nuclei"].data, np.asarray(viewer.layers["A: nuclei"].data)
+    )
     np.testing.assert_array_equal(
         np.asarray(other.layers["nuclei_2d"].data), np.asarray(viewer.layers["nuclei_2d"].data)
     )

@@ -43,6 +43,8 @@ def properties_widget(spec: OpSpec, p: ParamSpec) -> Select:
 class MeasureWidget(OpWidget):
     """Measure the objects of a Labels layer; show and save the table."""
 
+    title = "Measure"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(
             viewer,

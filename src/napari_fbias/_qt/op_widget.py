@@ -8,7 +8,9 @@ setting's own annotation: bounds, choices, tooltips from the docstring), a
 "new result" box, Run / Cancel buttons and a status line. Run hands
 everything to :meth:`Workspace.run_op <napari_fbias._qt.workspace.Workspace.run_op>`,
 which computes off the GUI thread and records the step; the callbacks here
-only collect values and show state.
+only collect values and show state. :meth:`OpWidget.load_settings` fills the
+form from a recorded step (the Session panel's *Load settings into the
+widget*, through ``Workspace.events.settings_requested``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from napari_fbias._qt.layer_axes import (
 )
 from napari_fbias._qt.workspace import WorkspaceError, get_workspace
 from napari_fbias.ops.registry import OpSpec, ParamSpec, get_op, list_ops
+from napari_fbias.session.model import RecordedStep
 
 __all__ = [
     "OpWidget",
@@ -53,6 +56,7 @@ __all__ = [
     "layer_choices",
     "param_value",
     "param_widget",
+    "set_param_value",
 ]
 
 #: napari layer classes (by name) offered for each kind of data input.
@@ -163,6 +167,22 @@ def param_value(p: ParamSpec, widget: Any) -> Any:
     return _parse_scalar(p.type, text, p.name)
 
 
+def set_param_value(p: ParamSpec, widget: Any, value: Any) -> None:
+    """Show a recorded value of setting ``p`` in its widget (what :func:`param_value` reads back).
+
+    Raises
+    ------
+    ValueError
+        When the widget cannot show it (out of its bounds, not one of its choices).
+    """
+    if isinstance(widget, Select):
+        widget.value = list(value or ())
+    elif isinstance(widget, LineEdit) and _is_text_param(p):
+        widget.value = _format(value)
+    else:
+        widget.value = value
+
+
 class OpWidget(Container):
     """Run one of a few operations on layers, recorded in the session.
 
@@ -189,6 +209,12 @@ class OpWidget(Container):
     choices wrap or elide (:mod:`.fit_width`): on a small screen the panel
     scrolls instead of pushing the napari window off the screen.
     """
+
+    #: The widget's name as the analyst sees it (its menu entry).
+    title = "Operation"
+    #: True for a widget offering every operation: it loads a recorded step's
+    #: settings only when no widget made for that operation is open.
+    generic = False
 
     def __init__(
         self,
@@ -280,6 +306,7 @@ class OpWidget(Container):
         layers = self.viewer.layers.events
         for event in (layers.inserted, layers.removed, layers.reordered):
             event.connect(self._on_layers_changed)
+        self.workspace.events.settings_requested.connect(self._on_settings_requested)
         self.build(self.spec)
 
     @property
@@ -415,6 +442,55 @@ class OpWidget(Container):
                 box.max = int(shape[axes.index(a)]) - 1
             if box.value > box.max:
                 box.value = -1
+
+    # --- loading recorded settings ----------------------------------------------------------
+    def load_settings(self, step: RecordedStep) -> bool:
+        """Fill the form from a recorded step: method, settings, input layers, planes.
+
+        Input layers and planes are picked when the layers the step read are
+        open. Running then replaces that step (unless "new result" is
+        ticked) when it belongs to the active approach.
+
+        Returns
+        -------
+        bool
+            False (nothing changed) when this widget does not offer the step's operation.
+        """
+        if step.op not in self.method.choices:
+            return False
+        if self.method.value != step.op:
+            self.method.value = step.op  # rebuilds the form
+        problems = []
+        for p in self.spec.params:
+            if p.name in step.params:
+                try:
+                    set_param_value(p, self.settings[p.name], step.params[p.name])
+                except (ValueError, TypeError) as exc:
+                    problems.append(f"{_label(p.name)}: {exc}")
+        layers = self.viewer.layers
+        for name, ref in step.inputs.items():
+            layer = layers[ref.layer] if ref.layer and ref.layer in layers else None
+            if name in self.inputs and layer is not None and layer in self.inputs[name].choices:
+                self.inputs[name].value = layer
+        first = next((i.name for i in self.spec.inputs if i.kind in ("image", "labels")), None)
+        sel = dict(step.inputs[first].select) if first in step.inputs else {}
+        for axis, box in self.selectors.items():
+            if axis in self._present and sel.get(axis, -1) <= box.max:
+                box.value = sel.get(axis, -1)
+        self.new_result.value = False
+        self._last_output = step.output_layer
+        loaded = f"Settings of step {step.id} loaded: change them and press Run"
+        self.status.value = loaded + (f" (not loaded: {'; '.join(problems)})" if problems else "")
+        return True
+
+    def _on_settings_requested(self, request: Any) -> None:
+        if self.generic and not request.any_widget:
+            return
+        try:
+            if self.load_settings(request.step):
+                request.loaded_into.append(self.title)
+        except RuntimeError:  # the widget was closed: stop listening
+            self.workspace.events.settings_requested.disconnect(self._on_settings_requested)
 
     # --- reading the form -----------------------------------------------------------------
     def param_values(self) -> dict[str, Any]:
@@ -563,6 +639,9 @@ def operation_names() -> list[str]:
 
 class OperationWidget(OpWidget):
     """Any registered operation (preprocessing, segmentation, tracking, measurement)."""
+
+    title = "Any operation"
+    generic = True
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, operation_names(), method_label="operation", show_names=True)

@@ -38,5 +38,7 @@ def segment_methods() -> list[str]:
 class SegmentWidget(OpWidget):
     """Segment an image layer into a Labels layer (recorded as a step)."""
 
+    title = "Segment"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, segment_methods(), select_axes=("t", "c", "z"))

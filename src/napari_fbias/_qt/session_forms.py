@@ -265,10 +265,13 @@ class StepsTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         _setup_table(self, self.COLUMNS)
+        self.steps: tuple[RecordedStep, ...] = ()
 
     def set_approach(self, approach: Approach | None, tried: Mapping[str, int]) -> None:
-        """Show the steps of ``approach`` (none when None)."""
+        """Show the steps of ``approach`` (none when None); the selected step stays selected."""
         steps = approach.steps if approach is not None else ()
+        chosen = self.selected_step()
+        self.steps = tuple(steps)
         self.setRowCount(len(steps))
         for i, st in enumerate(steps):
             name = st.id + (" (stale)" if st.stale else "")
@@ -281,6 +284,16 @@ class StepsTable(QTableWidget):
                 self.item(i, 0).setToolTip(
                     "a step it reads was re-run after it: run it again to update its layer"
                 )
+        self.clearSelection()
+        ids = [st.id for st in steps]
+        if chosen is not None and chosen.id in ids:
+            self.selectRow(ids.index(chosen.id))
+
+    def selected_step(self) -> RecordedStep | None:
+        """Return the step of the selected row, or None."""
+        rows = self.selectionModel().selectedRows()
+        row = rows[0].row() if rows else -1
+        return self.steps[row] if 0 <= row < len(self.steps) else None
 
     def row_texts(self) -> list[tuple[str, ...]]:
         """Return the text of every row (for tests and screen readers)."""

@@ -8,17 +8,21 @@ recorder's ``changed`` events. It never keeps session state of its own.
 
 * **Session** tab: start a session (title, user, lab, question, analysts
   present: names only) or reopen a previous one from the session store
-  (newest first; reopening re-opens its images from their sources and shows
-  what was tried).
+  (newest first; reopening reads it, re-opens its images from their sources
+  and recomputes its result layers, all in a worker thread, and shows what
+  was tried).
 * **Approaches** tab: add an approach (title, analyst), make one active (it
   receives the recorded steps), edit its title, analyst and notes (saved when
-  editing ends, not per keystroke), and see its recorded steps.
+  editing ends, not per keystroke), see its recorded steps and load a step's
+  settings back into its widget (:mod:`.step_settings`).
 * **Compare** tab: one row per approach with its analyst, number of steps,
   object counts of its label layers (counted off the GUI thread, recorded as
   the approach's result) and a one-line summary; a checkbox shows or hides
   the approach's layers.
 * **Conclusion** tab: the solution proposed (which approach, in words), the
   issues raised and the next steps.
+* **Export** tab: the delivery bundle, as ``fbias export`` writes it
+  (:mod:`.session_export`), and its report.
 * **Save** writes the readable snapshot (``session.yaml``).
 
 A ``QWidget`` rather than a magicgui ``Container``: it needs tables, lists
@@ -28,7 +32,6 @@ and text that reports the end of editing, which magicgui does not offer.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -61,6 +64,7 @@ from napari_fbias._qt.approach_compare import (
     count_all,
     set_approach_visible,
 )
+from napari_fbias._qt.session_export import ExportBox
 from napari_fbias._qt.session_forms import (
     NotesEdit,
     SessionForm,
@@ -71,7 +75,8 @@ from napari_fbias._qt.session_forms import (
     tried_counts,
 )
 from napari_fbias._qt.session_share import ShareBox
-from napari_fbias.session.errors import JournalRecoveryWarning, SessionError
+from napari_fbias._qt.step_settings import load_step_settings
+from napari_fbias.session.errors import SessionError
 from napari_fbias.session.model import Approach, Session
 from napari_fbias.session.search import SessionQuery, conclusion, find_sessions
 from napari_fbias.session.store import SessionInfo, list_sessions
@@ -212,6 +217,9 @@ class SessionWidget(QWidget):
         self.tabs.addTab(_scrolled(self._build_approaches_tab()), "Approaches")
         self.tabs.addTab(_scrolled(self._build_compare_tab()), "Compare")
         self.tabs.addTab(_scrolled(self._build_conclusion_tab()), "Conclusion")
+        self.export_box = ExportBox()
+        self.export_box.about_to_export.connect(self._commit_pending)
+        self.tabs.addTab(_scrolled(self.export_box), "Export")
         self.save_button = QPushButton("Save session")
         self.save_button.setToolTip("Write the readable snapshot (session.yaml) now")
         self.save_button.clicked.connect(self.save)
@@ -306,12 +314,21 @@ class SessionWidget(QWidget):
         self.notes.setMaximumHeight(90)
         self.notes.editingFinished.connect(self._commit_notes)
         self.steps_table = StepsTable()
+        self.steps_table.doubleClicked.connect(lambda _index: self.load_step_settings())
+        self.load_settings_button = QPushButton("Load settings into the widget")
+        self.load_settings_button.setToolTip(
+            "Fill the widget of the selected step's operation (Segment, Track, Measure or Any "
+            "operation; opened when needed) with its method, settings and layers; change "
+            "them and press Run"
+        )
+        self.load_settings_button.clicked.connect(self.load_step_settings)
         form = QFormLayout(self.active_box)
         form.addRow("Title", self.active_title)
         form.addRow("Analyst", self.active_analyst)
         form.addRow("Notes", self.notes)
         form.addRow(QLabel("Recorded steps"))
         form.addRow(self.steps_table)
+        form.addRow(self.load_settings_button)
 
         page = QWidget()
         layout = QVBoxLayout(page)
@@ -397,6 +414,7 @@ class SessionWidget(QWidget):
         self._notes_key = None
         if recorder is not None:
             recorder.changed.connect(self._on_recorder_event)
+        self.export_box.set_recorder(recorder)
         self.refresh()
         self.schedule_count()
 
@@ -446,6 +464,7 @@ class SessionWidget(QWidget):
 
     def _refresh_once(self) -> None:
         s = self.session
+        self.export_box.show_session(s)
         running = s is not None
         for w in (self.save_button, self.active_box, self.compare_table, self.count_button):
             w.setEnabled(running)
@@ -654,8 +673,8 @@ class SessionWidget(QWidget):
 
     @property
     def busy(self) -> bool:
-        """True while the panel is listing sessions or counting objects (or about to count)."""
-        return bool(self._workers) or self._recount_timer.isActive()
+        """True while the panel lists, reopens, counts (or is about to count) or exports."""
+        return bool(self._workers) or self._recount_timer.isActive() or self.export_box.busy
 
     def _show_sessions(self, infos: list[SessionInfo]) -> None:
         if not self.alive:
@@ -692,36 +711,40 @@ class SessionWidget(QWidget):
         return self.reopen(info.path)
 
     def reopen(self, path: str | os.PathLike[str]) -> Any:
-        """Reopen the session at ``path``: replay it, re-open its images, add the analysts here."""
+        """Reopen the session at ``path`` in a worker; return the worker (None if not started).
+
+        The session is read, its images re-opened and its results recomputed
+        off the GUI thread (:meth:`Workspace.open_session`); the panel shows
+        it as soon as it is read, and says at the end what came back.
+        """
         if self.recorder is not None and str(path) in (
             self.recorder.link,
             str(self.recorder.folder),
         ):
             self._report("That session is the one running.")
-            return self.recorder
-        analysts = split_names(self.form.analysts.text())
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", JournalRecoveryWarning)
-                rec = self.workspace.open_session(path, analysts=analysts)
-        except (SessionError, ValueError, OSError) as exc:
-            self._report(f"Could not open {Path(str(path)).name}: {exc}", error=True)
             return None
-        self._bind(rec)
-        for w in caught:
-            if issubclass(w.category, JournalRecoveryWarning):
-                from napari.utils.notifications import show_warning
+        name = Path(str(path)).name
+        self._report(f"Reopening {name}…")
+        analysts = split_names(self.form.analysts.text())
+        worker = self.workspace.open_session(path, analysts=analysts, progress=self._reopening)
+        self._workers.add(worker)  # busy until _reopened has said what came back
+        worker.fbias_job.when_done.append(partial(self._reopened, worker, name))
+        return worker
 
-                show_warning(f"Recovered after a crash: {w.message}")
-            else:  # not ours to swallow
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        n = sum(len(a.steps) for a in rec.session.approaches)
-        self._report(
-            f"Reopened {rec.session.title or Path(path).name}: "
-            f"{len(rec.session.approaches)} approach(es), {n} step(s)"
-        )
+    def _reopening(self, text: str) -> None:
+        if self.alive:
+            self.status.setText(f"Reopening: {text}")
+
+    def _reopened(self, worker: Any, name: str, job: Any) -> None:
+        self._worker_done(worker)
+        if not self.alive or job.cancelled:
+            return
+        if job.recorder is None:
+            self._report(f"Could not open {name}: {job.error}", error=True)
+            return
+        job.show_caught()
+        self._report(job.describe(name), error=bool(job.error))
         self.tabs.setCurrentIndex(1)
-        return rec
 
     def add_approach(self) -> str | None:
         """Add an approach (title and analyst from the fields); it becomes the active one."""
@@ -772,6 +795,31 @@ class SessionWidget(QWidget):
             if field == "analyst" and value:
                 self._call("add_analysts", value)
             self._call("set_field", field, value, approach=s.active)
+
+    def _commit_pending(self) -> None:
+        """Record the notes and solution still being typed (before exporting)."""
+        self.notes.finish_editing()
+        self.solution_text.finish_editing()
+
+    def load_step_settings(self) -> list[str]:
+        """Load the selected recorded step's settings into its widget; return the widgets' names."""
+        step = self.steps_table.selected_step()
+        s = self.session
+        if step is None or s is None:
+            self._report("Select a recorded step first.")
+            return []
+        try:
+            loaded = load_step_settings(self.viewer, self.workspace, step, s.active or "")
+        except KeyError as exc:  # an operation not installed here
+            self._report(
+                f"Cannot load its settings: {exc.args[0] if exc.args else exc}", error=True
+            )
+            return []
+        self._report(
+            f"Settings of step {step.id} loaded into {', '.join(loaded)}: "
+            "change them and press Run."
+        )
+        return loaded
 
     def _commit_solution(self) -> None:
         s = self.session

@@ -38,6 +38,8 @@ _NOT_COLOURS = ("t", "z", "y", "x")
 class TrackWidget(OpWidget):
     """Track spots or labels over time; show the tracks, their table and colour them."""
 
+    title = "Track"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, TRACK_METHODS, select_axes=("c", "z"))
         self.color_by = ComboBox(

@@ -15,8 +15,15 @@ Every widget runs its operation through :meth:`Workspace.run_op`, which
    nothing.
 
 Deleting a result layer tells the recorder (``layer_removed``; closing the
-viewer does not: the record keeps its steps); renaming a layer too. The
-recorder never holds a widget; widgets listen to :attr:`Workspace.events`.
+viewer does not: the record keeps its steps); renaming a layer too. Closing
+the viewer closes its recorder (the session stays on disk, and another
+viewer can reopen it). The recorder never holds a widget; widgets listen to
+:attr:`Workspace.events`.
+
+An image that enters the session gets its pixel checksum (``sha256:``)
+recorded, computed in a worker thread. Reopening a session
+(:meth:`Workspace.open_session`) reads it, opens its images and recomputes
+its results in a worker (:mod:`.session_restore`).
 """
 
 from __future__ import annotations
@@ -42,16 +49,19 @@ from napari_fbias._qt.layer_axes import (
     unwrap,
 )
 from napari_fbias._qt.layer_data import layer_value, value_layer_data
+from napari_fbias._qt.viewer_close import watch_close
+from napari_fbias._qt.workers import start_worker
 from napari_fbias.ops.registry import OpSpec, get_op
 from napari_fbias.pipeline.errors import StepError
 from napari_fbias.pipeline.model import Step
 from napari_fbias.pipeline.runner import compute_step
 from napari_fbias.pipeline.values import Value
+from napari_fbias.session import checksums
 from napari_fbias.session.checks import check_params
-from napari_fbias.session.errors import InvalidStepError
-from napari_fbias.session.model import ImageRef
+from napari_fbias.session.errors import InvalidStepError, SessionError
+from napari_fbias.session.model import ImageRef, RecordedStep, Session
 from napari_fbias.session.recorder import SessionRecorder
-from napari_fbias.session.recorder import open_session as open_recorded_session
+from napari_fbias.session.restore import image_layers
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -96,6 +106,8 @@ class WorkspaceEvents(SignalGroup):
     step_recorded = Signal(str)
     #: a run failed (or could not start): the message shown to the analyst
     step_failed = Signal(str)
+    #: load a recorded step's settings into the widgets (a ``SettingsRequest``)
+    settings_requested = Signal(object)
 
 
 @dataclass(eq=False)
@@ -137,6 +149,22 @@ def get_workspace(viewer: Any) -> Workspace:
     return ws
 
 
+def _viewer_closed(ref: weakref.ref[Workspace]) -> None:
+    ws = ref()
+    if ws is not None:
+        ws.viewer_closed()
+
+
+def _same_recipe(a: RecordedStep, b: RecordedStep) -> bool:
+    """Tell whether two versions of a step compute the same thing (op, settings, what it reads)."""
+
+    def recipe(st: RecordedStep) -> tuple[Any, ...]:
+        reads = {k: (i.image, i.step, dict(i.select)) for k, i in st.inputs.items()}
+        return st.op, dict(st.params), reads
+
+    return recipe(a) == recipe(b)
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, StepError):
         return exc.reason
@@ -159,9 +187,11 @@ class Workspace:
         The running session; None until one is started.
     events : WorkspaceEvents
         ``session_changed(recorder)``, ``step_recorded(step_id)``,
-        ``step_failed(message)``.
+        ``step_failed(message)``, ``settings_requested(request)``.
     tables : dict of str to pandas.DataFrame
         Table results (measurements) by their output name.
+    closed : bool
+        True once the viewer's window has closed (its recorder is closed then).
     """
 
     def __init__(self, viewer: Any) -> None:
@@ -175,10 +205,16 @@ class Workspace:
         self._quiet: set[str] = set()
         self._removed: list[str] = []
         self._recent: list[str] = []
+        self._checksums: dict[str, Any] = {}  # image source -> checksum worker in flight
+        self._reopen: Any = None  # the latest ReopenJob
+        self.closed = False
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         for layer in viewer.layers:
             self._watch(layer)
+        # kept alive by the window; holds this workspace weakly (a reference to the watch
+        # here would keep the window, hence the viewer, alive)
+        watch_close(viewer, partial(_viewer_closed, weakref.ref(self)))
 
     @property
     def viewer(self) -> Any:
@@ -187,8 +223,13 @@ class Workspace:
 
     @property
     def busy(self) -> bool:
-        """True while a run is in flight."""
-        return any(not j.done for j in self._jobs)
+        """True while a run, a reopen or a checksum is in flight."""
+        return any(not j.done for j in self._jobs) or bool(self._checksums) or self.reopening
+
+    @property
+    def reopening(self) -> bool:
+        """True while a session is being reopened (read, images opened, results recomputed)."""
+        return self._reopen is not None and not self._reopen.done
 
     # --- sessions ----------------------------------------------------------------------
     def start_session(
@@ -220,18 +261,55 @@ class Workspace:
         return rec
 
     def open_session(
-        self, path: str | Path, *, analysts: tuple[str, ...] | list[str] = ()
-    ) -> SessionRecorder:
-        """Reopen a session: replay its journal and re-open its images as layers.
+        self,
+        path: str | Path,
+        *,
+        analysts: tuple[str, ...] | list[str] = (),
+        progress: Callable[[str], Any] | None = None,
+    ) -> Any:
+        """Reopen (or join) a session in a worker thread and bring its work back.
 
-        Images whose source cannot be opened any more are reported with a
-        warning notification; the session is reopened all the same.
+        The journals are read, the images opened from their sources and every
+        approach's recorded steps recomputed off the GUI thread
+        (:mod:`.session_restore`); the session starts recording here as soon
+        as it is read, then its images and result layers appear. Images or
+        approaches that cannot be brought back are reported with a warning
+        notification; the session is reopened all the same.
+
+        Parameters
+        ----------
+        path : str or Path
+            The session link (folder path or URL).
+        analysts : sequence of str
+            Analysts present (added to the record).
+        progress : callable, optional
+            Called with a line of text on the GUI thread as the work goes on.
+
+        Returns
+        -------
+        napari.qt.threading.FunctionWorker
+            Already started; ``worker.fbias_job`` is its
+            :class:`~napari_fbias._qt.session_restore.ReopenJob` (``recorder``,
+            ``problems``, ``error``, ``done``).
         """
-        rec = open_recorded_session(path, analysts=analysts)
+        from napari_fbias._qt.session_restore import start_reopen
+
+        worker = start_reopen(self, path, analysts, progress)
+        self._reopen = worker.fbias_job
+        return worker
+
+    def adopt_recorder(self, rec: SessionRecorder, job: Any) -> bool:
+        """Record into ``rec``, which reopen ``job`` opened; False when the job was overtaken."""
+        if self.closed or job is not self._reopen:
+            return False
+        job.recorder = rec
         self._set_recorder(rec)
-        for img in rec.session.images:
-            self._reopen_image(img)
-        return rec
+        return True
+
+    def reopen_done(self, job: Any) -> None:
+        """Forget a finished reopen job."""
+        if job is self._reopen:
+            self._reopen = None
 
     def ensure_session(self) -> SessionRecorder:
         """Return the running session, starting an untitled one with approach ``A`` if needed."""
@@ -249,31 +327,39 @@ class Workspace:
             self.tables.clear()
             self.events.session_changed.emit(None)
 
+    def viewer_closed(self) -> None:
+        """Stop recording because the viewer's window closed (the session stays on disk)."""
+        self.closed = True
+        if self._reopen is not None:
+            self._reopen.cancelled = True
+        self.close_session()
+
     def _set_recorder(self, rec: SessionRecorder) -> None:
         old = self.recorder
         if old is not None and old is not rec:
             old.close()
+        if self._reopen is not None and self._reopen.recorder is not rec:
+            self._reopen.cancelled = True  # another session replaces the one being reopened
         self.recorder = rec
         self._outputs.clear()
         self.tables.clear()
         rec.start_live()  # other analysts' work appears within a second or two
         self.events.session_changed.emit(rec)
 
-    def _reopen_image(self, img: ImageRef) -> None:
+    def add_image_layers(self, ref: ImageRef, image: Any) -> list[str]:
+        """Show a reopened image as the layers the session recorded for it; return their names.
+
+        Nothing is added when those layers are shown already (a channel layer
+        of the image included).
+        """
         from napari.utils.notifications import show_warning
 
         from napari_fbias._layers import image_to_layer_data
-        from napari_fbias.io.open import open_image
 
         viewer = self.viewer
-        wanted = dict(img.layers) or {img.name: {}}
-        if not img.source or all(name in viewer.layers for name in wanted):
-            return
-        try:
-            image = open_image(img.source)
-        except Exception as exc:  # any reader error: report, keep the session
-            show_warning(f"could not re-open image {img.name!r} from {img.source}: {exc}")
-            return
+        wanted = image_layers(ref)
+        if viewer is None or all(name in viewer.layers for name in wanted):
+            return []
         data, kwargs, ltype = image_to_layer_data(image)[0]
         kwargs = dict(kwargs)
         if "channel_axis" in kwargs:
@@ -282,11 +368,16 @@ class Workspace:
                 if "c" in sel and sel["c"] < len(names):
                     names[sel["c"]] = name
             if any(n in viewer.layers for n in names):
-                return
+                return []
             kwargs["name"] = names
         else:
             kwargs["name"] = next(iter(wanted))
-        getattr(viewer, f"add_{ltype}")(data, **kwargs)
+        try:
+            out = getattr(viewer, f"add_{ltype}")(data, **kwargs)
+        except Exception as exc:  # pixels unreadable (corrupt chunk, server gone)
+            show_warning(f"could not show image {ref.name!r} from {ref.source}: {exc}")
+            return []
+        return [layer.name for layer in (out if isinstance(out, list) else [out])]
 
     # --- running ops --------------------------------------------------------------------
     def output_name(self, op: str, *, new_result: bool = False) -> str:
@@ -517,7 +608,7 @@ class Workspace:
         for param, layer_name in job.inputs.items():
             if rec.layer_source(layer_name) is None:
                 ref, sel = job.refs[param]
-                rec.add_image(ref, layers={layer_name: sel})
+                self._checksum_later(rec, rec.add_image(ref, layers={layer_name: sel}))
         step_id = rec.record_step(
             job.op,
             job.params,
@@ -527,21 +618,13 @@ class Workspace:
             select=job.select or None,
         )
         found = rec.session.find_step(step_id)
-        meta = {
-            "fbias": {
-                "step_id": step_id,
-                "approach": found[0].key if found else rec.session.active,
-                "op": job.op,
-                "axes": value.axes,
-                "spacing": [float(s) for s in value.spacing] if value.spacing else None,
-                "inputs": dict(job.inputs),
-            }
-        }
+        key = found[0].key if found else rec.session.active
+        meta = _result_meta(step_id, str(key), job.op, value, job.inputs)
         self._outputs[step_id] = value
         like = job.like() if job.like is not None else None
         if value.kind == "table":
             self.tables[name] = value.data
-            self._attach_table(value.data, job)
+            self._attach_table(value.data, job.inputs.get("labels"))
         else:
             self._show(value, name, meta, like)
         job.step_id, job.output_layer, job.value = step_id, name, value
@@ -568,8 +651,6 @@ class Workspace:
         started worker (its ``errored`` signal carries a
         :class:`~napari_fbias.session.recompute.CannotRecomputeError` saying why).
         """
-        from napari.qt.threading import create_worker
-
         from napari_fbias.session.recompute import recompute_approach
 
         rec = self.recorder
@@ -577,28 +658,77 @@ class Workspace:
             raise WorkspaceError("no session is running")
         session = rec.session
         approach = session.approach(key)
-        worker = create_worker(
+        return start_worker(
             recompute_approach,
             session,
             key,
-            _progress={"total": 0, "desc": f"approach {key} ({approach.analyst or 'analyst'})"},
+            desc=f"approach {key} ({approach.analyst or 'analyst'})",
+            returned=partial(self.show_step_values, session, key),
         )
-        worker.returned.connect(partial(self._show_recomputed, session, key))
-        worker.start()
-        return worker
 
-    def _show_recomputed(self, session: Any, key: str, values: Mapping[str, Value]) -> None:
-        like = next(
+    def show_step_values(
+        self, session: Session, key: str, values: Mapping[str, Value]
+    ) -> list[str]:
+        """Show recomputed results of approach ``key`` as its steps' output layers; return them.
+
+        ``values`` are the results of ``session``'s steps, by step id
+        (:func:`~napari_fbias.session.recompute.recompute_approach`). A step
+        the running session no longer records as it was computed (re-run or
+        removed meanwhile) is left alone. Tables become the measured labels
+        layer's features, as after a run.
+        """
+        current = self.recorder.session if self.recorder is not None else session
+        shown = []
+        for st in session.approach(key).steps:
+            value = values.get(st.id)
+            found = current.find_step(st.id)
+            if value is None or found is None or not _same_recipe(found[1], st):
+                continue
+            name = found[1].output_layer
+            if not name:
+                continue
+            inputs = {p: i.layer for p, i in st.inputs.items() if i.layer}
+            self._outputs[st.id] = value
+            if value.kind == "table":
+                self.tables[name] = value.data
+                self._attach_table(value.data, inputs.get("labels"))
+            else:
+                meta = _result_meta(st.id, key, st.op, value, inputs, recomputed=True)
+                self._show(value, name, meta, self._like(session, inputs))
+            shown.append(name)
+        return shown
+
+    def _like(self, session: Session, inputs: Mapping[str, str]) -> Any:
+        """Return the layer whose grid a recomputed result takes: an input, else an image's."""
+        for name in inputs.values():
+            layer = self._layer(name)
+            if layer is not None and layer_kind(layer) in ("image", "labels"):
+                return layer
+        return next(
             (self._layer(n) for img in session.images for n in img.layers if self._layer(n)),
             None,
         )
-        for st in session.approach(key).steps:
-            value = values.get(st.id)
-            if value is None or not st.output_layer:
-                continue
-            self._outputs[st.id] = value
-            meta = {"step_id": st.id, "approach": key, "op": st.op, "recomputed": True}
-            self._show(value, st.output_layer, {"fbias": meta}, like)
+
+    # --- checksums ------------------------------------------------------------------------
+    def _checksum_later(self, rec: SessionRecorder, name: str) -> None:
+        """Record the pixel checksum of image ``name`` once a worker has computed it."""
+        img = rec.session.image(name)
+        if img is None or not img.source or img.checksum or img.source in self._checksums:
+            return
+        self._checksums[img.source] = start_worker(
+            checksums.image_checksum,
+            img.source,
+            desc=f"checksum of {name}",
+            returned=partial(self._checksummed, rec, name, img.source),
+            finished=partial(self._checksums.pop, img.source, None),
+        )
+
+    def _checksummed(self, rec: SessionRecorder, name: str, source: str, checksum: str) -> None:
+        img = rec.session.image(name) if rec is self.recorder else None
+        if img is None or img.source != source or img.checksum:
+            return  # another session, or the image changed meanwhile
+        with contextlib.suppress(SessionError, ValueError, OSError):  # the record stays as it is
+            rec.add_image(img, layers={}, checksum=checksum)
 
     def result(self, step_id: str) -> Value | None:
         """Return the value a recorded step produced in this sitting (None if unknown)."""
@@ -626,9 +756,8 @@ class Workspace:
                 self.viewer.layers.remove(existing)
         return getattr(self.viewer, f"add_{ltype}")(data, **kwargs)
 
-    def _attach_table(self, df: pd.DataFrame, job: RunJob) -> None:
-        """Give the measured labels layer the table as features (one row per label)."""
-        name = job.inputs.get("labels")
+    def _attach_table(self, df: pd.DataFrame, name: str | None) -> None:
+        """Give the measured labels layer ``name`` the table as features (one row per label)."""
         layer = self._layer(name) if name else None
         if layer is None or "label" not in df or "t" in df or not df["label"].is_unique:
             return
@@ -695,6 +824,27 @@ class Workspace:
         self._recent = [layer.name if n == old else n for n in self._recent]
         if self.recorder is not None:
             self.recorder.rename_layer(old, layer.name)
+
+
+def _result_meta(
+    step_id: str,
+    approach: str,
+    op: str,
+    value: Value,
+    inputs: Mapping[str, str],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Return the ``metadata`` of a result layer: which step made it, its axes and pixel size."""
+    info = {
+        "step_id": step_id,
+        "approach": approach,
+        "op": op,
+        "axes": value.axes,
+        "spacing": [float(s) for s in value.spacing] if value.spacing else None,
+        "inputs": dict(inputs),
+        **extra,
+    }
+    return {"fbias": info}
 
 
 def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any]) -> None:
