@@ -69,9 +69,11 @@ def play_session(viewer: Any, app: Any) -> tuple[Any, Any]:
     panel = SessionWidget(viewer)
     # the Session panel under the canvas and the Segment widget; layer list and controls keep
     # the whole left side
-    viewer.window._qt_window.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
+    viewer.window._qt_window.setCorner(
+        Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea
+    )
     dock = viewer.window.add_dock_widget(panel, name="Session (napari-fbias)", area="bottom")
-    viewer.window._qt_window.resizeDocks([dock], [PANEL_HEIGHT], Qt.Vertical)
+    viewer.window._qt_window.resizeDocks([dock], [PANEL_HEIGHT], Qt.Orientation.Vertical)
     wait(app, lambda: not panel.busy)
 
     panel.form.title.setText("Nuclei per field")
@@ -127,7 +129,7 @@ def play_session(viewer: Any, app: Any) -> tuple[Any, Any]:
 
 
 def close_notifications(viewer: Any) -> None:
-    """Dismiss napari's toasts (e.g. a PyQt5 deprecation notice) so they do not cover the image."""
+    """Dismiss napari's toasts (e.g. a binding or plugin notice) so they do not cover the image."""
     from napari._qt.dialogs.qt_notification import NapariQtNotification
 
     for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
@@ -146,7 +148,7 @@ def grab(viewer: Any, app: Any, out: Path) -> Path:
     panel_dock = next(
         d for d in qt_window.findChildren(QDockWidget) if d.windowTitle().startswith("Session")
     )
-    qt_window.resizeDocks([panel_dock], [PANEL_HEIGHT], Qt.Vertical)
+    qt_window.resizeDocks([panel_dock], [PANEL_HEIGHT], Qt.Orientation.Vertical)
     viewer.reset_view()
     for _ in range(20):
         app.processEvents()

@@ -7,6 +7,8 @@
 #   FBIAS_VENV=path        virtual environment to use/create (default: .venv in the repository)
 #   FBIAS_SKIP_APT=1       do not install system packages
 #   FBIAS_WITH_OMERO=0     do not build/install omero-py (default: build it when the script exists)
+#   FBIAS_KEEP_PYQT5=1     keep a PyQt5 left in the environment by an older setup (default: remove
+#                          it, since qtpy, and so napari, would pick it before PyQt6)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -56,6 +58,12 @@ else
   # cellpose 3: cellpose 4 needs torchvision, which has no build matching a CPU-only torch here.
   log "installing napari-fbias with its test extras (a few minutes on a fresh machine)"
   python -m pip install -q -c requirements/constraints.txt "cellpose>=3.1,<4" -e ".[testing,qt,s3]"
+  # The `qt` extra is PyQt6. A PyQt5 installed by an older setup would still be the binding that
+  # qtpy (and so napari) picks first, with napari's PyQt5 deprecation notice at every start.
+  if [ "${FBIAS_KEEP_PYQT5:-0}" != "1" ] && python -m pip show -q PyQt5 >/dev/null 2>&1; then
+    log "removing PyQt5 (napari-fbias uses PyQt6; FBIAS_KEEP_PYQT5=1 keeps it)"
+    python -m pip uninstall -y -q PyQt5 PyQt5-Qt5 PyQt5-sip
+  fi
   # the notebooks (and their tests) run on this environment's kernel
   python -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$want" > "$stamp"

@@ -32,7 +32,9 @@ PLUGIN = "napari-fbias"
 
 
 def focus_out(widget: Any) -> None:
-    QApplication.sendEvent(widget, QFocusEvent(QEvent.FocusOut, Qt.MouseFocusReason))
+    QApplication.sendEvent(
+        widget, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.MouseFocusReason)
+    )
 
 
 def run_widget(qtbot: Any, widget: Any) -> None:
@@ -122,9 +124,9 @@ def test_open_desk_session_through_the_widgets(make_napari_viewer: Any, qtbot: A
     qtbot.keyClicks(panel.solution_text, "Use approach A on the whole data set")
     focus_out(panel.solution_text)
     qtbot.keyClicks(panel.issues.field, "a few nuclei touch the border")
-    qtbot.keyClick(panel.issues.field, Qt.Key_Return)
+    qtbot.keyClick(panel.issues.field, Qt.Key.Key_Return)
     qtbot.keyClicks(panel.next_steps.field, "send the full plate as OME-Zarr")
-    qtbot.keyClick(panel.next_steps.field, Qt.Key_Return)
+    qtbot.keyClick(panel.next_steps.field, Qt.Key.Key_Return)
     panel.save_button.click()
 
     # --- the record on disk holds it all ------------------------------------------------------

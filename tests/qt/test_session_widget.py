@@ -39,7 +39,9 @@ def events(rec: Any, name: str | None = None) -> list[dict]:
 
 def focus_out(widget: Any) -> None:
     """Tell a widget it lost the focus, as clicking elsewhere does."""
-    QApplication.sendEvent(widget, QFocusEvent(QEvent.FocusOut, Qt.MouseFocusReason))
+    QApplication.sendEvent(
+        widget, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.MouseFocusReason)
+    )
 
 
 def settle(qtbot: Any, panel: SessionWidget) -> None:
@@ -188,7 +190,7 @@ def test_notes_are_recorded_when_editing_ends_not_per_keystroke(
     assert len(events(rec, "note_set")) == 1
 
     qtbot.keyClicks(panel.notes, "; li too")
-    qtbot.keyClick(panel.notes, Qt.Key_Return, Qt.ControlModifier)
+    qtbot.keyClick(panel.notes, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert [e["text"] for e in events(rec, "note_set")][-1] == "otsu is fine; li too"
 
     # notes typed for A stay with A when B becomes active before the box lost the focus
@@ -283,7 +285,7 @@ def test_conclusion_and_save_write_the_snapshot(panel: SessionWidget, qtbot: Any
     panel.issues.list.setCurrentRow(0)
     panel.issues.remove_button.click()
     qtbot.keyClicks(panel.next_steps.field, "send ten more images")
-    qtbot.keyClick(panel.next_steps.field, Qt.Key_Return)
+    qtbot.keyClick(panel.next_steps.field, Qt.Key.Key_Return)
     assert panel.issues.items() == ["uneven illumination"]
     assert panel.next_steps.items() == ["send ten more images"]
 

@@ -150,4 +150,4 @@ def test_a_users_previous_sessions_show_and_a_follow_up_links_them(
     assert rec.session.follows["link"] == earlier.link
     panel.tabs.setCurrentIndex(0)
     assert panel.share.link.text() == rec.link
-    assert panel.share.link.alignment() & Qt.AlignLeft or True
+    assert panel.share.link.alignment() & Qt.AlignmentFlag.AlignLeft or True

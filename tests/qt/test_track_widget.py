@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
+from qtpy.QtCore import Qt
 from widget_helpers import add_image_file, click, journal, wait_widget
 
 from napari_fbias._qt.track_widget import TrackWidget
@@ -64,7 +65,7 @@ def test_track_spots_gives_tracks_table_and_colours(
     # the table view shows the tracks table
     assert widget.table.table is df
     assert widget.table.model.rowCount() == len(df)
-    assert widget.table.model.headerData(0, 1) == "track_id"  # 1 = Qt.Horizontal
+    assert widget.table.model.headerData(0, Qt.Orientation.Horizontal) == "track_id"
     # colour by a numeric feature
     choices = list(widget.color_by.choices)
     assert {"track_id", "speed", "track_length", "straightness"} <= set(choices)

@@ -198,12 +198,12 @@ class CompareTable(QTableWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels(list(COLUMNS))
-        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(COLUMNS.index("Summary"), QHeaderView.Stretch)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COLUMNS.index("Summary"), QHeaderView.ResizeMode.Stretch)
         self._keys: list[str] = []
         self._filling = False
         self.itemChanged.connect(self._on_item_changed)
@@ -231,11 +231,15 @@ class CompareTable(QTableWidget):
                     item = QTableWidgetItem(text)
                     item.setToolTip(text)
                     if column == "Steps":
-                        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                        item.setTextAlignment(
+                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                        )
                     self.setItem(i, COLUMNS.index(column), item)
                 box = QTableWidgetItem()
-                box.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
-                box.setCheckState(Qt.Checked if shown.get(r.key, True) else Qt.Unchecked)
+                box.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                box.setCheckState(
+                    Qt.CheckState.Checked if shown.get(r.key, True) else Qt.CheckState.Unchecked
+                )
                 self.setItem(i, COLUMNS.index("Shown"), box)
         finally:
             self._filling = False
@@ -248,10 +252,12 @@ class CompareTable(QTableWidget):
     def set_shown(self, key: str, shown: bool) -> None:
         """(Un)check the *Shown* box of approach ``key`` as the user would."""
         self.item(self._keys.index(key), COLUMNS.index("Shown")).setCheckState(
-            Qt.Checked if shown else Qt.Unchecked
+            Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked
         )
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
         if self._filling or item.column() != COLUMNS.index("Shown"):
             return
-        self.visibility_toggled.emit(self._keys[item.row()], item.checkState() == Qt.Checked)
+        self.visibility_toggled.emit(
+            self._keys[item.row()], item.checkState() == Qt.CheckState.Checked
+        )

@@ -83,7 +83,10 @@ class NotesEdit(QPlainTextEdit):
 
     def keyPressEvent(self, event: Any) -> None:
         """Commit on Ctrl+Return; other keys edit as usual."""
-        if event.key() in (Qt.Key_Return, Qt.Key_Enter) and event.modifiers() & Qt.ControlModifier:
+        if (
+            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
             self.finish_editing()
             return
         super().keyPressEvent(event)
@@ -184,11 +187,11 @@ def _setup_table(t: QTableWidget, columns: Sequence[str]) -> None:
     """Make ``t`` a read-only table with one selectable row at a time and ``columns``."""
     t.setColumnCount(len(columns))
     t.setHorizontalHeaderLabels(list(columns))
-    t.setEditTriggers(QAbstractItemView.NoEditTriggers)
-    t.setSelectionBehavior(QAbstractItemView.SelectRows)
-    t.setSelectionMode(QAbstractItemView.SingleSelection)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     t.horizontalHeader().setStretchLastSection(True)
     t.setWordWrap(False)
 

@@ -72,7 +72,7 @@ class ShareBox(QGroupBox):
         self.join_button = QPushButton("Join")
         self.join_button.clicked.connect(self._join)
         self.state = QLabel("No session")
-        self.state.setTextFormat(Qt.PlainText)
+        self.state.setTextFormat(Qt.TextFormat.PlainText)
         self.state.setWordWrap(True)
         link_row = QHBoxLayout()
         link_row.addWidget(self.link, 1)

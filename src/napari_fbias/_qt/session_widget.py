@@ -136,7 +136,7 @@ def _scrolled(page: QWidget) -> QScrollArea:
     """Put a tab page in a scroll area, so that the panel fits a short dock."""
     area = QScrollArea()
     area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.NoFrame)
+    area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidget(page)
     return area
 
@@ -185,6 +185,7 @@ class SessionWidget(QWidget):
         #: approach key -> {labels layer name -> object count}, from the last count
         self.counts: dict[str, dict[str, int]] = {}
         self._count_generation = 0
+        self._list_generation = 0  # the newest session listing wins (they may finish in any order)
         self._workers: set[Any] = set()
         self._notes_key: str | None = None
         self._refreshing = False
@@ -209,9 +210,9 @@ class SessionWidget(QWidget):
     # --- building ----------------------------------------------------------------------
     def _build(self) -> None:
         self.header = QLabel("No session yet: start one, or reopen a previous one.")
-        self.header.setTextFormat(Qt.PlainText)
+        self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.header.setWordWrap(True)
-        self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.tabs = QTabWidget()
         self.tabs.addTab(_scrolled(self._build_session_tab()), "Session")
         self.tabs.addTab(_scrolled(self._build_approaches_tab()), "Approaches")
@@ -224,7 +225,7 @@ class SessionWidget(QWidget):
         self.save_button.setToolTip("Write the readable snapshot (session.yaml) now")
         self.save_button.clicked.connect(self.save)
         self.status = QLabel("")
-        self.status.setTextFormat(Qt.PlainText)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
@@ -245,7 +246,7 @@ class SessionWidget(QWidget):
         self.form = SessionForm()
         self.form.user.editingFinished.connect(self._show_previous)
         self.previous = QLabel("")
-        self.previous.setTextFormat(Qt.PlainText)
+        self.previous.setTextFormat(Qt.TextFormat.PlainText)
         self.previous.setWordWrap(True)
         self.follow_up = QComboBox()
         self.follow_up.addItem("(not a follow-up)", None)
@@ -343,7 +344,7 @@ class SessionWidget(QWidget):
         self.count_button = QPushButton("Count objects again")
         self.count_button.clicked.connect(self.update_counts)
         self.compare_status = QLabel("")
-        self.compare_status.setTextFormat(Qt.PlainText)
+        self.compare_status.setTextFormat(Qt.TextFormat.PlainText)
         self.compare_status.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.compare_status, 1)
@@ -500,12 +501,12 @@ class SessionWidget(QWidget):
         keys = [a.key for a in s.approaches]
         lst.blockSignals(True)
         try:
-            shown = [lst.item(i).data(Qt.UserRole) for i in range(lst.count())]
+            shown = [lst.item(i).data(Qt.ItemDataRole.UserRole) for i in range(lst.count())]
             if shown != keys:  # rebuild only when approaches were added (not on a switch)
                 lst.clear()
                 for key in keys:
                     item = QListWidgetItem()
-                    item.setData(Qt.UserRole, key)
+                    item.setData(Qt.ItemDataRole.UserRole, key)
                     lst.addItem(item)
             for i, a in enumerate(s.approaches):
                 item = lst.item(i)
@@ -644,12 +645,13 @@ class SessionWidget(QWidget):
         from napari.qt.threading import create_worker
 
         self.refresh_button.setEnabled(False)
+        self._list_generation += 1
         space = self.share.space_text
         if space is None:
             worker = create_worker(list_sessions, self.root)
         else:
             worker = create_worker(list_sessions, space=space)
-        worker.returned.connect(self._show_sessions)
+        worker.returned.connect(partial(self._show_sessions, self._list_generation))
         worker.errored.connect(self._list_failed)
         worker.finished.connect(self._list_done)
         return self._start(worker)
@@ -676,9 +678,9 @@ class SessionWidget(QWidget):
         """True while the panel lists, reopens, counts (or is about to count) or exports."""
         return bool(self._workers) or self._recount_timer.isActive() or self.export_box.busy
 
-    def _show_sessions(self, infos: list[SessionInfo]) -> None:
-        if not self.alive:
-            return
+    def _show_sessions(self, generation: int, infos: list[SessionInfo]) -> None:
+        if not self.alive or generation != self._list_generation:
+            return  # a newer listing (another space, or a refresh) is on its way
         self._infos = infos
         self.session_table.set_infos(infos)
         self._show_previous()
@@ -772,7 +774,7 @@ class SessionWidget(QWidget):
     def _on_approach_row(self, row: int) -> None:
         item = self.approach_list.item(row)
         if item is not None:
-            self.switch_to(item.data(Qt.UserRole))
+            self.switch_to(item.data(Qt.ItemDataRole.UserRole))
 
     def _commit_notes(self, text: str | None = None) -> None:
         key = self._notes_key

@@ -178,7 +178,7 @@ def made_with() -> str:
 def extra_requirements(extra: str, root: str = ROOT_DISTRIBUTION) -> list[str]:
     """Return the requirements an extra of an installed distribution adds.
 
-    ``extra_requirements("qt")`` -> ``["PyQt5>=5.15"]``; empty when the
+    ``extra_requirements("qt")`` -> ``["PyQt6>=6.5"]``; empty when the
     distribution or the extra is not known here.
     """
     try:

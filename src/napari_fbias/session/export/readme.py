@@ -83,7 +83,7 @@ def _qt_line() -> str:
 
     reqs = extra_requirements("qt")
     if not reqs:
-        return "For napari, also install a Qt binding: `pip install PyQt5`."
+        return "For napari, also install a Qt binding: `pip install PyQt6`."
     quoted = " ".join(f'"{r}"' for r in reqs)
     return f"For napari, also install a Qt binding: `pip install {quoted}`."
 
