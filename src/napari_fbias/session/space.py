@@ -30,10 +30,21 @@ from urllib.parse import urlsplit
 from napari_fbias.session.errors import SessionError
 
 SPACE_ENV = "FBIAS_SPACE"
+SESSION_DIR_ENV = "FBIAS_SESSION_DIR"
 OUTBOX_ENV = "FBIAS_OUTBOX"
 JOURNALS_DIR = "journals"
 LEGACY_JOURNAL = "journal.jsonl"
 SNAPSHOT_NAME = "session.yaml"
+
+
+def sessions_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """Return the local folder of sessions (argument, ``$FBIAS_SESSION_DIR`` or the default)."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(SESSION_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".napari-fbias" / "sessions"
 
 
 class SpaceUnreachableError(SessionError):
@@ -71,8 +82,6 @@ class Space:
             env = os.environ.get(SPACE_ENV)
             if env:
                 return cls.resolve(env)
-            from napari_fbias.session.store import sessions_root
-
             return cls(str(sessions_root()), direct=True)
         text = str(location)
         if text.startswith("file://"):

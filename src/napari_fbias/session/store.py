@@ -21,21 +21,11 @@ from napari_fbias.io.atomic import atomic_write_text
 from napari_fbias.session.errors import JournalRecoveryWarning, SessionError, SessionFormatError
 from napari_fbias.session.journal import JOURNAL_NAME
 from napari_fbias.session.model import Session
+from napari_fbias.session.space import SESSION_DIR_ENV, sessions_root  # noqa: F401 (re-exported)
 
-SESSION_DIR_ENV = "FBIAS_SESSION_DIR"
 SNAPSHOT_NAME = "session.yaml"
 #: Snapshots larger than this are refused (they are text written by us).
 MAX_SNAPSHOT_BYTES = 64_000_000
-
-
-def sessions_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """Return the folder holding session folders (argument, ``$FBIAS_SESSION_DIR`` or default)."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get(SESSION_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".napari-fbias" / "sessions"
 
 
 def slugify(text: str, max_len: int = 40) -> str:
