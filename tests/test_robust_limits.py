@@ -10,7 +10,6 @@ bound is broken it dies with a MemoryError instead of exhausting the machine.
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -90,10 +89,11 @@ def size_of(path: Path) -> int:
 
 
 OPEN = """\
+import json
 from napari_fbias.io.ome_zarr_read import read_ome_zarr
 try:
     img = read_ome_zarr(sys.argv[1])
-    print("BLOCKS", img.data.numblocks)
+    print("BLOCKS", json.dumps(list(img.data.numblocks)))
     print("CORNER", int(img.data[:8, :8].compute().sum()))
 except Exception as exc:
     print("ERROR", type(exc).__name__, exc)
@@ -119,7 +119,7 @@ def test_large_claim_within_the_limits_opens_lazily(tmp_path: Path) -> None:
     path = claimed_store(tmp_path / "big.ome.zarr", (10**7, 10**7), (256, 256))
     proc = run_capped(OPEN, str(path), trace=True, timeout=120)
     assert "CORNER 0" in proc.stdout, proc.stdout + proc.stderr
-    blocks = ast.literal_eval(proc.stdout.split("BLOCKS", 1)[1].splitlines()[0].strip())
+    blocks = json.loads(proc.stdout.split("BLOCKS", 1)[1].splitlines()[0].strip())
     assert blocks[0] * blocks[1] <= MAX_DASK_BLOCKS
     assert traced_peak(proc) < 300e6
 

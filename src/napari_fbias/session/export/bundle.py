@@ -39,10 +39,10 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from napari_fbias.io.credentials import SecretFound, find_secrets
 from napari_fbias.session.export.errors import ExportError
+from napari_fbias.session.export.pipeline_inputs import pipeline_images
 from napari_fbias.session.export.readme import ExportedApproach
 from napari_fbias.session.export.report import ApproachFigures
 from napari_fbias.session.export.sources import SourceAccess
@@ -138,43 +138,6 @@ def choose_approaches(session: Session, keys: Sequence[str] | None) -> list[str]
             "there is no pipeline to export"
         )
     return with_steps
-
-
-def pipeline_images(session: Session, key: str, pipeline: Any) -> dict[str, str]:
-    """Pipeline input name -> the session image it reads, for an approach's pipeline.
-
-    The inputs of :func:`~napari_fbias.session.to_pipeline.approach_to_pipeline`
-    are the images read, in order of first use; this follows the same order.
-
-    Raises
-    ------
-    ExportError
-        When the inputs cannot be matched to the session's images.
-    """
-    from napari_fbias.session import graph
-    from napari_fbias.session.events import order_steps
-
-    approach = session.approach(key)
-    own = {s.id for s in approach.steps}
-    wanted = own | graph.ancestors(session, own)
-    steps = order_steps(tuple(s for _, s in session.all_steps() if s.id in wanted))
-    seen: list[str] = []
-    for st in steps:
-        for i in st.inputs.values():
-            if i.image is not None and i.image not in seen:
-                seen.append(i.image)
-    names = list(pipeline.inputs)
-    if len(names) != len(seen):
-        raise ExportError(
-            f"approach {key}: its pipeline has {len(names)} inputs but its steps read "
-            f"{len(seen)} images"
-        )
-    out = dict(zip(names, seen, strict=True))
-    for name, image in out.items():
-        ref = session.image(image)
-        if ref is None or ref.kind != pipeline.inputs[name].kind:
-            raise ExportError(f"approach {key}: input {name!r} does not match image {image!r}")
-    return out
 
 
 def _safe_key(key: str, taken: set[str]) -> str:

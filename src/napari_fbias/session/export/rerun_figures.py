@@ -129,8 +129,8 @@ def approach_figures(
     from napari_fbias.io.errors import FbiasIOError
     from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
     from napari_fbias.session.errors import SessionError
-    from napari_fbias.session.export.bundle import pipeline_images
     from napari_fbias.session.export.errors import ExportError
+    from napari_fbias.session.export.pipeline_inputs import pipeline_images
     from napari_fbias.session.to_pipeline import approach_to_pipeline
 
     try:
