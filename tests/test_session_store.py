@@ -154,4 +154,6 @@ def test_a_snapshot_too_large_to_load_back_is_not_written(tmp_path, monkeypatch)
         r.save()
     r.close()
     assert not (r.folder / SNAPSHOT_NAME).exists()
-    assert load_session(r.folder).approach("A").notes == "x" * 5000
+    s = load_session(r.folder)
+    assert s.approach("A").notes == "x" * 5000
+    assert s.timeline[-1].kind != "snapshot_saved", "a refused snapshot is not recorded as saved"

@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,18 @@ class SessionRecorder:
         return self._layers
 
     # --- the one way to change anything ------------------------------------------
-    def _emit(self, name: str, payload: Mapping[str, Any], time: str | None = None) -> dict:
+    def _emit(
+        self,
+        name: str,
+        payload: Mapping[str, Any],
+        time: str | None = None,
+        before: Callable[[Session], Any] | None = None,
+    ) -> dict:
+        """Journal one event, then show it; ``before(session after it)`` runs in between.
+
+        When ``before`` raises, nothing is journaled (e.g. a snapshot that
+        cannot be written is not recorded as saved).
+        """
         with self._lock:
             j = self._journals
             event = make_event(name, j.journal.next_seq, payload, time)
@@ -274,6 +285,8 @@ class SessionRecorder:
             line = encode_event(outgoing(j.state, event, j.client))
             written = json.loads(line)  # exactly what a merge will see
             state = j.merger.preview(written)
+            if before is not None:
+                before(evolve(state.session, active=state.active_key(j.client)))
             j.append(line, written, state)
             self._invalidate()
         self.changed.emit(event)
@@ -679,9 +692,14 @@ class SessionRecorder:
         In a local space it goes into the session folder; in a remote space it
         is written to the space and to this client's outbox folder.
         """
+        written: list[Path] = []
         with self._lock:
-            self._emit("snapshot_saved", {"file": SNAPSHOT_NAME})
-            local = save_snapshot(self.session, self.folder)
+            self._emit(
+                "snapshot_saved",
+                {"file": SNAPSHOT_NAME},
+                before=lambda s: written.append(save_snapshot(s, self.folder)),
+            )
+            local = written[0]
             if not self.space.direct:
                 try:
                     self.space.write_text(
