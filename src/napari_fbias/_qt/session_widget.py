@@ -155,6 +155,9 @@ class _Bridge(QObject):
 class SessionWidget(QWidget):
     """The Session panel (a napari dock widget).
 
+    Emits ``settings_loaded(names)`` after a recorded step's settings went
+    into the widgets named ``names`` ("Segment"...).
+
     Parameters
     ----------
     napari_viewer : napari.viewer.Viewer
@@ -164,7 +167,18 @@ class SessionWidget(QWidget):
     root : str or Path, optional
         Folder of session folders to list for reopening (default:
         ``$FBIAS_SESSION_DIR`` or ``~/.napari-fbias/sessions``).
+    embedded : bool
+        Leave the pages (:attr:`page_widgets`: Session, Approaches, Compare,
+        Conclusion, Export) to a container: the panel then shows only the
+        session header, the approach being recorded, its status and *Save
+        session* (the Open desk dock holds the pages next to its other tabs
+        and follows ``page_requested``).
     """
+
+    #: The names of the widgets ("Segment"...) that received a recorded step's settings.
+    settings_loaded = Signal(list)
+    #: A page ("Approaches"...) the analyst should see next.
+    page_requested = Signal(str)
 
     def __init__(
         self,
@@ -172,6 +186,7 @@ class SessionWidget(QWidget):
         *,
         workspace: Any = None,
         root: str | os.PathLike[str] | None = None,
+        embedded: bool = False,
     ) -> None:
         super().__init__()
         if workspace is None:
@@ -199,7 +214,7 @@ class SessionWidget(QWidget):
         self._recount_timer.setSingleShot(True)
         self._recount_timer.setInterval(150)
         self._recount_timer.timeout.connect(self.update_counts)
-        self._build()
+        self._build(embedded)
         self.workspace.events.session_changed.connect(self._on_session_changed)
         self.viewer.layers.events.inserted.connect(self._layers_changed)
         self.viewer.layers.events.removed.connect(self._layers_changed)
@@ -208,19 +223,41 @@ class SessionWidget(QWidget):
         self.refresh_sessions()
 
     # --- building ----------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self, embedded: bool) -> None:
         self.header = QLabel("No session yet: start one, or reopen a previous one.")
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.header.setWordWrap(True)
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.tabs = QTabWidget()
-        self.tabs.addTab(_scrolled(self._build_session_tab()), "Session")
-        self.tabs.addTab(_scrolled(self._build_approaches_tab()), "Approaches")
-        self.tabs.addTab(_scrolled(self._build_compare_tab()), "Compare")
-        self.tabs.addTab(_scrolled(self._build_conclusion_tab()), "Conclusion")
+        self.active_choice = QComboBox()
+        self.active_choice.setToolTip(
+            "The approach that receives the steps run in Segment, Track, Measure..."
+        )
+        self.active_choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.active_choice.setMinimumContentsLength(12)
+        self.active_choice.activated.connect(self._on_active_choice)
+        active_row = QHBoxLayout()
+        active_row.addWidget(QLabel("Recording into"))
+        active_row.addWidget(self.active_choice, 1)
         self.export_box = ExportBox()
         self.export_box.about_to_export.connect(self._commit_pending)
-        self.tabs.addTab(_scrolled(self.export_box), "Export")
+        #: page title -> page, in the order of the panel's tabs
+        self.page_widgets: dict[str, QWidget] = {
+            "Session": self._build_session_tab(),
+            "Approaches": self._build_approaches_tab(),
+            "Compare": self._build_compare_tab(),
+            "Conclusion": self._build_conclusion_tab(),
+            "Export": self.export_box,
+        }
+        #: the panel's own tabs (None when ``embedded``)
+        self.tabs: QTabWidget | None = None
+        self._scroll: dict[str, QScrollArea] = {}
+        if not embedded:
+            self.tabs = QTabWidget()
+            for title, page in self.page_widgets.items():
+                self._scroll[title] = _scrolled(page)
+                self.tabs.addTab(self._scroll[title], title)
         self.save_button = QPushButton("Save session")
         self.save_button.setToolTip("Write the readable snapshot (session.yaml) now")
         self.save_button.clicked.connect(self.save)
@@ -232,8 +269,18 @@ class SessionWidget(QWidget):
         bottom.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
-        layout.addWidget(self.tabs, 1)
+        layout.addLayout(active_row)
+        if self.tabs is not None:
+            layout.addWidget(self.tabs, 1)
+        else:
+            layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bottom)
+
+    def show_page(self, title: str) -> None:
+        """Bring the page ``title`` ("Approaches", "Export"...) to the front."""
+        if self.tabs is not None:
+            self.tabs.setCurrentWidget(self._scroll[title])
+        self.page_requested.emit(title)
 
     def _build_session_tab(self) -> QWidget:
         self.share = ShareBox()
@@ -354,15 +401,21 @@ class SessionWidget(QWidget):
             "Recompute an approach's recorded steps on this computer and show its layers "
             "(bit for bit the analyst's result; the images must be readable here)"
         )
+        self.show_choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.show_choice.setMinimumContentsLength(8)
         self.show_button = QPushButton("Show here")
         self.show_button.clicked.connect(self.show_here)
         show_row = QHBoxLayout()
-        show_row.addWidget(QLabel("Another analyst's approach:"))
         show_row.addWidget(self.show_choice, 1)
         show_row.addWidget(self.show_button)
+        show_label = QLabel("Another analyst's approach, recomputed on this computer:")
+        show_label.setWordWrap(True)
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.addWidget(self.compare_table, 1)
+        layout.addWidget(show_label)
         layout.addLayout(show_row)
         layout.addLayout(row)
         return page
@@ -467,9 +520,15 @@ class SessionWidget(QWidget):
         s = self.session
         self.export_box.show_session(s)
         running = s is not None
-        for w in (self.save_button, self.active_box, self.compare_table, self.count_button):
+        for w in (
+            self.save_button,
+            self.active_box,
+            self.active_choice,
+            self.compare_table,
+            self.count_button,
+            self.page_widgets["Conclusion"],
+        ):
             w.setEnabled(running)
-        self.tabs.widget(3).setEnabled(running)
         if s is None:
             self.header.setText("No session yet: start one, or reopen a previous one.")
             self.header.setToolTip("")
@@ -478,6 +537,8 @@ class SessionWidget(QWidget):
             self.approach_list.blockSignals(False)
             self.steps_table.set_approach(None, {})
             self.compare_table.set_rows([], {})
+            self.active_choice.clear()
+            self.active_choice.addItem("(start or join a session first)", None)
             return
         conflicts = [t for t in s.timeline if t.kind == "conflict"]
         warn = (
@@ -519,6 +580,7 @@ class SessionWidget(QWidget):
             lst.setCurrentRow(keys.index(s.active) if s.active in keys else -1)
         finally:
             lst.blockSignals(False)
+        self._show_active_choice(s)
         current = self.new_analyst.currentText()
         self.new_analyst.clear()
         self.new_analyst.addItems(list(s.analysts))
@@ -636,7 +698,7 @@ class SessionWidget(QWidget):
         if isinstance(earlier, SessionInfo) and earlier.session is not None:
             self._call("set_follow_up", earlier.session, str(earlier.path))
         self._report(f"Session started. Link for the other analysts: {rec.link}")
-        self.tabs.setCurrentIndex(1)
+        self.show_page("Approaches")
         self.refresh_sessions()
         return rec
 
@@ -746,7 +808,7 @@ class SessionWidget(QWidget):
             return
         job.show_caught()
         self._report(job.describe(name), error=bool(job.error))
-        self.tabs.setCurrentIndex(1)
+        self.show_page("Approaches")
 
     def add_approach(self) -> str | None:
         """Add an approach (title and analyst from the fields); it becomes the active one."""
@@ -770,6 +832,28 @@ class SessionWidget(QWidget):
             self._call("switch_approach", key)
             if self.session.active == key:
                 self._report(f"Approach {key} is active: new steps are recorded into it.")
+
+    def _show_active_choice(self, s: Session) -> None:
+        box = self.active_choice
+        box.blockSignals(True)
+        try:
+            box.clear()
+            if not s.approaches:
+                box.addItem("(none yet: add one in Approaches)", None)
+            elif s.active is None:
+                box.addItem("(none: choose one)", None)
+            for a in s.approaches:
+                box.addItem(approach_text(a), a.key)
+            box.setCurrentIndex(max(box.findData(s.active), 0))
+        finally:
+            box.blockSignals(False)
+
+    def _on_active_choice(self, index: int) -> None:
+        key = self.active_choice.itemData(index)
+        if key is None:
+            self.show_page("Approaches")
+        elif self.session is not None and key != self.session.active:
+            self.switch_to(key)
 
     def _on_approach_row(self, row: int) -> None:
         item = self.approach_list.item(row)
@@ -821,6 +905,7 @@ class SessionWidget(QWidget):
             f"Settings of step {step.id} loaded into {', '.join(loaded)}: "
             "change them and press Run."
         )
+        self.settings_loaded.emit(list(loaded))
         return loaded
 
     def _commit_solution(self) -> None:
