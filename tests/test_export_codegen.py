@@ -114,9 +114,10 @@ def _code_tokens_outside_strings(source: str) -> str:
 def test_script_names_every_setting_and_imports_the_public_ops() -> None:
     text = script_text(_pipeline())
     compile(text, "run_pipeline.py", "exec")
-    assert "from napari_fbias.ops.preprocess import gaussian" in text
-    assert "from napari_fbias.ops.segment import threshold" in text
-    assert "from napari_fbias.ops.measure import regionprops" in text
+    assert "from napari_fbias.api import StepRunner, operation, script_main" in text
+    assert "gaussian = operation('preprocess.gaussian')" in text
+    assert "threshold = operation('segment.threshold')" in text
+    assert "regionprops = operation('measure.regionprops')" in text
     # every setting with its value, the int 2 converted to the float the op declares
     assert "sigma=2.0," in text
     assert "method='otsu'," in text and "min_size=0," in text
@@ -147,7 +148,15 @@ def test_untrusted_text_stays_inert_in_script_and_notebook(text: str) -> None:
         for n in ast.walk(tree)
         if isinstance(n, ast.Call)
     }
-    assert calls <= {"StepRunner", "open_input", "step", "results", "exit", "script_main"}
+    assert calls <= {
+        "StepRunner",
+        "operation",
+        "open_input",
+        "step",
+        "results",
+        "exit",
+        "script_main",
+    }
     assert "system" not in _code_tokens_outside_strings(script)
     nb = json.loads(notebook_text(pipe, default_inputs={"image": text}, title=text, about=[text]))
     for cell in nb["cells"]:

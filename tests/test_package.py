@@ -19,7 +19,7 @@ QT_MODULES = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "napar
 
 def _core_modules() -> list[str]:
     src = ROOT / "src" / "napari_fbias"
-    mods = ["napari_fbias", "napari_fbias.cli", "napari_fbias.demo"]
+    mods = ["napari_fbias", "napari_fbias.api", "napari_fbias.cli", "napari_fbias.demo"]
     for pkg in CORE_PACKAGES:
         for f in sorted((src / pkg).rglob("*.py")):
             rel = f.relative_to(src.parent).with_suffix("")

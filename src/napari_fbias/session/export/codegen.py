@@ -24,7 +24,7 @@ import math
 import re
 import textwrap
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         "write_outputs",
         "stem_of",
         "show",
+        "operation",
         "folder",
         "INPUT",
         "OUTDIR",
@@ -153,18 +154,42 @@ def identifier(name: str, taken: Iterable[str] = (), suffix: str = "") -> str:
     return f"{base}_{n}"
 
 
+#: Modules of napari-fbias itself: their operations are reached through the public API.
+_OWN_PACKAGE = "napari_fbias."
+
+
 @dataclass(frozen=True)
 class OpImport:
-    """An op function to import: ``from module import name [as alias]``."""
+    """An op function for the code: ``alias = operation("segment.nuclei")``.
+
+    Operations of napari-fbias are looked up by their registry name through
+    :func:`napari_fbias.api.operation` (delivered code imports no internal
+    module); an operation of another package is imported from its module
+    (``from module import name [as alias]``).
+    """
 
     module: str
     name: str
     alias: str
+    op: str = ""
+
+    @property
+    def own(self) -> bool:
+        """True for an operation of napari-fbias (looked up through the public API)."""
+        return self.module.startswith(_OWN_PACKAGE)
 
     def line(self) -> str:
-        """Return the import statement."""
+        """Return the statement that gives the code the function."""
+        if self.own:
+            return f"{self.alias} = operation({python_literal(self.op, 'operation name')})"
         tail = "" if self.alias == self.name else f" as {self.alias}"
         return f"from {self.module} import {self.name}{tail}"
+
+    @staticmethod
+    def lines(imports: Sequence[OpImport]) -> list[str]:
+        """Return the statements for ``imports``: other packages' imports, then lookups."""
+        foreign = sorted(i.line() for i in imports if not i.own)
+        return foreign + sorted(i.line() for i in imports if i.own)
 
 
 @dataclass(frozen=True)
@@ -275,7 +300,7 @@ def pipeline_code(pipeline: Any) -> PipelineCode:
                 alias = identifier(f"{module.rsplit('.', 1)[-1]}_{name}", taken)
             taken.add(alias)
             by_func[(module, name)] = alias
-            code.imports.append(OpImport(module, name, alias))
+            code.imports.append(OpImport(module, name, alias, spec.name))
     var_of: dict[str, str] = {}
     kind_of: dict[str, str] = {}
     for name, decl in pipeline.inputs.items():

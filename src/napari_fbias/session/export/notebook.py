@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from napari_fbias.session.export.codegen import pipeline_code, python_literal
+from napari_fbias.session.export.codegen import OpImport, pipeline_code, python_literal
 from napari_fbias.session.export.readme import code, md
 
 
@@ -110,10 +110,10 @@ def notebook_text(
     params.append("OUTDIR = 'results'")
     cells.append(code_cell("\n".join(params), tags=["parameters"]))
     imports = [
-        *sorted(i.line() for i in pc.imports),
-        "from napari_fbias.pipeline.inputs import stem_of",
-        "from napari_fbias.session.export.figures import show",
-        "from napari_fbias.session.export.runtime import StepRunner, write_outputs",
+        "from napari_fbias.api import StepRunner, operation, show, stem_of, write_outputs",
+        "",
+        "# The operations, by the names the pipeline file uses (`fbias ops` lists them)",
+        *OpImport.lines(pc.imports),
         "",
         f"PIPELINE_NAME = {python_literal(pc.name, 'pipeline name')}",
         f"PIPELINE_SHA256 = {python_literal(pc.sha256)}",

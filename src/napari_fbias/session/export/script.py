@@ -5,9 +5,11 @@ does, one commented call per step, with every setting written out::
 
     python run_pipeline.py INPUT... [-o OUTDIR]
 
-Each step calls its operation function (imported from the module that
-defines it) through :meth:`~.runtime.StepRunner.step`, the pipeline runner's
-own single-step code, so the results are bit-identical to ``fbias run``.
+Each step calls its operation function (looked up by its registry name
+through :func:`napari_fbias.api.operation`: the script imports only the stable
+public module :mod:`napari_fbias.api`) through
+:meth:`~.runtime.StepRunner.step`, the pipeline runner's own single-step code,
+so the results are bit-identical to ``fbias run``.
 See :mod:`.codegen` for how untrusted text is kept out of the code.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from napari_fbias.session.export.codegen import (
+    OpImport,
     comment_lines,
     indent,
     pipeline_code,
@@ -95,8 +98,10 @@ def script_text(
     head += ["# " + line if line else "#" for line in usage.splitlines()]
     out = [*head, '"""Re-run a napari-fbias analysis pipeline, one step at a time."""', ""]
     out += ["from __future__ import annotations", "", "import sys", ""]
-    out += sorted(i.line() for i in code.imports)
-    out += ["from napari_fbias.session.export.runtime import StepRunner, script_main", ""]
+    out += ["from napari_fbias.api import StepRunner, operation, script_main", ""]
+    out += ["# The operations, by the names the pipeline file uses (`fbias ops` lists them)"]
+    out += OpImport.lines(code.imports)
+    out.append("")
     out.append(f"PIPELINE_NAME = {python_literal(code.name, 'pipeline name')}")
     out.append(f"PIPELINE_SHA256 = {python_literal(code.sha256)}")
     extra = list(code.inputs[1:])
