@@ -17,6 +17,7 @@ Measured in one run:
 
     python bench/bench_shared.py
     python bench/bench_shared.py --quick     # CI smoke sizes
+    python bench/bench_shared.py --only merge --only record   # some parts only
 """
 
 from __future__ import annotations
@@ -218,6 +219,33 @@ def recording(folder: Path, n: int, fsync: bool) -> tuple[list[float], list[floa
     return t_ours, t_ref
 
 
+def merging(folder: Path, n_events: int, repeat: int) -> Row:
+    """Time merging three analysts' journals from scratch against a plain replay (median)."""
+    events = three_analysts(folder, n_events)
+    merge, replay = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        merge_events(events)
+        t1 = time.perf_counter()
+        plain_replay(events)
+        t2 = time.perf_counter()
+        merge.append(t1 - t0)
+        replay.append(t2 - t1)
+    m, r = statistics.median(merge), statistics.median(replay)
+    print(f"merge {len(events)} events: {m * 1e3:.0f} ms (plain replay {r * 1e3:.0f} ms)")
+    return Row(
+        "shared",
+        f"merge 3 analysts x {n_events} events ({len(events)} in all) vs plain replay",
+        m,
+        r,
+        goal="< 200 ms",
+        met=m < 0.2,
+    )
+
+
+PARTS = ("latency", "merge", "record")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, repeat=3)
@@ -225,7 +253,14 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05, help="S3 delay per request (s)")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 latency")
     parser.add_argument("--dir", help="folder on the disk to time recording on (default /tmp)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable; default: all of " + ", ".join(PARTS) + ")",
+    )
     args = parser.parse_args()
+    parts = set(args.only or PARTS)
     n_lat = 3 if args.quick else 15
     n_events = 100 if args.quick else args.events
     n_rec = 50 if args.quick else 500
@@ -235,19 +270,20 @@ def main() -> None:
         tmp_path = Path(tmp)
         os.environ["FBIAS_OUTBOX"] = str(tmp_path / "outbox")
 
-        lat = latency(str(tmp_path / "space"), n_lat)
-        print(f"local folder: {', '.join(f'{x * 1e3:.0f}' for x in lat)} ms")
-        rows.append(
-            Row(
-                "shared",
-                "local folder: recorded on A -> visible on B, median",
-                statistics.median(lat),
-                goal="< 2 s",
-                met=max(lat) < 2,
-                note=f"max {max(lat):.2f} s, {len(lat)} events",
+        if "latency" in parts:
+            lat = latency(str(tmp_path / "space"), n_lat)
+            print(f"local folder: {', '.join(f'{x * 1e3:.0f}' for x in lat)} ms")
+            rows.append(
+                Row(
+                    "shared",
+                    "local folder: recorded on A -> visible on B, median",
+                    statistics.median(lat),
+                    goal="< 2 s",
+                    met=max(lat) < 2,
+                    note=f"max {max(lat):.2f} s, {len(lat)} events",
+                )
             )
-        )
-        if not args.no_s3:
+        if "latency" in parts and not args.no_s3:
             with slow_s3(args.delay) as space:
                 lat = latency(space, n_lat)
             print(f"S3 +{args.delay * 1e3:.0f} ms: {', '.join(f'{x * 1e3:.0f}' for x in lat)} ms")
@@ -262,30 +298,9 @@ def main() -> None:
                 )
             )
 
-        events = three_analysts(tmp_path / "merge", n_events)
-        merge, replay = [], []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            merge_events(events)
-            t1 = time.perf_counter()
-            plain_replay(events)
-            t2 = time.perf_counter()
-            merge.append(t1 - t0)
-            replay.append(t2 - t1)
-        m, r = statistics.median(merge), statistics.median(replay)
-        print(f"merge {len(events)} events: {m * 1e3:.0f} ms (plain replay {r * 1e3:.0f} ms)")
-        rows.append(
-            Row(
-                "shared",
-                f"merge 3 analysts x {n_events} events ({len(events)} in all) vs plain replay",
-                m,
-                r,
-                goal="< 200 ms",
-                met=m < 0.2,
-            )
-        )
-
-        for fsync in (True, False):
+        if "merge" in parts:
+            rows.append(merging(tmp_path / "merge", n_events, args.repeat))
+        for fsync in (True, False) if "record" in parts else ():
             where = Path(args.dir) if args.dir else tmp_path
             t_ours, t_ref = recording(Path(tempfile.mkdtemp(dir=where)), n_rec, fsync)
             o, f = statistics.median(t_ours), statistics.median(t_ref)

@@ -36,7 +36,13 @@ from napari_fbias.session.errors import SessionFormatError
 from napari_fbias.session.events import reduce_event
 from napari_fbias.session.model import Session, TimelineEvent
 from napari_fbias.session.model import evolve as replace
-from napari_fbias.session.names import map_names, next_approach_key
+from napari_fbias.session.names import (
+    CREATING_EVENTS,
+    Rename,
+    kinds_named,
+    map_names,
+    next_approach_key,
+)
 
 Key = tuple[int, str, int]
 Origin = tuple[str, str]
@@ -53,10 +59,13 @@ def event_key(event: Mapping[str, Any]) -> Key:
 class MergeState:
     """The merged session plus the name tables the merge needs.
 
-    A state is never changed once made (a new event makes a new state that
-    shares the tables it does not change), so restart points are just kept
-    states. The timeline is kept apart as a linked log (``(entry, earlier)``)
-    and joined to the session only when :attr:`session` is read.
+    A state that anything keeps (the merger's current state, a restart point,
+    a preview) is never changed: a new event makes a new state that shares the
+    tables it does not change, so restart points are just kept states. (While
+    merging a run of events, the states in between, which nothing keeps,
+    hand their tables on to be changed in place; see :func:`apply_merged`.)
+    The timeline is kept apart as a linked log (``(entry, earlier)``) and
+    joined to the session only when :attr:`session` is read.
     """
 
     #: The session without the timeline entries of merged events.
@@ -75,6 +84,9 @@ class MergeState:
     problems: list[str] = field(default_factory=list)
     #: Clients that created names (when it is only the writing client, nothing needs mapping).
     creators: frozenset[str] = frozenset()
+    #: Kinds of name (see :data:`~napari_fbias.session.names.KINDS`) of which the merge gave
+    #: some name another one; names of the other kinds are the session's names as written.
+    renamed: frozenset[str] = frozenset()
 
     @property
     def session(self) -> Session | None:
@@ -95,7 +107,7 @@ class MergeState:
             if node is not base_node:  # the base is not an ancestor: build it all
                 base = self.core.timeline
             entries.reverse()
-            timeline = (*base, *entries)
+            timeline = tuple(base) + tuple(entries)
             cached = replace(self.core, timeline=timeline)
             self.__dict__["_session"] = cached
             self.__dict__["_base"] = (self.log, timeline)
@@ -116,18 +128,10 @@ class MergeState:
 
     def shared(self) -> MergeState:
         """Return a state sharing this one's tables (copy a table before changing it)."""
-        new = MergeState(
-            self.core,
-            self.log,
-            self.alias,
-            self.origin,
-            self.used_steps,
-            self.active,
-            self.problems,
-            self.creators,
-        )
-        if "_base" in self.__dict__:
-            new.__dict__["_base"] = self.__dict__["_base"]
+        new = object.__new__(MergeState)
+        state = self.__dict__.copy()
+        state.pop("_session", None)  # the base of the timeline ("_base") is kept
+        new.__dict__ = state
         return new
 
     def copy(self) -> MergeState:
@@ -141,6 +145,7 @@ class MergeState:
             dict(self.active),
             list(self.problems),
             self.creators,
+            self.renamed,
         )
 
 
@@ -189,10 +194,13 @@ class SessionMerger:
             self._keys = sorted(set(self._keys) | set(new))
             self._checkpoints = [c for c in self._checkpoints if c[0] <= start]
             start, state = self._checkpoints[-1]  # states are never changed in place
+        owned: set[str] = set()  # tables only the state being made holds (see apply_merged)
         for i in range(start, len(self._keys)):
-            state = apply_merged(state, self._events[self._keys[i]])
-            if (i + 1) % CHECKPOINT_EVERY == 0 and self._checkpoints[-1][0] < i + 1:
-                self._checkpoints.append((i + 1, state))
+            state = apply_merged(state, self._events[self._keys[i]], owned=owned)
+            if (i + 1) % CHECKPOINT_EVERY == 0:
+                if self._checkpoints[-1][0] < i + 1:
+                    self._checkpoints.append((i + 1, state))
+                owned = set()  # a kept state: the next one copies what it changes
         self._state = state
         return len(new)
 
@@ -203,9 +211,12 @@ class SessionMerger:
         return apply_merged(self._state, event, strict=True)
 
     def commit(self, event: Mapping[str, Any], state: MergeState) -> None:
-        """Keep a local event and the state :meth:`preview` computed for it."""
+        """Keep a local event and the state :meth:`preview` computed for it.
+
+        The event is kept as it is (not copied): nothing may change it afterwards.
+        """
         k = event_key(event)
-        self._events[k] = dict(event)
+        self._events[k] = event  # type: ignore[assignment]
         self._keys.append(k)
         self.clock = max(self.clock, k[0])
         self._state = state
@@ -231,10 +242,13 @@ def merge_events(events: Iterable[Mapping[str, Any]]) -> Session:
     return m.session
 
 
-def outgoing(state: MergeState, event: Mapping[str, Any], client: str) -> dict[str, Any]:
-    """Write a local event's names as their creators wrote them (inverse of the merge)."""
+def outgoing(state: MergeState, event: Mapping[str, Any], client: str) -> Mapping[str, Any]:
+    """Write a local event's names as their creators wrote them (inverse of the merge).
+
+    Returns ``event`` itself when no name in it needs another spelling.
+    """
     if state.creators <= {client}:  # every name is this client's own, as it wrote it
-        return dict(event)
+        return event
     ext: dict[str, dict[str, str]] = {}
 
     def fn(kind: str, name: str, creates: bool) -> str:
@@ -253,16 +267,88 @@ def outgoing(state: MergeState, event: Mapping[str, Any], client: str) -> dict[s
 
 
 def apply_merged(
-    state: MergeState, event: Mapping[str, Any], *, strict: bool = False
+    state: MergeState,
+    event: Mapping[str, Any],
+    *,
+    strict: bool = False,
+    owned: set[str] | None = None,
 ) -> MergeState:
     """Return the state after one event (a conflict entry instead where it does not fit).
 
     ``state`` is never changed: the new state shares its tables until it must
     change one (copy on write), so an event that creates nothing copies nothing.
+    ``owned`` names tables that only ``state`` holds and that nobody will read
+    through ``state`` again (a loop over events passes the same set on, and a
+    new one after keeping a state as a restart point): those are changed in
+    place and not copied. The tables change only once the event applied.
     """
     st = state.shared()
-    owned: set[str] = set()
     s = st.core
+    client = str(event.get("client", ""))
+    name = event.get("event")
+    created: dict[tuple[str, str, str], str] = {}  # names this event creates: kept at the end
+    if name in CREATING_EVENTS or (st.renamed and not st.renamed.isdisjoint(kinds_named(event))):
+        e = map_names(event, _renamer(st, event, client, created))
+    else:  # no name in it was ever renamed, and it creates none: mapping changes nothing
+        e = event  # type: ignore[assignment]  # only read from here on
+    overwritten = None
+    try:
+        if s is not None:
+            if name == "item_removed":
+                e = _check_removal(s, e)
+            if "prev" in e:
+                overwritten = _overwritten(s, e)
+        new, entry = reduce_event(s, e)
+    except SessionFormatError as exc:
+        if strict:
+            raise
+        return _conflict(state, event, str(exc))
+    if created or name in _TABLE_EVENTS:
+        new = _keep_tables(st, e, new, client, created, set() if owned is None else owned)
+    st.core = new
+    st.logged(entry)
+    if overwritten is not None:
+        st.logged(_entry(event, "conflict", overwritten))
+    return st
+
+
+#: Events that change the merge's tables (besides creating names).
+_TABLE_EVENTS = frozenset(
+    {"step_recorded", "session_restored", "approach_added", "approach_switched"}
+)
+
+
+def _renamer(
+    st: MergeState, event: Mapping[str, Any], client: str, created: dict[tuple[str, str, str], str]
+) -> Rename:
+    """Return the ``fn`` of :func:`map_names` turning an event's names into the session's.
+
+    A name the event creates gets its session name (:func:`_claim`) in ``created``.
+    """
+    ext = event.get("ext") or {}
+
+    def fn(kind: str, name: str, creates: bool) -> str:
+        key = (kind, ext.get(kind, {}).get(name, client), name)
+        known = created.get(key)
+        if known is None:
+            known = st.alias.get(key)
+        if not creates or key[1] != client or known is not None:
+            return known if known is not None else name
+        created[key] = merged = _claim(st, kind, name, event)
+        return merged
+
+    return fn
+
+
+def _keep_tables(
+    st: MergeState,
+    e: Mapping[str, Any],
+    new: Session,
+    client: str,
+    created: dict[tuple[str, str, str], str],
+    owned: set[str],
+) -> Session:
+    """Record an applied event in the tables of ``st`` (copying those not in ``owned``)."""
 
     def own(table: str) -> Any:
         if table not in owned:
@@ -270,34 +356,14 @@ def apply_merged(
             owned.add(table)
         return getattr(st, table)
 
-    client = str(event.get("client", ""))
-    ext = event.get("ext") or {}
-
-    def fn(kind: str, name: str, creates: bool) -> str:
-        creator = ext.get(kind, {}).get(name, client)
-        known = st.alias.get((kind, creator, name))
-        if not creates or creator != client or known is not None:
-            return known if known is not None else name
-        merged = _claim(st, kind, name, event)
-        own("alias")[(kind, client, name)] = merged
-        own("origin")[(kind, merged)] = (client, name)
+    for (kind, _, cname), merged in created.items():
+        own("alias")[(kind, client, cname)] = merged
+        own("origin")[(kind, merged)] = (client, cname)
         if client not in st.creators:
             st.creators = st.creators | {client}
-        return merged
-
-    e = map_names(event, fn)
+        if merged != cname and kind not in st.renamed:
+            st.renamed = st.renamed | {kind}
     name = e.get("event")
-    try:
-        if s is not None:
-            e = _check_removal(s, e)
-            overwritten = _overwritten(s, e)
-        else:
-            overwritten = None
-        new, entry = reduce_event(s, e)
-    except SessionFormatError as exc:
-        if strict:
-            raise
-        return _conflict(state, event, str(exc))
     if name == "step_recorded":
         own("used_steps").add(e["step"]["id"])
     elif name == "session_restored":
@@ -312,11 +378,7 @@ def apply_merged(
                     replace(a, client=client) if a.key == key else a for a in new.approaches
                 ),
             )
-    st.core = new
-    st.logged(entry)
-    if overwritten is not None:
-        st.logged(_entry(event, "conflict", overwritten))
-    return st
+    return new
 
 
 def _claim(st: MergeState, kind: str, name: str, event: Mapping[str, Any]) -> str:

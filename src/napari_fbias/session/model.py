@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 
 #: Version of the session record schema (journal lines and snapshot).
 SCHEMA_VERSION = 1
-#: Names of computed (cached) attributes that a copy must not carry over.
-_CACHED = frozenset({"step_index", "readers"})
+#: Computed (cached) attributes, all derived from the steps of the approaches: a copy that
+#: changes ``approaches`` or ``steps`` must not carry them over (other copies keep them).
+_CACHED = ("step_index", "readers", "step_ids")
 #: Axes along which a step may have read one index of an image (``select``).
 SELECT_AXES = ("t", "c", "z")
+_new = object.__new__
+_set = object.__setattr__
 
 
 def evolve(obj: Any, **changes: Any) -> Any:
@@ -38,15 +41,17 @@ def evolve(obj: Any, **changes: Any) -> Any:
     ``__init__`` again, which ``dataclasses.replace`` does (measured: three
     times slower when merging thousands of events). It skips
     ``__post_init__``, so use it only for changes whose values are already
-    valid (taken from valid records or parsed events), and it drops computed
-    caches (``cached_property`` values) so they are computed anew.
+    valid (taken from valid records or parsed events). Computed caches
+    (``cached_property`` values, all derived from the steps) are dropped when
+    ``approaches`` or ``steps`` change, and kept otherwise.
     """
-    new = object.__new__(type(obj))
+    new = _new(obj.__class__)
     state = obj.__dict__.copy()
-    for name in _CACHED:
-        state.pop(name, None)
     state.update(changes)
-    new.__dict__.update(state)
+    if "approaches" in changes or "steps" in changes:
+        for name in _CACHED:
+            state.pop(name, None)
+    _set(new, "__dict__", state)
     return new
 
 
@@ -299,6 +304,17 @@ class Approach:
     def step(self, step_id: str) -> RecordedStep | None:
         """Return the step with this id, or None."""
         return next((s for s in self.steps if s.id == step_id), None)
+
+    @cached_property
+    def step_ids(self) -> frozenset[str]:
+        """Ids of this approach's steps (computed once per approach value)."""
+        return frozenset(s.id for s in self.steps)
+
+    def with_step(self, step: RecordedStep) -> Approach:
+        """Return a copy with ``step`` appended (its :attr:`step_ids` extended, not rescanned)."""
+        new = evolve(self, steps=tuple(self.steps) + (step,))
+        new.__dict__["step_ids"] = self.step_ids | {step.id}
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dict."""

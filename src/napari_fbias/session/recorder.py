@@ -74,6 +74,7 @@ class SessionRecorder:
     def __init__(self, journals: SessionJournals) -> None:
         self._journals = journals
         self._session: Session | None = None
+        self._view: Session | None = None
         self._lock = threading.RLock()
         self._layers: dict[str, tuple[str | None, str | None, Mapping[str, int]]] | None = None
         self._used_ids: set[str] = set()
@@ -151,8 +152,21 @@ class SessionRecorder:
         if self._session is None:
             merged = self._journals.merger.session
             assert merged is not None
-            self._session = evolve(merged, active=self._journals.state.active_key(self.client))
+            self._session = _with_active(merged, self._now.active)
         return self._session
+
+    @property
+    def _now(self) -> Session:
+        """:attr:`session` for the recorder's own checks, less the merged timeline entries.
+
+        Joining the timeline copies all of it; the checks never read it, so
+        recording an event does not pay for it (only reading :attr:`session` does).
+        """
+        if self._view is None:
+            state = self._journals.state
+            assert state.core is not None
+            self._view = _with_active(state.core, state.active_key(self.client))
+        return self._view
 
     @property
     def client(self) -> str:
@@ -234,12 +248,13 @@ class SessionRecorder:
 
     def _invalidate(self) -> None:
         self._session = None
+        self._view = None
         self._layers = None
 
     @property
     def active(self) -> Approach | None:
         """The approach steps are recorded into (None before the first one)."""
-        s = self.session
+        s = self._now
         return s.approach(s.active) if s.active is not None else None
 
     def layer_source(self, layer: str) -> StepInput | None:
@@ -254,10 +269,10 @@ class SessionRecorder:
         """Layer name -> (image, step, select), rebuilt after each change (cheap tuples)."""
         if self._layers is None:
             m: dict[str, tuple[str | None, str | None, Mapping[str, int]]] = {}
-            for img in self.session.images:
+            for img in self._now.images:
                 for layer, sel in img.layers.items():
                     m[layer] = (img.name, None, sel)
-            for a in self.session.approaches:
+            for a in self._now.approaches:
                 for st in a.steps:
                     if st.output_layer:
                         m[st.output_layer] = (None, st.id, {})
@@ -295,7 +310,7 @@ class SessionRecorder:
     # --- who and what -------------------------------------------------------------
     def add_analysts(self, *names: str) -> None:
         """Add analysts who joined (names only; known names are ignored)."""
-        new = [n for n in _names(names) if n not in self.session.analysts]
+        new = [n for n in _names(names) if n not in self._now.analysts]
         if new:
             self._emit("analysts_added", {"analysts": new})
 
@@ -305,11 +320,11 @@ class SessionRecorder:
         if field not in allowed:
             raise ValueError(f"cannot set {field!r}; settable fields: {', '.join(allowed)}")
         if approach is not None:
-            prev = getattr(self.session.approach(approach), field)
+            prev = getattr(self._now.approach(approach), field)
         elif field.startswith("user."):
-            prev = getattr(self.session.user, field[5:])
+            prev = getattr(self._now.user, field[5:])
         else:
-            prev = getattr(self.session, field)
+            prev = getattr(self._now, field)
         self._emit(
             "field_set",
             {
@@ -345,9 +360,7 @@ class SessionRecorder:
             ref = ImageRef.from_dict({**ref.to_dict(), "checksum": checksum})
         layer_sel = {ref.name: {}} if layers is None else layers
         with self._lock:
-            same = next(
-                (i for i in self.session.images if i.source and i.source == ref.source), None
-            )
+            same = next((i for i in self._now.images if i.source and i.source == ref.source), None)
             name = same.name if same is not None else self._free_image_name(ref.name)
             known = dict(same.layers) if same is not None else {}
             for layer, sel in layer_sel.items():
@@ -363,7 +376,7 @@ class SessionRecorder:
         return name
 
     def _free_image_name(self, name: str) -> str:
-        taken = {i.name for i in self.session.images}
+        taken = {i.name for i in self._now.images}
         out, n = name, 2
         while out in taken:
             out, n = f"{name}_{n}", n + 1
@@ -383,7 +396,7 @@ class SessionRecorder:
     def add_approach(self, title: str = "", analyst: str = "", *, key: str | None = None) -> str:
         """Start a new approach (it becomes the active one); return its key (``"A"``, ...)."""
         with self._lock:
-            keys = {a.key for a in self.session.approaches}
+            keys = {a.key for a in self._now.approaches}
             key = key or next_approach_key(keys)
             if key in keys:
                 raise ValueError(f"approach {key!r} exists already")
@@ -397,20 +410,20 @@ class SessionRecorder:
 
     def switch_approach(self, key: str) -> None:
         """Make approach ``key`` the one new steps go to."""
-        self.session.approach(key)
-        if key != self.session.active:
+        self._now.approach(key)
+        if key != self._now.active:
             self._emit("approach_switched", {"approach": key})
 
     def _approach_key(self, approach: str | None) -> str:
         if approach is not None:
-            return self.session.approach(approach).key
-        if self.session.active is None:
+            return self._now.approach(approach).key
+        if self._now.active is None:
             return self.add_approach()
-        return self.session.active
+        return self._now.active
 
     def _continue_approach(self, analysts: list[str]) -> None:
         """After reopening, go on with the approach last recorded into, if it is ours."""
-        merged = self._journals.merger.session
+        merged = self._journals.state.core  # the timeline is not needed here
         key = merged.active if merged is not None else None
         if key is None or key not in {a.key for a in merged.approaches}:  # type: ignore[union-attr]
             return
@@ -420,7 +433,7 @@ class SessionRecorder:
 
     def set_follow_up(self, earlier: Session, link: str = "") -> None:
         """Mark this session as the follow-up of an ``earlier`` one (the report links them)."""
-        if earlier.id == self.session.id:
+        if earlier.id == self._now.id:
             raise ValueError("a session cannot follow up itself")
         ref = {"id": earlier.id, "title": earlier.title, "created": earlier.created, "link": link}
         bounded = {k: bound_text(v, MAX_URI if k == "link" else MAX_NAME) for k, v in ref.items()}
@@ -429,7 +442,7 @@ class SessionRecorder:
     def set_notes(self, text: str, *, approach: str | None = None) -> None:
         """Set the free-text notes of an approach (the active one by default)."""
         key = self._approach_key(approach)
-        prev = self.session.approach(key).notes
+        prev = self._now.approach(key).notes
         self._emit("note_set", {"approach": key, "text": _text(text), "prev": prev})
 
     def set_result(self, summary: Mapping[str, Any], *, approach: str | None = None) -> None:
@@ -441,8 +454,8 @@ class SessionRecorder:
     def set_solution(self, text: str, *, approach: str | None = None) -> None:
         """Record the solution proposed: which approach (optional) and in words."""
         if approach is not None:
-            self.session.approach(approach)
-        sol = self.session.solution
+            self._now.approach(approach)
+        sol = self._now.solution
         self._emit(
             "solution_set",
             {"approach": approach, "text": _text(text), "prev": sol.text if sol else ""},
@@ -465,7 +478,7 @@ class SessionRecorder:
         self._remove_item("next_steps", index)
 
     def _remove_item(self, field: str, index: int) -> None:
-        items = getattr(self.session, field)
+        items = getattr(self._now, field)
         if not 0 <= index < len(items):
             raise IndexError(f"no item {index} in {field} (it has {len(items)})")
         self._emit("item_removed", {"field": field, "index": index, "text": items[index]})
@@ -535,7 +548,7 @@ class SessionRecorder:
         return step.id
 
     def _resolve(self, op: str, name: str, ref: InputRef, select: Any) -> StepInput:
-        s = self.session
+        s = self._now
         if isinstance(ref, StepInput):
             found = ref
         elif ref in self._layer_map():
@@ -568,14 +581,14 @@ class SessionRecorder:
 
     def _kind(self, ref: StepInput) -> str:
         if ref.image is not None:
-            return self.session.image(ref.image).kind  # type: ignore[union-attr]
-        found = self.session.find_step(ref.step)  # type: ignore[arg-type]
+            return self._now.image(ref.image).kind  # type: ignore[union-attr]
+        found = self._now.find_step(ref.step)  # type: ignore[arg-type]
         return get_op(found[1].op).output  # type: ignore[index]
 
     def _target(
         self, op: str, inputs: Mapping[str, StepInput], layer: str, replaces: str | None
     ) -> tuple[Approach, RecordedStep] | None:
-        s = self.session
+        s = self._now
         if replaces is not None:
             found = s.find_step(replaces)
             if found is None:
@@ -595,7 +608,7 @@ class SessionRecorder:
         return found
 
     def _replace(self, approach: Approach, old: RecordedStep, new: RecordedStep) -> None:
-        s = self.session
+        s = self._now
         later = graph.dependents(s, old.id)
         reads = {i.step for i in new.inputs.values() if i.step is not None}
         loop = (reads | graph.ancestors(s, reads)) & (later | {old.id})
@@ -622,7 +635,7 @@ class SessionRecorder:
             self._emit("layer_removed", {"layer": layer, "removed": [], "hidden": []})
         elif step_id is not None and not self.owns_step(step_id):
             return  # another analyst's step shown here: theirs stays as recorded
-        elif step_id is not None and (found := self.session.find_step(step_id)) is not None:
+        elif step_id is not None and (found := self._now.find_step(step_id)) is not None:
             self._drop_step_layer(found[1], layer, reason=f"overwritten by step {by!r}")
 
     def layer_removed(self, layer: str) -> list[str]:
@@ -642,11 +655,11 @@ class SessionRecorder:
                 return []
             if not self.owns_step(src.step):  # type: ignore[arg-type]
                 return []  # a copy of another analyst's result: their record is theirs
-            _, st = self.session.find_step(src.step)  # type: ignore[arg-type, misc]
+            _, st = self._now.find_step(src.step)  # type: ignore[arg-type, misc]
             return self._drop_step_layer(st, layer, reason="layer deleted")
 
     def _drop_step_layer(self, st: RecordedStep, layer: str, reason: str) -> list[str]:
-        s = self.session
+        s = self._now
         if graph.readers(s).get(st.id):
             gone: set[str] = set()
             hidden = [st.id]
@@ -666,7 +679,7 @@ class SessionRecorder:
         Steps kept only to feed them (their layer deleted) go as well.
         """
         with self._lock:
-            s = self.session
+            s = self._now
             if s.find_step(step_id) is None:
                 raise KeyError(f"no step {step_id!r} in this session")
             gone = graph.with_orphans(s, {step_id} | graph.dependents(s, step_id))
@@ -678,7 +691,7 @@ class SessionRecorder:
         base = op.rsplit(".", 1)[-1]
         n = self._id_counts.get(base, 1)
         sid = base if n == 1 else f"{base}_{n}"
-        used = self._used_ids | self._journals.state.used_steps | set(self.session.step_index)
+        used = self._used_ids | self._journals.state.used_steps | set(self._now.step_index)
         while sid in used:
             n += 1
             sid = f"{base}_{n}"
@@ -766,6 +779,11 @@ def open_session(
         _drop_if_empty(journals.journal.path)
         raise
     return rec
+
+
+def _with_active(session: Session, active: str | None) -> Session:
+    """Return ``session`` with ``active`` as its active approach (itself when it is already)."""
+    return session if session.active == active else evolve(session, active=active)
 
 
 def _drop_if_empty(path: Path) -> None:
