@@ -54,6 +54,7 @@ else
 fi
 run segment bench/bench_segment.py "${quick[@]}" "${data[@]}"
 run track bench/bench_track.py "${quick[@]}"
+run track_ctc bench/bench_track_ctc.py
 run nuclei_accuracy bench/bench_nuclei_accuracy.py --timing "${quick[@]}"
 run record bench/bench_record.py "${quick[@]}"
 run shared bench/bench_shared.py "${quick[@]}"

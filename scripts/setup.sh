@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything napari-fbias needs on a fresh Debian/Ubuntu machine (idempotent).
 #
-#   bash scripts/setup.sh            # system packages (if root), .venv, the project + test extras
+#   bash scripts/setup.sh            # system packages (if root), .venv, the project with every
+#                                    # extra but omero ("all": napari + PyQt6, cellpose, s3, slurm)
+#                                    # and the test tools ("testing")
 #
 # Environment:
 #   FBIAS_VENV=path        virtual environment to use/create (default: .venv in the repository)
@@ -56,8 +58,10 @@ else
     python -m pip install -q "$torch_whl"
   fi
   # cellpose 3: cellpose 4 needs torchvision, which has no build matching a CPU-only torch here.
-  log "installing napari-fbias with its test extras (a few minutes on a fresh machine)"
-  python -m pip install -q -c requirements/constraints.txt "cellpose>=3.1,<4" -e ".[testing,qt,s3]"
+  # Everything, so that every test runs: `pip install napari-fbias` alone is the headless core
+  # (tests/test_install_core.py installs that in a fresh environment and runs `fbias run`).
+  log "installing napari-fbias with all its extras and the test tools (a few minutes on a fresh machine)"
+  python -m pip install -q -c requirements/constraints.txt "cellpose>=3.1,<4" -e ".[all,testing]"
   # The `qt` extra is PyQt6. A PyQt5 installed by an older setup would still be the binding that
   # qtpy (and so napari) picks first, with napari's PyQt5 deprecation notice at every start.
   if [ "${FBIAS_KEEP_PYQT5:-0}" != "1" ] && python -m pip show -q PyQt5 >/dev/null 2>&1; then

@@ -80,6 +80,14 @@ def test_bench_track_quick() -> None:
     assert "4000 detections" in got[0][1]
 
 
+def test_bench_track_ctc() -> None:
+    pytest.importorskip("ctc_metrics")
+    got = rows(run_bench("bench_track_ctc.py"), "track_ctc")
+    scores = {case: float(ours) for _, case, ours, *_ in got}
+    assert scores["spots sample, track.track_spots: DET"] >= 0.9
+    assert scores["12 dividing cells, track_labels divisions=True: TRA"] == 1.0
+
+
 def test_bench_export_quick() -> None:
     got = rows(run_bench("bench_export.py", "--quick"), "export")
     assert got[0][5] == "< 2 s"

@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 import pipeline_testops as testops
-from napari_fbias.cli import build_parser, main, subcommand
+from napari_fbias.cli import build_parser, main
 from napari_fbias.pipeline import Pipeline
 
 PIPELINE = testops.classical_pipeline_yaml()
@@ -174,19 +174,17 @@ def test_ops_listing_and_json(capsys):
     assert "no operations in category 'nonsense'" in capsys.readouterr().err
 
 
-def test_subcommand_registry_accepts_new_commands(capsys):
-    from napari_fbias import cli
-
-    @subcommand("hello", help="say hello", args=[cli.arg("who")])
-    def hello(args):
-        print(f"hello {args.who}")
-        return 0
-
-    try:
-        assert main(["hello", "world"]) == 0
-        assert capsys.readouterr().out == "hello world\n"
-    finally:
-        cli._COMMANDS.pop("hello")
+def test_every_command_is_a_plain_argparse_subparser(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert list(sub.choices) == ["run", "validate", "ops", "export", "sessions", "demo"]
+    for name, p in sub.choices.items():
+        assert p.get_default("func").__name__ == f"cmd_{name}"
+        assert "--debug" in p.format_help()
+    with pytest.raises(SystemExit) as exc:
+        main(["hello", "world"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'hello'" in capsys.readouterr().err
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -299,3 +299,38 @@ def test_writer_refuses_other_existing_paths(tmp_path: Path) -> None:
         write_labels_layer(str(other), np.zeros((4, 4), np.uint8), {"name": "x"})
     assert [p.name for p in other.iterdir()] == ["table.csv"]
     assert label_name("  my cells (v2) ") == "my_cells_v2"
+
+
+def test_viewer_opens_a_plate_as_an_overview_with_its_wells_named(
+    make_napari_viewer, tmp_path: Path
+) -> None:
+    from test_io_ome_zarr_plate import write_plate
+
+    root = write_plate(tmp_path / "plate.ome.zarr", "0.5", wrap=True)  # ome-zarr-py, wrapped
+    assert napari_get_reader(str(root)) is not None
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(root), plugin=PLUGIN)
+    *channels, wells = layers
+    assert len(channels) == 2 and isinstance(channels[0].data, da.Array)  # lazy
+    assert channels[0].data.shape == (2 * 40, 3 * 48)  # 40x48 fields fit a tile at full size
+    assert wells.__class__.__name__ == "Shapes" and len(wells.data) == 5
+    assert list(wells.features["well"]) == ["A1", "A2", "A3", "B1", "B3"]
+    np.testing.assert_allclose(wells.scale, channels[0].scale)
+    np.testing.assert_allclose(channels[0].scale, (0.65, 0.65))
+
+
+def test_viewer_opens_every_series_of_a_bioformats2raw_container(
+    make_napari_viewer, tmp_path: Path
+) -> None:
+    from test_io_ome_zarr_plate import write_series
+
+    root = write_series(tmp_path / "b2r.zarr", "0.4", listed=True)
+    viewer = make_napari_viewer()
+    with pytest.warns(UserWarning, match="3 series"):
+        layers = viewer.open(str(root), plugin=PLUGIN)
+    assert [ly.name.rsplit(" ", 2)[-2:] for ly in layers] == [
+        ["(series", "0)"],
+        ["(series", "1)"],
+        ["(series", "2)"],
+    ]
+    assert [int(np.asarray(ly.data[0, 0])) for ly in layers] == [3, 2, 1]  # OME/series order

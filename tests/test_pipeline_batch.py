@@ -271,7 +271,7 @@ def test_chunk_wise_batch_streams_identical_results(pipeline, data, tmp_path):
     assert a.data.compute().max() > 1
 
 
-def test_tracks_are_written_as_csv_and_ctc(tmp_path):
+def test_tracks_are_written_as_csv_ctc_and_geff(tmp_path):
     from napari_fbias.io.synth import make_spots_timelapse
 
     movie, _ = make_spots_timelapse((6, 64, 64), n_spots=5, seed=1)
@@ -299,5 +299,10 @@ def test_tracks_are_written_as_csv_and_ctc(tmp_path):
         "kind": "tracks",
         "path": "tracks.csv",
         "ctc": "tracks_ctc",
+        "geff": "tracks.geff",
     }
+    import geff
+
+    graph, _ = geff.read(folder / "tracks.geff")  # the graph other tracking tools read
+    assert graph.number_of_nodes() == len(tracks)
     assert os.path.isdir(folder / "result.ome.zarr")

@@ -1,7 +1,9 @@
-"""napari reader contributions: OME-Zarr folders and URLs, OME-TIFF and TIFF files.
+"""napari reader contributions: OME-Zarr images, plates and URLs, OME-TIFF and TIFF files.
 
 Each ``napari_get_*reader`` answers quickly and only for what it can read:
-``napari_get_reader`` for OME-Zarr (a cheap look at the top-level metadata),
+``napari_get_reader`` for OME-Zarr (a cheap look at the top-level metadata;
+images, bioformats2raw series as one layer each, plates as a tiled overview
+with their wells outlined and named),
 ``napari_get_tiff_reader`` for local TIFF files whose axes it can tell (their
 metadata are parsed, no pixels read). For anything else they return None so
 that other readers can try; the manifest claims only ``*.zarr``, folders and
@@ -13,21 +15,32 @@ No Qt here.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from napari_fbias._layers import image_to_layer_data
 from napari_fbias.io.errors import FbiasIOError
+from napari_fbias.io.ome_zarr_plate import Plate, container_kind, plate_overview, read_plate
+from napari_fbias.io.ome_zarr_read import read_ome_zarr
 from napari_fbias.io.open import is_ome_zarr, is_omero_source, is_tiff, open_image
+from napari_fbias.io.remote import is_remote, local_path
 
 __all__ = [
     "napari_get_reader",
     "napari_get_tiff_reader",
     "read_ome_zarr_layers",
+    "plate_layer_data",
+    "read_plate_layers",
     "read_tiff_layers",
 ]
 
 PathOrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+#: Most series of a bioformats2raw container opened as layers at once.
+MAX_SERIES_LAYERS = 16
 LayerData = tuple[Any, dict[str, Any], str]
 
 
@@ -42,7 +55,7 @@ def _single_path(path: PathOrPaths) -> str | None:
 
 
 def napari_get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | None:
-    """Return a reader for an OME-Zarr path or URL, None for anything else.
+    """Return a reader for an OME-Zarr image, container or plate (path or URL), else None.
 
     Parameters
     ----------
@@ -52,15 +65,29 @@ def napari_get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerDa
     Returns
     -------
     callable or None
-        :func:`read_ome_zarr_layers`, or None when ``path`` is not an
+        :func:`read_ome_zarr_layers` (:func:`read_plate_layers` for a plate),
+        or None when ``path`` is not an
         OME-Zarr image (several paths, TIFF files, OMERO links...).
     """
     p = _single_path(path)
     if p is None or is_tiff(p) or is_omero_source(p):
         return None
-    if not is_ome_zarr(p):
-        return None
-    return read_ome_zarr_layers
+    if is_ome_zarr(p):
+        return read_ome_zarr_layers
+    if _may_be_zarr(p) and container_kind(p) == "plate":
+        return read_plate_layers
+    return None
+
+
+def _may_be_zarr(p: str) -> bool:
+    """Cheap local pre-check: a folder with zarr metadata (a URL is asked)."""
+    if is_remote(p):
+        return True
+    try:
+        folder = local_path(p)
+    except FbiasIOError:
+        return False
+    return (folder / "zarr.json").is_file() or (folder / ".zattrs").is_file()
 
 
 def read_ome_zarr_layers(path: PathOrPaths) -> list[LayerData]:
@@ -80,7 +107,79 @@ def read_ome_zarr_layers(path: PathOrPaths) -> list[LayerData]:
     p = _single_path(path)
     if p is None:
         raise FbiasIOError(f"the OME-Zarr reader opens one path at a time, got {path!r}")
-    return image_to_layer_data(open_image(p))
+    first = open_image(p)
+    series = first.metadata.get("series")
+    if not series or series["count"] == 1:
+        return image_to_layer_data(first)
+    # a bioformats2raw container of several images: each series its own layer(s)
+    count = series["count"]
+    shown = min(count, MAX_SERIES_LAYERS)
+    if count > shown:
+        warnings.warn(
+            f"{p} holds {count} series; the first {shown} are opened. Open another one with "
+            "read_ome_zarr(path, series=N) or run a pipeline on all of them with `fbias run`.",
+            stacklevel=2,
+        )
+    else:
+        warnings.warn(f"{p} holds {count} series: each is opened as its own layer(s)", stacklevel=2)
+    layers = []
+    for i in range(shown):
+        img = first if i == 0 else read_ome_zarr(p, series=i)
+        img = replace(img, name=f"{img.name} (series {i})")
+        layers += image_to_layer_data(img)
+    return layers
+
+
+def read_plate_layers(path: PathOrPaths) -> list[LayerData]:
+    """Open an OME-Zarr plate as an overview and return its napari layer data.
+
+    The overview tiles the first field of every well at a low resolution
+    (lazily, see :func:`~napari_fbias.io.ome_zarr_plate.plate_overview`); a
+    shapes layer outlines each well with its name. The *Plate* widget opens
+    one well's field at full resolution; ``fbias run`` runs a pipeline over
+    every field.
+    """
+    p = _single_path(path)
+    if p is None:
+        raise FbiasIOError(f"the plate reader opens one path at a time, got {path!r}")
+    return plate_layer_data(read_plate(p))
+
+
+def plate_layer_data(plate: Plate, *, field: int = 0) -> list[LayerData]:
+    """Return the layer data of a plate's overview (field ``field``) and of its well outlines.
+
+    The image layers' metadata carry ``plate`` (source, name, field, tile and
+    well origins), so a widget can tell which plate an overview shows.
+    """
+    over = plate_overview(plate, field=field)
+    info = dict(over.metadata["plate"], source=plate.source)
+    th, tw = info["tile"]
+    yi, xi = over.axes.index("y"), over.axes.index("x")
+    sy, sx = over.scales[0][yi], over.scales[0][xi]
+    names = list(info["origins"])
+    boxes = [
+        np.array([[y, x], [y, x + tw], [y + th, x + tw], [y + th, x]], dtype=float)
+        for y, x in info["origins"].values()
+    ]
+    wells = (
+        boxes,
+        {
+            "name": f"{info['name']} wells",
+            "shape_type": "rectangle",
+            "edge_color": "white",
+            "edge_width": max(th, tw) / 64,
+            "face_color": "transparent",
+            "scale": (sy, sx),
+            "features": {"well": names},
+            "text": {"string": "{well}", "anchor": "upper_left", "color": "white", "size": 10},
+            "metadata": {"plate": info},
+        },
+        "shapes",
+    )
+    images = image_to_layer_data(over)
+    for _data, kwargs, _kind in images:
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "plate": info}
+    return [*images, wells]
 
 
 def napari_get_tiff_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | None:

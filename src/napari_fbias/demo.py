@@ -6,16 +6,19 @@ What it does, in order (about a minute on a laptop):
    session (a user with a question, two analysts);
 2. approach A, the classical nuclei recipe and a measurement; approach B,
    threshold + watershed; approach C, spot tracking on the time-lapse
-   sample. Each result is computed with the runner's single-step function
-   (:func:`napari_fbias.pipeline.runner.apply_step`, the function the napari
-   widgets run) and recorded as the widgets record it;
+   sample. Each step is checked and made ready as the napari workspace does
+   (:func:`napari_fbias.session.checks.prepare_step`), computed with the
+   single-step function the widgets run
+   (:func:`napari_fbias.pipeline.apply.compute_step`) and recorded as the
+   widgets record it;
 3. notes, results (with accuracy against the samples' ground truth), the
    solution proposed, issues and next steps; saves the session;
 4. exports the delivery bundle (approaches A and C);
-5. reruns the exported pipelines with the CLI (``fbias run``) on the samples,
-   and the exported script for approach A, and checks that the results are
-   identical, bit for bit, to the session's; runs approach A on the batch
-   sample folder and checks each image against a direct run;
+5. reruns the exported pipelines with the command line (``fbias run``, in a
+   child process as a user types it) on the samples, and the exported script
+   for approach A, and checks that the results are identical, bit for bit, to
+   the session's; runs approach A on the batch sample folder and checks each
+   image against a direct run;
 6. prints where everything is. Exit status 1 when a check fails.
 
 Nothing here imports Qt or napari.
@@ -77,9 +80,11 @@ class HeadlessLayers:
     """A stand-in for napari's layer list, to record a session without a viewer.
 
     Holds layer name -> pipeline :class:`~napari_fbias.pipeline.values.Value`;
-    :meth:`run` computes a step as the napari workspace does (the runner's
-    single-step function on in-memory data) and records it with the same
-    recorder call, so the session's layers are what a viewer would show.
+    :meth:`run` prepares a step as the napari workspace does
+    (:func:`~napari_fbias.session.checks.prepare_step`), computes it with the
+    same single-step function (:func:`~napari_fbias.pipeline.apply.compute_step`)
+    and records it with the same recorder call, so the session's layers are
+    what a viewer would show.
 
     Parameters
     ----------
@@ -105,16 +110,14 @@ class HeadlessLayers:
     def run(
         self, op: str, inputs: Mapping[str, str], params: Mapping[str, Any], output: str
     ) -> Any:
-        """Apply ``op`` as a widget does (runner's single-step function), then record it."""
-        from napari_fbias.ops.registry import get_op
-        from napari_fbias.pipeline.model import Step
-        from napari_fbias.pipeline.runner import compute_step
-        from napari_fbias.session.checks import check_params
+        """Apply ``op`` as a widget does (same checks, same single-step function), record it."""
+        from napari_fbias.pipeline.apply import compute_step
+        from napari_fbias.session.checks import prepare_step
 
-        spec = get_op(op)
-        clean = check_params(spec, params)
-        args = [self.values[inputs[d.name]] if d.name in inputs else None for d in spec.inputs]
-        value = compute_step(spec, Step("run", op, {}, clean), args)
+        spec, step, args, clean = prepare_step(
+            op, {name: self.values[layer] for name, layer in inputs.items()}, params
+        )
+        value = compute_step(spec, step, args)
         self.recorder.record_step(op, clean, dict(inputs), output)
         self.values[output] = value
         return value
@@ -257,7 +260,6 @@ def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoRep
     DemoError
         When the folder cannot be used.
     """
-    from napari_fbias.cli import main as cli_main
     from napari_fbias.io.samples import sample_path
     from napari_fbias.pipeline import Pipeline
     from napari_fbias.session.export import export_bundle
@@ -289,10 +291,10 @@ def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoRep
     for key, exp in expected.items():
         pipe = result.pipelines[key]
         out = folder / "rerun" / key
-        code = cli_main(["run", str(pipe), str(sources[key]), "-o", str(out)])
+        proc = _fbias("run", str(pipe), str(sources[key]), "-o", str(out))
         what = f"fbias run {pipe.name} reproduces approach {key}"
-        if code != 0:
-            report.checks.append((what, f"fbias run exited with {code}"))
+        if proc.returncode != 0:
+            report.checks.append((what, _failure("fbias run", proc)))
         else:
             problems = compare_folder(_outputs(pipe, exp), out / _stem(sources[key]))
             report.checks.append((what, "; ".join(problems) or None))
@@ -309,7 +311,7 @@ def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoRep
     )
     what = f"python {script.name} reproduces approach A"
     if proc.returncode != 0:
-        report.checks.append((what, f"exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"))
+        report.checks.append((what, _failure(script.name, proc)))
     else:
         problems = compare_folder(
             _outputs(result.pipelines["A"], expected["A"]), out / _stem(nuclei_src)
@@ -320,10 +322,10 @@ def run_demo(outdir: str | Path | None = None, *, echo: Echo = print) -> DemoRep
     echo("5. Batch: approach A on every image of the nuclei_batch sample folder")
     batch_dir = sample_path("nuclei_batch")
     out = folder / "batch"
-    code = cli_main(["run", str(result.pipelines["A"]), str(batch_dir), "-o", str(out)])
+    proc = _fbias("run", str(result.pipelines["A"]), str(batch_dir), "-o", str(out))
     pipeline = Pipeline.load(result.pipelines["A"])
     what = "fbias run on the batch folder matches direct runs, image by image"
-    problems = [] if code == 0 else [f"fbias run exited with {code}"]
+    problems = [] if proc.returncode == 0 else [_failure("fbias run", proc)]
     for image in sorted(batch_dir.glob("*.ome.tif")):
         direct = pipeline.run(str(image))
         problems += compare_folder({k: direct[k] for k in direct}, out / _stem(image))
@@ -350,16 +352,11 @@ def _check_listing(space: Path, session: Any, report: DemoReport, echo: Echo) ->
     """Check that `fbias sessions --space SPACE --json` finds the session, both analysts in it."""
     import json
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "napari_fbias.cli", "sessions", "--space", str(space), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _fbias("sessions", "--space", str(space), "--json")
     what = "fbias sessions --space lists the session with both analysts' approaches"
     problem = None
     if proc.returncode != 0:
-        problem = f"exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        problem = _failure("fbias sessions", proc)
     else:
         listed = {s.get("id"): s for s in json.loads(proc.stdout)}
         found = listed.get(session.id)
@@ -368,6 +365,21 @@ def _check_listing(space: Path, session: Any, report: DemoReport, echo: Echo) ->
             problem = f"listed analysts {analysts}"
     report.checks.append((what, problem))
     echo(f"  {_mark(report.checks[-1])} {what}")
+
+
+def _fbias(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``fbias`` command line in a child process, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "napari_fbias.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _failure(what: str, proc: subprocess.CompletedProcess[str]) -> str:
+    """Describe a child process that failed: its exit status and the end of its errors."""
+    return f"{what} exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
 
 
 def _outputs(pipeline_file: Path, by_output: Mapping[str, Any]) -> dict[str, Any]:

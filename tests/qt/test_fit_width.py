@@ -10,7 +10,7 @@ from widget_helpers import add_sample, click
 
 from napari_fbias._qt.measure_widget import MeasureWidget
 from napari_fbias._qt.op_widget import OperationWidget
-from napari_fbias._qt.run_pipeline_widget import RunPipelineWidget
+from napari_fbias._qt.run_pipeline.panel import RunPipelineWidget
 from napari_fbias._qt.segment_widget import SegmentWidget
 from napari_fbias._qt.track_widget import TrackWidget
 
@@ -118,3 +118,19 @@ def test_switching_method_or_input_clears_a_stale_error(
     widget.status.value = LONG_ERROR
     widget.inputs["image"].value = viewer.layers["other"]
     assert widget.status.value == ""
+
+
+def test_the_omero_browser_fits_a_laptop_screen(qtbot: Any, make_napari_viewer: Any) -> None:
+    from fakes.fake_blitz import HAVE_OMERO, standard_server
+    from napari_fbias._qt.omero_widget import OmeroWidget
+
+    if not HAVE_OMERO:
+        pytest.skip("omero-py is not installed")
+    viewer = make_napari_viewer(show=True)
+    widget = OmeroWidget(viewer, backend=standard_server().backend(), keepalive_ms=0)
+    viewer.window.add_dock_widget(widget, name="OMERO")
+    window = viewer.window._qt_window
+    _settle(qtbot, window)
+    width, height, canvas = _layout(viewer)
+    assert width <= SCREEN[0] and height <= SCREEN[1], f"the window is {width}x{height}"
+    assert canvas >= 0.4 * width

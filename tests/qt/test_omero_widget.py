@@ -17,8 +17,8 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 
 from fakes.fake_blitz import HAVE_OMERO, standard_server, write_cli_session
-from napari_fbias._qt import omero_widget as omero_widget_module
-from napari_fbias._qt.omero_tree import LOADING_TEXT
+from napari_fbias._qt.omero import browser as omero_widget_module
+from napari_fbias._qt.omero.tree import LOADING_TEXT
 from napari_fbias._qt.omero_widget import NO_TABLE, OmeroWidget
 from napari_fbias._qt.workspace import get_workspace
 from napari_fbias.io.omero.browse import get_thumbnail

@@ -20,7 +20,9 @@ from widget_helpers import add_sample, errors, notifications
 
 import pipeline_testops as testops
 from napari_fbias._qt.layer_axes import LayerAxesError
-from napari_fbias._qt.run_pipeline_widget import RunPipelineWidget, layer_input, pipeline_job
+from napari_fbias._qt.run_pipeline.inputs_model import layer_input
+from napari_fbias._qt.run_pipeline.panel import RunPipelineWidget
+from napari_fbias._qt.run_pipeline.run_model import pipeline_job
 from napari_fbias.io import samples
 from napari_fbias.io.ome_zarr_read import read_ome_zarr
 from napari_fbias.pipeline import Pipeline

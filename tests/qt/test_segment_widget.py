@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from widget_helpers import (
     add_image_file,
     add_sample,
@@ -163,27 +163,36 @@ def test_cancel_button_discards_the_run(qtbot: Any, viewer: Any, widget: Segment
     assert widget.run_button.enabled
 
 
-def test_text_settings_are_parsed_with_clear_errors(qtbot: Any, viewer: Any) -> None:
+def test_optional_numbers_are_automatic_or_a_bounded_number(qtbot: Any, viewer: Any) -> None:
+    from napari_fbias._qt.auto_number import AutoNumber
+
     widget = OperationWidget(viewer)
     viewer.window.add_dock_widget(widget)
     viewer.add_labels(np.array([[0, 1, 1], [0, 1, 0], [2, 2, 0]], np.int32), name="objects")
     widget.method.value = "segment.remove_small_objects"
     max_size = widget.settings["max_size"]
-    assert isinstance(max_size, LineEdit) and max_size.value == ""
+    assert isinstance(max_size, AutoNumber)
+    assert max_size.value is None and not max_size.number.enabled  # automatic by default
+    assert max_size.number.min == 1  # the setting's own bound: a typo cannot reach the op
+    with pytest.raises(ValueError, match="outside"):
+        max_size.value = 0
     widget.inputs["labels"].value = viewer.layers["objects"]
-    max_size.value = "big"
-    with notifications() as seen:
-        assert widget.run() is None
-    assert errors(seen) == ["Remove small objects: max size must be a number, not 'big'"]
-    max_size.value = "2"
+    max_size.auto.value = False
+    assert max_size.number.enabled
+    max_size.number.value = 2
     widget.settings["min_size"].value = 0
     click(widget.run_button)
     wait_widget(qtbot, widget)
     (step,) = widget.workspace.recorder.active.steps
-    assert step.params["max_size"] == 2
+    assert step.params["max_size"] == 2 and isinstance(step.params["max_size"], int)
     np.testing.assert_array_equal(
         viewer.layers["A: remove small objects"].data, [[0, 0, 0], [0, 0, 0], [1, 1, 0]]
     )
+    # a recorded value goes back into the widget, and automatic too
+    assert widget.load_settings(step)
+    assert max_size.value == 2
+    max_size.value = None
+    assert max_size.auto.value and not max_size.number.enabled
 
 
 # --- cellpose ----------------------------------------------------------------------------

@@ -24,10 +24,10 @@ from napari_fbias._qt.layer_axes import (
     layer_kind,
     layer_spacing,
 )
+from napari_fbias._qt.layer_kinds import OUTPUT_LAYER
 from napari_fbias.pipeline.values import Value
 
 __all__ = [
-    "LAYER_TYPES",
     "layer_table",
     "layer_value",
     "lost_pixel_size",
@@ -36,14 +36,6 @@ __all__ = [
     "value_layer_data",
 ]
 
-#: napari layer type that holds each kind of data.
-LAYER_TYPES: dict[str, str] = {
-    "image": "image",
-    "labels": "labels",
-    "tracks": "tracks",
-    "spots": "points",
-    "table": "labels",
-}
 _AXIS_WORDS = {"t": "time point", "c": "channel", "z": "plane"}
 
 
@@ -181,7 +173,7 @@ def value_layer_data(
     if value.kind in ("image", "labels"):
         kwargs.update(_grid(like, value.axes), axis_labels=tuple(value.axes))
         kwargs["metadata"]["axes"] = value.axes
-        return np.asarray(value.data), kwargs, value.kind
+        return np.asarray(value.data), kwargs, OUTPUT_LAYER[value.kind]
     df: pd.DataFrame = value.data
     if value.kind == "tracks":
         pos = [c for c in ("z", "y", "x") if c in df.columns]
@@ -190,13 +182,13 @@ def value_layer_data(
         kwargs["features"] = df.reset_index(drop=True)
         kwargs["tail_length"] = 10
         data = df[cols].to_numpy(dtype=np.float64) if len(df) else np.zeros((0, len(cols)))
-        return data, kwargs, "tracks"
+        return data, kwargs, OUTPUT_LAYER["tracks"]
     if value.kind == "spots":
         pos = [c for c in ("t", "z", "y", "x") if c in df.columns]
         kwargs.update(_grid(like, "".join(pos)), axis_labels=tuple(pos))
         kwargs["features"] = df.reset_index(drop=True)
         kwargs["size"] = 5
-        return df[pos].to_numpy(dtype=np.float64), kwargs, "points"
+        return df[pos].to_numpy(dtype=np.float64), kwargs, OUTPUT_LAYER["spots"]
     return None
 
 

@@ -34,6 +34,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import Qt
 
+from napari_fbias._qt.auto_number import AutoNumber
 from napari_fbias._qt.fit_width import MessageLine, narrow_choices, wrap_label
 from napari_fbias._qt.layer_axes import (
     LayerAxesError,
@@ -45,6 +46,7 @@ from napari_fbias._qt.layer_axes import (
     step_info,
     unwrap,
 )
+from napari_fbias._qt.layer_kinds import input_layer_types
 from napari_fbias._qt.workspace import WorkspaceError, get_workspace
 from napari_fbias.ops.registry import OpSpec, ParamSpec, get_op, list_ops
 from napari_fbias.session.model import RecordedStep
@@ -59,14 +61,6 @@ __all__ = [
     "set_param_value",
 ]
 
-#: napari layer classes (by name) offered for each kind of data input.
-KIND_LAYERS: dict[str, tuple[str, ...]] = {
-    "image": ("image",),
-    "labels": ("labels",),
-    "tracks": ("tracks",),
-    "spots": ("points",),
-    "table": ("labels", "points", "tracks"),
-}
 AXIS_LABELS = {"t": "time point", "c": "channel", "z": "plane"}
 _INT_LIMIT = 2**31 - 1
 _FLOAT_LIMIT = 1e9
@@ -79,7 +73,7 @@ class ParamError(ValueError):
 
 def layer_choices(viewer: Any, kind: str, widget: Any = None) -> list[tuple[str, Any]]:
     """Layers of ``viewer`` that can feed a ``kind`` input, as ``(name, layer)`` choices."""
-    types = KIND_LAYERS.get(kind, ())
+    types = input_layer_types(kind)
     return [(layer.name, layer) for layer in viewer.layers if layer_kind(layer) in types]
 
 
@@ -87,9 +81,16 @@ def _label(name: str) -> str:
     return name.replace("_", " ")
 
 
+def _is_auto_number(p: ParamSpec) -> bool:
+    """Tell whether a setting is an optional number (None: the operation chooses)."""
+    return p.optional and p.choices is None and p.type in (int, float)
+
+
 def _is_text_param(p: ParamSpec) -> bool:
-    """Tell whether a setting is a text field: tuples and optional numbers ("" = automatic)."""
-    return p.type is tuple or (p.optional and p.choices is None and p.type is not bool)
+    """Tell whether a setting is a text field: tuples, and optional text ("" = automatic)."""
+    return p.type is tuple or (
+        p.optional and p.choices is None and p.type is not bool and not _is_auto_number(p)
+    )
 
 
 def param_widget(spec: OpSpec, p: ParamSpec) -> Any:
@@ -97,10 +98,24 @@ def param_widget(spec: OpSpec, p: ParamSpec) -> Any:
 
     Numbers, booleans, choices and text go through ``create_widget`` with the
     setting's annotation (``Annotated`` bounds, ``Literal`` choices); numbers
-    without bounds get wide ones. Tuples and optional settings are text fields
-    (comma-separated values; empty = automatic), read by :func:`param_value`.
+    without bounds get wide ones. Optional numbers get an *auto* box beside
+    their spin box (:class:`~.auto_number.AutoNumber`: None while checked).
+    Tuples without choices and optional text are text fields (comma-separated
+    values; empty = automatic), read by :func:`param_value`.
     """
     tooltip = p.help or None
+    if _is_auto_number(p):
+        low, high = _bounds(p)
+        return AutoNumber(
+            p.type,
+            p.default,
+            min=low,
+            max=high,
+            step=p.widget_options.get("step", 0.1 if p.type is float else None),
+            name=p.name,
+            label=_label(p.name),
+            tooltip=tooltip,
+        )
     if _is_text_param(p):
         w = LineEdit(value=_format(p.default), name=p.name, label=_label(p.name), tooltip=tooltip)
         hint = "empty = automatic" if p.optional else "comma-separated values"
@@ -109,9 +124,7 @@ def param_widget(spec: OpSpec, p: ParamSpec) -> Any:
     hints = typing.get_type_hints(spec.func, include_extras=True)
     options: dict[str, Any] = {"tooltip": tooltip} if tooltip else {}
     if p.choices is None and p.type in (int, float):
-        big = _INT_LIMIT if p.type is int else _FLOAT_LIMIT
-        options["min"] = p.minimum if p.minimum is not None else -big
-        options["max"] = p.maximum if p.maximum is not None else big
+        options["min"], options["max"] = _bounds(p)
         if "step" in p.widget_options:
             options["step"] = p.widget_options["step"]
         elif p.type is float:
@@ -120,6 +133,14 @@ def param_widget(spec: OpSpec, p: ParamSpec) -> Any:
     if not p.required:
         kwargs["value"] = p.default
     return create_widget(annotation=hints.get(p.name, p.type), **kwargs)
+
+
+def _bounds(p: ParamSpec) -> tuple[float, float]:
+    """Return the spin box bounds of a number setting: its own, else wide ones."""
+    big = _INT_LIMIT if p.type is int else _FLOAT_LIMIT
+    low = p.minimum if p.minimum is not None else -big
+    high = p.maximum if p.maximum is not None else big
+    return low, high
 
 
 def _format(value: Any) -> str:

@@ -4,7 +4,8 @@ One dock holds the workflow of an open desk as tabs, in the order a
 consultation goes:
 
 * **Session**: start, join (shared session space) or reopen a session;
-* **Open**: an OME-Zarr folder or URL, a TIFF file, OMERO;
+* **Open**: an OME-Zarr folder or URL, a TIFF file, OMERO; a plate's overview
+  and one well's field;
 * **Approaches**: who tries what, notes, the recorded steps (and loading a
   step's settings back into its widget);
 * **Analyse**: Segment, Track and Measure (sub-tabs);
@@ -33,6 +34,7 @@ from qtpy.QtWidgets import QFrame, QGroupBox, QScrollArea, QTabWidget, QVBoxLayo
 
 from napari_fbias._qt.measure_widget import MeasureWidget
 from napari_fbias._qt.open_widget import OpenWidget
+from napari_fbias._qt.plate_widget import PlateWidget
 from napari_fbias._qt.segment_widget import SegmentWidget
 from napari_fbias._qt.session_widget import SessionWidget
 from napari_fbias._qt.track_widget import TrackWidget
@@ -75,6 +77,7 @@ class OpenDeskWidget(QWidget):
             napari_viewer, workspace=self.workspace, root=root, embedded=True
         )
         self.open = OpenWidget(napari_viewer)
+        self.plate = PlateWidget(napari_viewer)
         self.segment = SegmentWidget(napari_viewer)
         self.track = TrackWidget(napari_viewer)
         self.measure = MeasureWidget(napari_viewer)
@@ -88,7 +91,7 @@ class OpenDeskWidget(QWidget):
         #: tab title -> page
         self.pages: dict[str, QWidget] = {
             "Session": _scrolled(pages["Session"]),
-            "Open": _scrolled(self.open.native),
+            "Open": _scrolled(_open_page(self.open.native, self.plate.native)),
             "Approaches": _scrolled(pages["Approaches"]),
             "Analyse": self.analyse,
             "Compare": _scrolled(pages["Compare"]),
@@ -128,6 +131,19 @@ class OpenDeskWidget(QWidget):
             if name in ANALYSE:
                 self.show_page(name)
                 return
+
+
+def _open_page(open_widget: QWidget, plate: QWidget) -> QWidget:
+    """Build the Open tab: a path or URL (and OMERO), then a plate's wells and fields."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(open_widget)
+    box = QGroupBox("Plate (HCS)")
+    QVBoxLayout(box).addWidget(plate)
+    layout.addWidget(box)
+    layout.addStretch(1)
+    return page
 
 
 def _export_page(conclusion: QWidget, export: QWidget) -> QWidget:

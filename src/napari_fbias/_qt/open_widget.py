@@ -10,7 +10,7 @@ Recent entries live in ``recent.json`` in the user config folder
 ``napari-fbias``): at most :data:`MAX_RECENT` locations, never credentials
 (user names, passwords and secret query parameters are removed first).
 
-OMERO: the "OMERO..." button opens the OMERO browser (``_qt/omero_widget.py``)
+OMERO: the "OMERO..." button opens the OMERO browser (``_qt/omero/``)
 when it is installed; otherwise it stays disabled and says so.
 """
 
@@ -27,6 +27,7 @@ import napari
 from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton
 
 from napari_fbias._qt.layer_axes import unwrap
+from napari_fbias._qt.workers import start_worker
 from napari_fbias.io.atomic import atomic_write_text
 from napari_fbias.session.secrets import sanitize_uri, scrub_text
 
@@ -170,7 +171,6 @@ class OpenWidget(Container):
 
     def open(self) -> Any:
         """Open the path or URL in the field; return the worker (None if nothing to open)."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
         source = str(self.source.value).strip()
@@ -180,22 +180,18 @@ class OpenWidget(Container):
             show_error("Open: type a path or URL first")
             self.status.value = "Nothing to open"
             return None
-        worker = create_worker(
-            open_layer_data,
-            source,
-            _start_thread=False,
-            _progress={"total": 0, "desc": "Opening image"},
-            _ignore_errors=True,  # reported by _on_failed
-        )
-        worker.returned.connect(self._on_opened)
-        worker.errored.connect(self._on_failed)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
         self._opening = source
         self.open_button.enabled = False
         self.status.value = f"Opening {sanitize_uri(source)}..."
-        worker.start()
-        return worker
+        self._worker = start_worker(
+            open_layer_data,
+            source,
+            desc="Opening image",
+            returned=self._on_opened,
+            errored=self._on_failed,
+            finished=self._on_finished,
+        )
+        return self._worker
 
     def _on_opened(self, layers: list[tuple[Any, dict[str, Any], str]]) -> None:
         added: list[Any] = []

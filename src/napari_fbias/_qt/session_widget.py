@@ -76,6 +76,7 @@ from napari_fbias._qt.session_forms import (
 )
 from napari_fbias._qt.session_share import ShareBox
 from napari_fbias._qt.step_settings import load_step_settings
+from napari_fbias._qt.workers import start_worker
 from napari_fbias.session.errors import SessionError
 from napari_fbias.session.model import Approach, Session
 from napari_fbias.session.search import SessionQuery, conclusion, find_sessions
@@ -626,10 +627,19 @@ class SessionWidget(QWidget):
         if key is None or self.recorder is None:
             return None
         self.compare_status.setText(f"Recomputing approach {key} here…")
-        worker = self.workspace.show_approach_here(key)
-        worker.returned.connect(lambda _v: self._shown(key))
-        worker.errored.connect(self._show_failed)
-        return self._start(worker)
+        token = self._track()
+        try:
+            return self.workspace.show_approach_here(
+                key,
+                connect={
+                    "returned": lambda _v: self._shown(key),
+                    "errored": self._show_failed,
+                    "finished": partial(self._worker_done, token),
+                },
+            )
+        except Exception:
+            self._worker_done(token)
+            raise
 
     def _shown(self, key: str) -> None:
         if self.alive:
@@ -704,25 +714,29 @@ class SessionWidget(QWidget):
 
     def refresh_sessions(self) -> Any:
         """List the previous sessions again (read in a worker thread); return the worker."""
-        from napari.qt.threading import create_worker
-
         self.refresh_button.setEnabled(False)
         self._list_generation += 1
         space = self.share.space_text
-        if space is None:
-            worker = create_worker(list_sessions, self.root)
-        else:
-            worker = create_worker(list_sessions, space=space)
-        worker.returned.connect(partial(self._show_sessions, self._list_generation))
-        worker.errored.connect(self._list_failed)
-        worker.finished.connect(self._list_done)
-        return self._start(worker)
+        args, where = ((self.root,), {}) if space is None else ((), {"space": space})
+        return self._start(
+            list_sessions,
+            *args,
+            returned=partial(self._show_sessions, self._list_generation),
+            errored=self._list_failed,
+            finished=self._list_done,
+            **where,
+        )
 
-    def _start(self, worker: Any) -> Any:
-        self._workers.add(worker)
-        worker.finished.connect(partial(self._worker_done, worker))
-        worker.start()
-        return worker
+    def _start(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``func`` in a worker (:func:`start_worker`, no progress bar); busy until it ends."""
+        done = partial(self._worker_done, self._track())
+        return start_worker(func, *args, desc=None, connect={"finished": done}, **kwargs)
+
+    def _track(self) -> object:
+        """Count one more piece of work in flight (:attr:`busy`) until ``_worker_done(token)``."""
+        token = object()
+        self._workers.add(token)
+        return token
 
     def _worker_done(self, worker: Any) -> None:
         self._workers.discard(worker)
@@ -936,8 +950,6 @@ class SessionWidget(QWidget):
 
     def update_counts(self) -> Any:
         """Count the objects of every approach's label layers in a worker; return the worker."""
-        from napari.qt.threading import create_worker
-
         s = self.session
         if s is None:
             return None
@@ -945,10 +957,9 @@ class SessionWidget(QWidget):
         generation = self._count_generation
         data = approach_label_data(self.viewer.layers, s)
         self.compare_status.setText("Counting objects…")
-        worker = create_worker(count_all, data)
-        worker.returned.connect(partial(self._counted, generation))
-        worker.errored.connect(self._count_failed)
-        return self._start(worker)
+        return self._start(
+            count_all, data, returned=partial(self._counted, generation), errored=self._count_failed
+        )
 
     def _count_failed(self, exc: BaseException) -> None:
         if self.alive:

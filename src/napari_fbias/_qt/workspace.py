@@ -4,8 +4,8 @@ Every widget runs its operation through :meth:`Workspace.run_op`, which
 
 1. reads the picked layers as the pipeline runner would (same axes, pixel
    size, selected time point / channel / plane: :mod:`.layer_data`);
-2. applies the op off the GUI thread with the runner's own single-step
-   function :func:`napari_fbias.pipeline.runner.apply_step` (so a recorded
+2. computes the op off the GUI thread with the runner's own single-step
+   function :func:`napari_fbias.pipeline.runner.compute_step` (so a recorded
    approach re-run headless gives the same result, bit for bit);
 3. on success records the step in the running session
    (:class:`~napari_fbias.session.recorder.SessionRecorder`, started on
@@ -49,12 +49,14 @@ from napari_fbias._qt.layer_axes import (
     unwrap,
 )
 from napari_fbias._qt.layer_data import layer_value, value_layer_data
+from napari_fbias._qt.layer_kinds import input_layer_types
+from napari_fbias._qt.result_layers import attach_table, put_layer
 from napari_fbias._qt.viewer_close import watch_close
 from napari_fbias._qt.workers import start_worker
 from napari_fbias.ops.registry import OpSpec, get_op
+from napari_fbias.pipeline.apply import compute_step
 from napari_fbias.pipeline.errors import StepError
 from napari_fbias.pipeline.model import Step
-from napari_fbias.pipeline.runner import compute_step
 from napari_fbias.pipeline.values import Value
 from napari_fbias.session import checksums
 from napari_fbias.session.checks import check_params
@@ -81,14 +83,6 @@ OUTPUT_NAMES: dict[str, str] = {
     "track.locate_spots": "spots",
     "track.link_spots": "tracks",
     "measure.regionprops": "measurements",
-}
-#: Which napari layer type each kind of data input accepts.
-_INPUT_LAYERS: dict[str, tuple[str, ...]] = {
-    "image": ("image",),
-    "labels": ("labels",),
-    "tracks": ("tracks",),
-    "spots": ("points",),
-    "table": ("labels", "points", "tracks", "image"),
 }
 _SELECT_AXES = ("t", "c", "z")
 
@@ -454,8 +448,6 @@ class Workspace:
         WorkspaceError
             (also shown as a notification) when the run cannot start.
         """
-        from napari.qt.threading import create_worker
-
         try:
             spec, step, values, job = self._prepare(
                 op_name, inputs, params, axes, select, output_name, new_result, replaces
@@ -464,24 +456,21 @@ class Workspace:
             msg = str(exc) if isinstance(exc, ValueError) else str(exc.args[0])
             self._report(msg)
             raise WorkspaceError(msg) from exc
-        worker = create_worker(
+        self._jobs.append(job)
+        worker = start_worker(
             compute_step,
             spec,
             step,
             values,
-            _start_thread=False,
-            _progress={"total": 0, "desc": spec.title},
-            _ignore_errors=True,  # reported by _on_errored
+            desc=spec.title,
+            returned=partial(self._on_returned, job),
+            errored=partial(self._on_errored, job),
+            finished=partial(self._on_finished, job),
+            connect=connect,
         )
+        # the callbacks run from the event loop, after these lines
         worker.fbias_job = job
         job.worker = worker
-        worker.returned.connect(partial(self._on_returned, job))
-        worker.errored.connect(partial(self._on_errored, job))
-        worker.finished.connect(partial(self._on_finished, job))
-        for signal, callback in (connect or {}).items():
-            getattr(worker, signal).connect(callback)
-        self._jobs.append(job)
-        worker.start()
         return worker
 
     def cancel(self, worker: Any) -> None:
@@ -539,7 +528,7 @@ class Workspace:
                 continue
             layer = unwrap(layer)
             kind = layer_kind(layer)
-            if kind not in _INPUT_LAYERS[inp.kind]:
+            if kind not in input_layer_types(inp.kind):
                 article = "an" if kind[0] in "aeiou" else "a"
                 raise WorkspaceError(
                     f"{spec.title}: input {inp.name!r} needs {inp.kind} data; layer "
@@ -643,13 +632,17 @@ class Workspace:
         rest = [ly for ly in reversed(layers) if step_info(ly) is not None and ly not in mine]
         return [ly for ly in mine + rest if layer_kind(ly) == kind]
 
-    def show_approach_here(self, key: str) -> Any:
+    def show_approach_here(
+        self, key: str, *, connect: Mapping[str, Callable[..., Any]] | None = None
+    ) -> Any:
         """Recompute another analyst's approach here, in a worker, and show its results.
 
         The layers get the names the analyst's steps gave them, so steps
         recorded here on top of them read that analyst's steps. Returns the
         started worker (its ``errored`` signal carries a
-        :class:`~napari_fbias.session.recompute.CannotRecomputeError` saying why).
+        :class:`~napari_fbias.session.recompute.CannotRecomputeError` saying why);
+        ``connect`` (worker signal name -> callback) is connected before it
+        starts, after the workspace's own handler.
         """
         from napari_fbias.session.recompute import recompute_approach
 
@@ -664,6 +657,7 @@ class Workspace:
             key,
             desc=f"approach {key} ({approach.analyst or 'analyst'})",
             returned=partial(self.show_step_values, session, key),
+            connect=connect,
         )
 
     def show_step_values(
@@ -743,27 +737,18 @@ class Workspace:
         out = value_layer_data(value, name, meta, like)
         if out is None:
             return None
-        data, kwargs, ltype = out
-        existing = self._layer(name)
-        if existing is not None and layer_kind(existing) == ltype:
-            try:
-                _update_layer(existing, data, kwargs)
-                return existing
-            except (ValueError, TypeError, IndexError):  # napari refused an in-place update
-                pass
-        if existing is not None:
-            with self._quietly(name):
-                self.viewer.layers.remove(existing)
-        return getattr(self.viewer, f"add_{ltype}")(data, **kwargs)
+        return put_layer(self.viewer, *out, remove=self._remove_quietly)
+
+    def _remove_quietly(self, layer: Any) -> None:
+        """Remove a layer that a result replaces (the recorder keeps the step)."""
+        with self._quietly(layer.name):
+            self.viewer.layers.remove(layer)
 
     def _attach_table(self, df: pd.DataFrame, name: str | None) -> None:
         """Give the measured labels layer ``name`` the table as features (one row per label)."""
         layer = self._layer(name) if name else None
-        if layer is None or "label" not in df or "t" in df or not df["label"].is_unique:
-            return
-        layer.features = pd.concat(
-            [pd.DataFrame({"index": df["label"].to_numpy()}), df.reset_index(drop=True)], axis=1
-        )
+        if layer is not None:
+            attach_table(layer, df)
 
     @contextlib.contextmanager
     def _quietly(self, name: str) -> Iterator[None]:
@@ -845,25 +830,3 @@ def _result_meta(
         **extra,
     }
     return {"fbias": info}
-
-
-def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any]) -> None:
-    """Put a new result into an existing layer of the same type (the step was re-run)."""
-    if "features" in kwargs:
-        colour = getattr(layer, "color_by", None)
-        if colour is not None:
-            layer.color_by = "track_id"
-        with layer.events.blocker_all():
-            layer.features = pd.DataFrame(index=range(len(data)))
-        layer.data = data
-        layer.features = kwargs["features"]
-        if colour is not None and colour in kwargs["features"]:
-            layer.color_by = colour
-    else:
-        layer.data = data
-    for key in ("scale", "translate", "units"):
-        if key in kwargs:
-            setattr(layer, key, kwargs[key])
-    meta = dict(layer.metadata)
-    meta.update(kwargs["metadata"])
-    layer.metadata = meta

@@ -36,6 +36,7 @@ import dask.array as da
 import zarr
 import zarr.api.asynchronous as zasync
 from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
 from zarr.errors import NodeNotFoundError
 
 from napari_fbias.io.credentials import sanitize_uri
@@ -67,13 +68,25 @@ from napari_fbias.io.remote import (
     describe_error,
     is_remote,
     join_key,
+    local_path,
     open_store,
     read_keys_async,
     run_sync,
 )
 
-__all__ = ["DASK_CHUNK_TARGET_BYTES", "is_ome_zarr", "read_ome_zarr"]
+__all__ = [
+    "DASK_CHUNK_TARGET_BYTES",
+    "MAX_SERIES",
+    "GroupMeta",
+    "is_ome_zarr",
+    "open_source_store",
+    "read_group_meta",
+    "read_ome_zarr",
+    "series_paths",
+]
 
+#: Most series a bioformats2raw container may hold.
+MAX_SERIES = 100_000
 _HEX_COLOR = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
 
 
@@ -326,11 +339,37 @@ class CheckedArray:
                 raise UnreachableSourceError(
                     f"could not read {self._where(key)}: {describe_error(exc)}"
                 ) from exc
+            if self._server_ignores_ranges():
+                raise UnreachableSourceError(
+                    f"cannot read {self._where(key)}: the server does not support HTTP range "
+                    "requests (asked for 2 bytes of a shard, it sent the whole file), and a "
+                    "sharded zarr v3 array is read by byte ranges. Serve the store with a server "
+                    "that supports range requests, or copy it to a local folder"
+                ) from exc
             raise CorruptDataError(
                 f"cannot decode {self._where(key, probe=True)}: the chunk is corrupt or "
                 "truncated, or its array metadata (dtype, chunk shape, compressor) does not "
                 f"match the stored bytes ({describe_error(exc)})"
             ) from exc
+
+    def _server_ignores_ranges(self) -> bool:
+        """Return True when the array is sharded, remote, and its server ignores Range."""
+        shards = getattr(self.array, "shards", None)
+        if not shards or not is_remote(self.source):
+            return False
+        from zarr.abc.store import RangeByteRequest
+
+        key = join_key(self.array.path, self.array.metadata.encode_chunk_key((0,) * self.ndim))
+        store = self.array.store
+
+        async def probe() -> Any:
+            return await store.get(key, default_buffer_prototype(), RangeByteRequest(0, 2))
+
+        try:
+            got = run_sync(probe())
+        except Exception:
+            return False
+        return got is not None and len(got) > 2
 
     def _chunk_ranges(self, key: Any) -> list[range] | None:
         """Chunk grid indices read by ``key``, per axis (None for fancy indexing)."""
@@ -462,6 +501,7 @@ async def _read_image(
     zarr_format: int | None,
     with_labels: bool,
     is_label: bool = False,
+    series: int | None = None,
     _depth: int = 0,
 ) -> _Parsed:
     where_group = join_key(source, path) or source
@@ -472,22 +512,19 @@ async def _read_image(
         )
     attrs = meta.attrs
     where = join_key(source, meta.key)
+    if series is not None and ("multiscales" in attrs or _depth):
+        raise NotOmeZarrError(f"{where_group} is an image, not a bioformats2raw container")
     if "multiscales" not in attrs:
-        if "bioformats2raw.layout" in attrs and _depth == 0:
-            return await _read_image(
-                store,
-                join_key(path, "0"),
-                source,
-                zarr_format=meta.zarr_format,
-                with_labels=with_labels,
-                _depth=1,
-            )
-        for kind in ("plate", "well"):
+        # the plate first: the bioformats2raw layout gives it precedence
+        for kind, what in (("plate", "plate"), ("well", "well of a plate")):
             if kind in attrs:
                 raise NotOmeZarrError(
-                    f"{where_group} is an OME-Zarr {kind} (HCS); open one of its images "
-                    "(e.g. .../A/1/0) instead"
+                    f"{where_group} is an OME-Zarr {what} (HCS), not one image: open it as a "
+                    "plate (napari shows an overview; `fbias run` runs every field), or open "
+                    "one field (e.g. .../A/1/0)"
                 )
+        if "bioformats2raw.layout" in attrs and _depth == 0:
+            return await _read_series(store, path, source, meta, with_labels, series)
         if "labels" in attrs:
             raise NotOmeZarrError(
                 f"{where_group} is an OME-Zarr labels group; open the image that contains it"
@@ -584,6 +621,73 @@ async def _read_image(
     )
 
 
+async def series_paths(store: Any, path: str, source: str) -> list[str]:
+    """Return the series paths of the bioformats2raw container at ``path`` (async).
+
+    From ``OME/series`` when the container has it, else the consecutive groups
+    ``0``, ``1``, ... that hold an image (the layout's rule);
+    :func:`~.ome_zarr_plate.list_series` is the synchronous entry point.
+    """
+    meta = await read_group_meta(store, path, source)
+    where = join_key(source, path) or source
+    if meta is None or "bioformats2raw.layout" not in meta.attrs:
+        raise NotOmeZarrError(f"{where} is not a bioformats2raw container")
+    if "plate" in meta.attrs:
+        raise NotOmeZarrError(f"{where} is a plate (wrapped by bioformats2raw): read it as a plate")
+    ome = await read_group_meta(store, join_key(path, "OME"), source)
+    if ome is not None and "series" in ome.attrs:
+        series = ome.attrs["series"]
+        at = join_key(source, ome.key)
+        if not isinstance(series, list) or not all(isinstance(s, str) and s for s in series):
+            raise MetadataError(f"{at}: 'series' must be a list of group paths")
+        check_count(len(series), MAX_SERIES, "series", at)
+        if any(".." in s.split("/") or s.startswith("/") for s in series):
+            raise MetadataError(f"{at}: a series path leaves the container")
+        return list(series)
+    found: list[str] = []
+    batch = 16
+    while len(found) < MAX_SERIES:
+        names = [str(i) for i in range(len(found), len(found) + batch)]
+        metas = await asyncio.gather(
+            *(read_group_meta(store, join_key(path, n), source) for n in names)
+        )
+        for n, m in zip(names, metas, strict=True):
+            if m is None or "multiscales" not in m.attrs:
+                return found
+            found.append(n)
+    return found
+
+
+async def _read_series(
+    store: Store,
+    path: str,
+    source: str,
+    meta: GroupMeta,
+    with_labels: bool,
+    series: int | None,
+) -> _Parsed:
+    """Open series ``series`` (default the first) of a bioformats2raw container."""
+    paths = await series_paths(store, path, source)
+    where = join_key(source, path) or source
+    index = 0 if series is None else series
+    if not paths:
+        raise NotOmeZarrError(f"{where} is a bioformats2raw container without any image")
+    if not 0 <= index < len(paths):
+        raise NotOmeZarrError(
+            f"{where} has {len(paths)} series (0 to {len(paths) - 1}), not series {index}"
+        )
+    parsed = await _read_image(
+        store,
+        join_key(path, paths[index]),
+        source,
+        zarr_format=meta.zarr_format,
+        with_labels=with_labels,
+        _depth=1,
+    )
+    info = {"index": index, "count": len(paths), "path": paths[index]}
+    return replace(parsed, metadata={**parsed.metadata, "series": info})
+
+
 async def _read_labels(
     store: Store, path: str, source: str, labels_meta: GroupMeta
 ) -> dict[str, _Parsed]:
@@ -621,14 +725,17 @@ def read_ome_zarr(
     timeout: float | None = None,
     labels: bool = True,
     missing_chunks: Literal["fill", "error"] = "fill",
+    series: int | None = None,
 ) -> MultiscaleImage:
     """Open an OME-Zarr image lazily, from a local path or a URL.
 
     Parameters
     ----------
     source : str or path-like
-        Local directory, ``http(s)://`` or ``s3://`` URL of an OME-Zarr image
-        (or of a bioformats2raw container, whose first image is opened).
+        Local directory, ``file://``, ``http(s)://`` or ``s3://`` URL of an
+        OME-Zarr image, or of a bioformats2raw container (its series
+        ``series``, default the first; ``metadata["series"]`` says which and
+        how many there are: :func:`~.ome_zarr_plate.list_series` lists them).
     storage_options : mapping, optional
         fsspec options for remote sources (e.g. ``{"endpoint_url": ...}`` for
         S3, ``{"anon": False}`` to use credentials). S3 is anonymous by default.
@@ -640,6 +747,9 @@ def read_ome_zarr(
         What reading a chunk that is absent from the store does: return the
         fill value (zarr's and the spec's behaviour, the default) or raise
         :class:`MissingDataError` at compute time.
+    series : int, optional
+        Which series of a bioformats2raw container to open (0 = the first);
+        an error for a plain image.
 
     Returns
     -------
@@ -651,7 +761,8 @@ def read_ome_zarr(
     Raises
     ------
     NotOmeZarrError
-        No OME-Zarr image at ``source``.
+        No OME-Zarr image at ``source`` (a plate says so: open it with
+        :func:`~.ome_zarr_plate.read_plate`), or no series ``series``.
     MetadataError
         Broken JSON or inconsistent metadata, naming the file.
     TooLargeError
@@ -666,18 +777,40 @@ def read_ome_zarr(
     """
     if missing_chunks not in ("fill", "error"):
         raise ValueError(f"missing_chunks must be 'fill' or 'error', not {missing_chunks!r}")
-    src = str(source) if is_remote(str(source)) else str(Path(source).expanduser().resolve())
-    shown = sanitize_uri(src)  # the source as named in the image and in messages
+    store, shown = open_source_store(source, storage_options=storage_options, timeout=timeout)
+    if missing_chunks == "error":
+        store = StrictChunkStore(store, shown)
+    parsed = run_sync(
+        _read_image(
+            store, "", shown.rstrip("/"), zarr_format=None, with_labels=labels, series=series
+        )
+    )
+    return parsed.to_image()
+
+
+def open_source_store(
+    source: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> tuple[Store, str]:
+    """Open the store of a path, ``file://`` or remote URL; return it and the source as shown.
+
+    The shown source has no credentials (:func:`sanitize_uri`): it names the
+    image and appears in messages.
+
+    Raises
+    ------
+    NotOmeZarrError
+        When a local source does not exist.
+    """
+    src = str(source) if is_remote(str(source)) else str(local_path(source).resolve())
+    shown = sanitize_uri(src)
     try:
         store = open_store(src, storage_options=storage_options, timeout=timeout)
     except FileNotFoundError as exc:
         raise NotOmeZarrError(f"{shown} does not exist") from exc
-    if missing_chunks == "error":
-        store = StrictChunkStore(store, shown)
-    parsed = run_sync(
-        _read_image(store, "", shown.rstrip("/"), zarr_format=None, with_labels=labels)
-    )
-    return parsed.to_image()
+    return store, shown
 
 
 def is_ome_zarr(
@@ -694,7 +827,10 @@ def is_ome_zarr(
     """
     src = str(source)
     if not is_remote(src):
-        p = Path(src).expanduser()
+        try:
+            p = local_path(src)
+        except FbiasIOError:
+            return False
         if not p.is_dir():
             return False
         candidates = [p / "zarr.json", p / ".zattrs"]

@@ -551,6 +551,7 @@ def write_label_image(
     if "c" in axes_t:
         raise UnsupportedAxesError(f"labels for {dest_p}: label images have no channel axis c")
     _check_integer_labels(data, f"labels for {dest_p}")
+    data = _integer_labels(data)
     scale_t = _check_scale(scale, axes_t, f"labels for {dest_p}")
     units_t = _check_units(units, axes_t, f"labels for {dest_p}")
     levels = [data]
@@ -577,6 +578,11 @@ def write_label_image(
 def _check_integer_labels(data: da.Array, what: str) -> None:
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.dtype(bool)):
         raise MetadataError(f"{what}: labels must be integers, not {data.dtype}")
+
+
+def _integer_labels(data: da.Array) -> da.Array:
+    """NGFF label images are integers: a boolean mask is written as uint8 0/1."""
+    return data.astype(np.uint8) if data.dtype == np.dtype(bool) else data
 
 
 def _default_name(dest: Path) -> str:
@@ -716,6 +722,7 @@ def _prepare_labels(
             f"({shapes[0]} for axes {''.join(laxes)})"
         )
     _check_integer_labels(data, what)
+    data = _integer_labels(data)
     levels = [data] + [downsample_labels(data, laxes, s) for s in shapes[1:]]
     transforms = [(_drop_c(s, image_axes), _drop_c(t, image_axes)) for s, t in image_transforms]
     return levels, laxes, transforms, _drop_c(image_units, image_axes)

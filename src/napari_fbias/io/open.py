@@ -55,7 +55,7 @@ def _open_omero(source: str) -> MultiscaleImage:
         except ImportError as exc:
             raise FbiasIOError(
                 f"cannot open {source}: OMERO support is not installed; "
-                "install it with `pip install napari-fbias[omero]`"
+                'install it with `pip install "napari-fbias[omero]"`'
             ) from exc
     return open_omero_image(source)
 
@@ -103,9 +103,10 @@ def open_image(
     if is_tiff(s):
         if "://" in s and not s.startswith("file://"):
             raise FbiasIOError(f"cannot open {s}: remote TIFF files are not supported")
+        from napari_fbias.io.remote import local_path
         from napari_fbias.io.tiff import read_tiff
 
-        return read_tiff(s.removeprefix("file://"), axes=axes)
+        return read_tiff(local_path(s), axes=axes)
     if axes is not None:
         raise FbiasIOError(f"axes= is for TIFF files only; {s} carries its own axes")
     return read_ome_zarr(

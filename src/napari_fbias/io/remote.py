@@ -17,7 +17,7 @@ import os
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
@@ -34,8 +34,10 @@ __all__ = [
     "describe_error",
     "is_remote",
     "join_key",
+    "local_path",
     "open_store",
     "read_keys",
+    "require_filesystem",
     "run_sync",
 ]
 
@@ -49,6 +51,26 @@ DEFAULT_TIMEOUT_S = 20.0
 METADATA_FILES = frozenset({"zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata"})
 
 T = TypeVar("T")
+
+
+def local_path(source: str | os.PathLike[str]) -> Path:
+    """Return the local path of ``source``: a path, or a ``file://`` URL (``file:///data/x.zarr``).
+
+    Raises
+    ------
+    FbiasIOError
+        For a ``file://`` URL naming another host (``file://server/share/...``).
+    """
+    text = os.fspath(source)
+    if isinstance(text, str) and text[:7].lower() == "file://":
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise FbiasIOError(
+                f"{text}: a file:// URL must name a path on this computer "
+                f"(file:///path), not the host {parts.netloc!r}; mount the share and use its path"
+            )
+        return Path(unquote(parts.path))
+    return Path(text).expanduser()
 
 
 def is_remote(source: str | os.PathLike[str]) -> bool:
@@ -140,6 +162,7 @@ def open_store(
         For a local path that does not exist.
     """
     if is_remote(source):
+        require_filesystem(str(source))
         url, auth = _split_credentials(str(source))
         url, query = _split_query(url)
         opts = _merge_options(default_storage_options(url, timeout=timeout), auth)
@@ -150,13 +173,30 @@ def open_store(
             fs = QueryHTTPFileSystem(url_query=query, **{"asynchronous": True, **opts})
             return FsspecStore(fs=fs, path=url, read_only=True)
         return FsspecStore.from_url(url, storage_options=opts, read_only=True)
-    path = str(source)
-    if path.startswith("file://"):
-        path = path[len("file://") :]
-    p = Path(path).expanduser()
+    p = local_path(source)
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist")
     return LocalStore(p, read_only=True)
+
+
+#: URL scheme -> (the fsspec filesystem package it needs, the napari-fbias extra installing it).
+FILESYSTEM_EXTRAS = {"s3": ("s3fs", "s3")}
+
+
+def require_filesystem(url: str) -> None:
+    """Raise a clear error naming the extra when the package for ``url``'s scheme is missing.
+
+    Raises
+    ------
+    napari_fbias.extras.MissingExtraError
+        For an ``s3://`` URL without s3fs (``pip install "napari-fbias[s3]"``).
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in FILESYSTEM_EXTRAS:
+        from napari_fbias.extras import require
+
+        package, extra = FILESYSTEM_EXTRAS[scheme]
+        require(package, extra, what=f"reading {scheme}:// URLs")
 
 
 def _split_credentials(url: str) -> tuple[str, dict[str, Any]]:

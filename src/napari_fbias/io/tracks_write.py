@@ -10,7 +10,9 @@ The Cell Tracking Challenge (CTC) *result* format is a folder with
   (``mask0000.tif``... when there are more than 1000 frames), 2D or 3D, where
   every object carries the label of its track and 0 is background;
 * ``res_track.txt`` -- one line ``L B E P`` per track: label, first frame,
-  last frame (zero-based, inclusive) and parent label (0 = none).
+  last frame (zero-based, inclusive) and parent label (0 = none; a daughter
+  of a division, whose table row has ``parent_track_id``, names the last
+  piece of its mother's track).
 
 A CTC track is present in *every* frame from ``B`` to ``E``. A track of ours
 that skips frames (a spot bridged over a blink with ``memory``) is therefore
@@ -136,6 +138,18 @@ def ctc_track_table(tracks: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     labels[~first_of_track] = int(tid.max()) + 1 + np.arange(n_extra)
     parents = np.zeros(len(starts), np.int64)
     parents[1:] = np.where(~first_of_track[1:], labels[:-1], 0)
+    if "parent_track_id" in tracks.columns:  # divisions: a daughter's first piece
+        parent_of = tracks["parent_track_id"].to_numpy()[order]
+        last_piece = dict(zip(st[starts].tolist(), labels.tolist(), strict=True))  # last wins
+        for k in np.flatnonzero(first_of_track):
+            p = parent_of[starts[k]]
+            if p == p and int(p) > 0:  # not NaN, not 0
+                if int(p) not in last_piece:
+                    raise ValueError(
+                        f"{what}: track {st[starts[k]]} has parent track {int(p)}, which is "
+                        "not in the table"
+                    )
+                parents[k] = last_piece[int(p)]
     if labels.max() > _UINT16_MAX:
         raise ValueError(
             f"{what}: {int(labels.max())} track labels do not fit the CTC's 16-bit masks "

@@ -13,7 +13,9 @@ how to provide the weights by hand. Loaded models are kept in a small
 in-process LRU cache keyed by (model, file identity, gpu), see
 :func:`load_model` and :func:`clear_model_cache`.
 
-Importing this module does not import cellpose or torch; the first load does.
+Importing this module does not import cellpose or torch; the first load does, through
+:func:`cellpose_models` (cellpose is the optional ``cellpose`` extra: without it, using
+the operation says which extra to install).
 """
 
 from __future__ import annotations
@@ -87,6 +89,19 @@ def cellpose_major() -> int:
     return int(head) if head.isdigit() else 0
 
 
+def cellpose_models() -> Any:
+    """Import and return ``cellpose.models`` (cellpose is the optional ``cellpose`` extra).
+
+    Raises
+    ------
+    MissingExtraError
+        When cellpose is not installed: the message names the extra to install.
+    """
+    from napari_fbias.extras import require
+
+    return require("cellpose.models", "cellpose", what="the cellpose.segment operation")
+
+
 def default_model_name() -> str:
     """Return the general-purpose model of the installed cellpose: cyto3 (3) or cpsam (4+)."""
     return "cpsam" if cellpose_major() >= 4 else "cyto3"
@@ -98,9 +113,7 @@ def models_dir() -> Path:
     This is cellpose's own ``models.MODEL_DIR``: ``CELLPOSE_LOCAL_MODELS_PATH``
     as it was when cellpose was imported, else ``~/.cellpose/models``.
     """
-    from cellpose import models
-
-    return Path(models.MODEL_DIR)
+    return Path(cellpose_models().MODEL_DIR)
 
 
 @dataclass(frozen=True)
@@ -131,8 +144,7 @@ class ModelRef:
 
 
 def _builtin_names() -> list[str]:
-    from cellpose import models
-
+    models = cellpose_models()
     names = list(models.MODEL_NAMES)
     try:
         names.extend(models.get_user_models())
@@ -245,8 +257,7 @@ class LoadedModel:
         if self.api >= 4:
             self._size_checked = True
             return None
-        from cellpose import models
-
+        models = cellpose_models()
         target = self.ref.name if self.ref.kind == "builtin" else str(self.ref.path)
         try:
             path = models.size_model_path(target)
@@ -328,12 +339,7 @@ def _expected_weights(name: str) -> Path:
 
 
 def _load(ref: ModelRef, gpu: bool) -> LoadedModel:
-    try:
-        from cellpose import models
-    except ImportError as exc:  # pragma: no cover - cellpose is a dependency
-        raise CellposeModelError(
-            "cellpose is not installed; install it with: pip install cellpose"
-        ) from exc
+    models = cellpose_models()
     api = 4 if cellpose_major() >= 4 else 3
     downloads = ref.kind == "builtin" and not _expected_weights(ref.name).exists()
     if downloads:

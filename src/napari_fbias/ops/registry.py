@@ -38,12 +38,16 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
+from napari_fbias.ops.docstrings import param_help
+from napari_fbias.ops.docstrings import summary as doc_summary
 from napari_fbias.ops.types import KIND_OF_TYPE, DataKind
 
 #: Settings the runner fills from the input image; users never set them.
 CONTEXT_PARAMS: frozenset[str] = frozenset({"axes", "spacing"})
 
-#: Modules holding the built-in operations, imported on first registry use.
+#: Modules holding the built-in operations, imported on first registry use. They import
+#: optional extras (cellpose) only when an operation runs, so each of them must import:
+#: one that does not is a packaging bug, reported as such by :func:`get_op`.
 BUILTIN_MODULES: tuple[str, ...] = (
     "napari_fbias.ops.preprocess",
     "napari_fbias.ops.segment",
@@ -127,6 +131,11 @@ class OpSpec:
         of the input in ``b``. The runner plans with it
         (:mod:`napari_fbias.pipeline.memory`); None means unknown (a
         conservative default is used).
+    chunked : callable or None
+        A chunk-wise implementation for images larger than memory, declared
+        beside the operation (the built-in ones are in
+        :mod:`napari_fbias.ops.chunks`, which describes the call). None:
+        chunk-wise only through ``depth``.
     """
 
     name: str
@@ -142,6 +151,7 @@ class OpSpec:
     depth: int | Callable[[Mapping[str, Any]], int] | None = None
     axes_out: Callable[[str, Mapping[str, Any]], str] | None = None
     memory: tuple[float, float] | None = None
+    chunked: Callable[..., Any] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -194,10 +204,12 @@ def register_op(
     depth: int | Callable[[Mapping[str, Any]], int] | None = None,
     axes_out: Callable[[str, Mapping[str, Any]], str] | None = None,
     memory: tuple[float, float] | None = None,
+    chunked: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func`` as operation ``name`` (decorator); returns ``func`` unchanged.
 
-    ``spatial``, ``depth``, ``axes_out`` and ``memory`` are described in :class:`OpSpec`.
+    ``spatial``, ``depth``, ``axes_out``, ``memory`` and ``chunked`` are described in
+    :class:`OpSpec`.
     """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -210,6 +222,7 @@ def register_op(
             depth=depth,
             axes_out=axes_out,
             memory=memory,
+            chunked=chunked,
         )
         existing = _REGISTRY.get(name)
         if existing is not None and existing.func is not func:
@@ -235,6 +248,7 @@ def build_spec(
     depth: int | Callable[[Mapping[str, Any]], int] | None = None,
     axes_out: Callable[[str, Mapping[str, Any]], str] | None = None,
     memory: tuple[float, float] | None = None,
+    chunked: Callable[..., Any] | None = None,
 ) -> OpSpec:
     """Build the :class:`OpSpec` of a function from its signature and docstring."""
     if memory is not None and (
@@ -243,7 +257,7 @@ def build_spec(
         raise TypeError(f"{name}: memory must be two numbers >= 0 (a, b), got {memory!r}")
     hints = typing.get_type_hints(func, include_extras=True)
     sig = inspect.signature(func)
-    doc_help = _param_docs(func.__doc__ or "")
+    doc_help = param_help(func.__doc__)
     inputs: list[InputSpec] = []
     params: list[ParamSpec] = []
     context: list[str] = []
@@ -269,7 +283,7 @@ def build_spec(
     output = KIND_OF_TYPE.get(ret)
     if output is None:
         raise TypeError(f"{name}: return annotation must be a kind from napari_fbias.ops.types")
-    summary = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+    summary = doc_summary(func.__doc__)
     return OpSpec(
         name=name,
         func=func,
@@ -284,6 +298,7 @@ def build_spec(
         depth=depth,
         axes_out=axes_out,
         memory=None if memory is None else (float(memory[0]), float(memory[1])),
+        chunked=chunked,
     )
 
 
@@ -352,34 +367,6 @@ def _param_spec(op: str, pname: str, hint: Any, default: Any, doc: str) -> Param
     )
 
 
-def _param_docs(doc: str) -> dict[str, str]:
-    """Parse numpy-style ``Parameters`` sections into ``{name: first line}``."""
-    out: dict[str, str] = {}
-    lines = inspect.cleandoc(doc).splitlines()
-    in_params = False
-    current = None
-    for i, line in enumerate(lines):
-        if (
-            line.strip() == "Parameters"
-            and i + 1 < len(lines)
-            and set(lines[i + 1].strip()) == {"-"}
-        ):
-            in_params = True
-            continue
-        if not in_params:
-            continue
-        if line and set(line.strip()) == {"-"}:
-            continue
-        if line and not line.startswith(" "):
-            if i + 1 < len(lines) and lines[i + 1].strip() and set(lines[i + 1].strip()) == {"-"}:
-                break  # next section
-            current = line.split(":")[0].strip()
-            out[current] = ""
-        elif current and line.strip() and not out[current]:
-            out[current] = line.strip()
-    return out
-
-
 def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
@@ -390,9 +377,14 @@ def _ensure_loaded() -> None:
     for mod in BUILTIN_MODULES:
         try:
             importlib.import_module(mod)
-        except ModuleNotFoundError as exc:  # a built-in module not written yet
-            if exc.name != mod:
-                raise
+        except ImportError as exc:  # a packaging bug: the optional extras are imported on use
+            _loaded = False
+            raise ImportError(
+                f"napari-fbias is installed incompletely: its built-in operations ({mod}) "
+                f"cannot be imported ({type(exc).__name__}: {exc}). Reinstall napari-fbias "
+                "(pip install --force-reinstall napari-fbias)",
+                name=mod,
+            ) from exc
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
 

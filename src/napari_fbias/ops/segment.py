@@ -4,7 +4,9 @@ Every operation returns ``int32`` labels with 0 as background. Operations that
 make objects number them 1..N in raster order (the order in which their first
 pixel, or for watershed splits their seed, is met reading the image row by
 row); :func:`fill_holes` and :func:`expand_labels` keep the input ids. Each is
-a thin wrapper over scikit-image / scipy calls.
+a thin wrapper over scikit-image / scipy calls. ``threshold``, ``connected_components``
+and ``remove_small_objects`` declare their chunk-wise strategies (for images larger
+than memory) beside them; the strategies are in :mod:`.chunks`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_fbias.ops.chunks import components_chunks, remove_small_chunks, threshold_chunks
 from napari_fbias.ops.preprocess import (
     _ellipsoid,
     _float_type,
@@ -136,7 +139,7 @@ def _check_min_distance(min_distance: int, op: str) -> None:
 # --- thresholds ------------------------------------------------------------------------
 
 
-@register_op("segment.threshold", category="segment", memory=(8, 1.25))
+@register_op("segment.threshold", category="segment", memory=(8, 1.25), chunked=threshold_chunks)
 def threshold(
     image: Image,
     *,
@@ -215,7 +218,9 @@ def local_threshold(
     return _label_mask(arr > local, min_size)
 
 
-@register_op("segment.connected_components", category="segment", memory=(6, 0))
+@register_op(
+    "segment.connected_components", category="segment", memory=(6, 0), chunked=components_chunks
+)
 def connected_components(
     image: Image,
     *,
@@ -247,7 +252,9 @@ def connected_components(
 # --- clean-up --------------------------------------------------------------------------
 
 
-@register_op("segment.remove_small_objects", category="segment", memory=(10, 0))
+@register_op(
+    "segment.remove_small_objects", category="segment", memory=(10, 0), chunked=remove_small_chunks
+)
 def remove_small_objects(
     labels: Labels,
     *,

@@ -644,18 +644,58 @@ def _match_overlap(
     return [(row_label[i], col_label[j]) for i, j in zip(r, c, strict=True) if gain[i, j] > 0]
 
 
+#: Least fraction of an object inside an object of the previous frame for it to be a
+#: daughter of that object (division detection).
+DAUGHTER_INSIDE = 0.5
+
+
+def _daughters(
+    prev: np.ndarray,
+    cur: np.ndarray,
+    cur_area: dict[int, int],
+    pairs: list[tuple[int, int]],
+    free: set[int],
+) -> dict[int, list[int]]:
+    """Divisions between two consecutive frames: mother label -> its extra daughters.
+
+    A mother is an object of ``prev`` that continues into ``cur`` (a matched
+    pair) and also holds at least :data:`DAUGHTER_INSIDE` of another, still
+    free object of ``cur``: that object is its second daughter.
+    """
+    matched = {a for a, _ in pairs}
+    best: dict[int, tuple[float, int]] = {}  # free object -> (fraction inside, mother)
+    for a, b, n in zip(*_overlaps(prev, cur), strict=True):
+        a, b = int(a), int(b)
+        if a in matched and b in free:
+            frac = int(n) / cur_area[b]
+            if frac >= DAUGHTER_INSIDE and frac > best.get(b, (0.0, 0))[0]:
+                best[b] = (frac, a)
+    out: dict[int, list[int]] = {}
+    for b, (_, a) in sorted(best.items()):
+        out.setdefault(a, []).append(b)
+    return out
+
+
 def _link_by_overlap(
     n_t: int,
     frame_at: Callable[[int], np.ndarray],
     min_overlap: float,
     memory: int,
     op: str,
-) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-    """Objects of every frame and the track key of each (frame by frame, ids sorted)."""
+    divisions: bool = False,
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray, dict[int, int]]:
+    """Objects of every frame, the track key of each (frame by frame, ids sorted), and parents.
+
+    With ``divisions``, an object of the previous frame that continues and also
+    holds a second, unmatched object (:func:`_daughters`) divides: its track
+    ends, both objects start new tracks, and ``parents`` maps each daughter's
+    track key to the mother's.
+    """
     objects: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     keys: list[np.ndarray] = []
     ends_at: dict[int, dict[int, int]] = {}  # frame -> {label at that frame: track key}
     cache: dict[int, np.ndarray] = {}
+    parents: dict[int, int] = {}
     next_key = 0
     for t in range(n_t):
         cur = _label_frame(frame_at(t), t, op)
@@ -677,6 +717,16 @@ def _link_by_overlap(
             for a, b in pairs:
                 assigned[b] = cand.pop(a)
                 free.discard(b)
+            if divisions and back == 1:
+                split = _daughters(cache[tp], cur, cur_area, pairs, free)
+                for a, b in pairs:
+                    if a in split:
+                        mother = assigned[b]
+                        for daughter in [b, *split[a]]:
+                            assigned[daughter] = next_key
+                            parents[next_key] = mother
+                            free.discard(daughter)
+                            next_key += 1
         frame_keys = np.empty(len(ids), np.int64)
         for i, b in enumerate(ids.tolist()):
             if b not in assigned:
@@ -689,7 +739,7 @@ def _link_by_overlap(
         for old in [f for f in cache if f < t - memory]:
             del cache[old]
             ends_at.pop(old, None)
-    return objects, (np.concatenate(keys) if keys else np.empty(0, np.int64))
+    return objects, (np.concatenate(keys) if keys else np.empty(0, np.int64)), parents
 
 
 @register_op("track.track_labels", category="track", spatial=False, memory=(20, 0))
@@ -701,6 +751,7 @@ def track_labels(
     search_range: Annotated[float, {"min": 0.1, "max": 1000.0, "step": 0.5}] = 15.0,
     memory: Annotated[int, {"min": 0, "max": 100}] = 0,
     min_length: Annotated[int, {"min": 1}] = 1,
+    divisions: bool = False,
     axes: str = "",
     spacing: tuple[float, ...] | None = None,
 ) -> Tracks:
@@ -723,6 +774,11 @@ def track_labels(
         Frames an object may be missing for and still continue its track.
     min_length : int
         Drop tracks with fewer detections than this.
+    divisions : bool
+        Overlap method: detect cell divisions. An object that continues into
+        the next frame and also holds half or more of another new object
+        divides: its track ends and both objects start daughter tracks, whose
+        ``parent_track_id`` names it (written to the CTC and GEFF outputs).
     axes : str
         Axes of the labels, e.g. ``"tyx"`` (filled by the pipeline).
     spacing : tuple of float, optional
@@ -734,7 +790,8 @@ def track_labels(
         ``track_id, t, (z), y, x`` (object centroid, pixels), ``label`` (the
         object's id in that frame: use :func:`relabel_by_track` to colour the
         labels by track), ``area`` (pixels), ``area_physical`` with spacing,
-        then ``speed`` and track features.
+        then ``speed`` and track features; with ``divisions``, also
+        ``parent_track_id`` (0: no mother in the table).
     """
     op = "track.track_labels"
     if method not in ("overlap", "centroid"):
@@ -748,8 +805,13 @@ def track_labels(
     pos_cols = ["z", "y", "x"][-n_sp:]
     frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
     n_t, frame_at = _frame_getter(labels, has_t)
+    if divisions and method != "overlap":
+        raise ValueError(f"{op}: divisions are detected with method='overlap' only")
+    parents: dict[int, int] = {}
     if method == "overlap":
-        objects, particle = _link_by_overlap(n_t, frame_at, float(min_overlap), int(memory), op)
+        objects, particle, parents = _link_by_overlap(
+            n_t, frame_at, float(min_overlap), int(memory), op, divisions=bool(divisions)
+        )
     else:
         objects = [_objects(_label_frame(frame_at(t), t, op)) for t in range(n_t)]
     n_obj = [len(o[0]) for o in objects]
@@ -776,7 +838,26 @@ def track_labels(
             op=op,
             hint="lower search_range or use method='overlap'",
         )
-    return _tracks_from(det, particle, min_length, sp, frame_interval)
+    tracks = _tracks_from(det, particle, min_length, sp, frame_interval)
+    if divisions:
+        tracks = _with_parents(tracks, det, particle, parents)
+    return tracks
+
+
+def _with_parents(
+    tracks: pd.DataFrame, det: pd.DataFrame, particle: np.ndarray, parents: dict[int, int]
+) -> pd.DataFrame:
+    """Add ``parent_track_id``: the track id of each track's mother (0: none, or dropped)."""
+    frame_label = zip(det["t"].tolist(), det["label"].tolist(), strict=True)
+    key_of = dict(zip(frame_label, particle.tolist(), strict=True))
+    rows = zip(tracks["t"].tolist(), tracks["label"].tolist(), strict=True)
+    keys = [key_of[k] for k in rows]
+    track_of_key = dict(zip(keys, tracks["track_id"].tolist(), strict=True))
+    mother = [track_of_key.get(parents.get(k, -1), 0) for k in keys]
+    out = tracks.copy()
+    out["parent_track_id"] = np.asarray(mother, dtype=np.int64)
+    out.attrs = dict(tracks.attrs)
+    return out
 
 
 def relabel_by_track(labels: Any, tracks: pd.DataFrame) -> np.ndarray:

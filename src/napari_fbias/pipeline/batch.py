@@ -12,6 +12,10 @@ Parallel runs use ``dask.distributed``: a ``LocalCluster`` (``scheduler="local"`
 an existing scheduler (its address), or SLURM through dask-jobqueue
 (``cluster="slurm"``; see ``docs/cluster.md``). Inputs are never written to,
 and an output folder inside an input is refused.
+
+The loop over inputs here (:func:`run_each`: one input after the other, an
+error of one input failing it alone, :func:`run_guarded`) also drives the
+exported scripts (``napari_fbias.session.export.runtime.script_main``).
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from napari_fbias.pipeline.errors import BatchError
-from napari_fbias.pipeline.inputs import BatchInput, check_outdir, expand_inputs
+from napari_fbias.pipeline.inputs import BatchInput, Selection, check_outdir, expand_inputs
 from napari_fbias.pipeline.model import Pipeline
 
 BatchProgress = Callable[[int, int, str], None]
@@ -52,6 +57,8 @@ class BatchReport:
 
     outdir: str
     items: list[BatchItem] = field(default_factory=list)
+    #: Plate summaries, object tables and heat maps written (batches over plates).
+    plate_files: list[Path] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         """Count the inputs with this status."""
@@ -86,6 +93,8 @@ def run_batch(
     chunks: Any = None,
     retries: int = 2,
     strict: bool = False,
+    select: Selection | None = None,
+    heatmap: str | None = None,
 ) -> BatchReport:
     """Run ``pipeline`` on every input image, writing results under ``outdir/<stem>/``.
 
@@ -125,6 +134,13 @@ def run_batch(
     strict : bool
         An OME-Zarr chunk missing from its store (a partial copy) fails the
         input, naming the chunk, instead of reading as the fill value (zeros).
+    select : Selection, optional
+        Only these wells and fields of OME-Zarr plates, series of
+        bioformats2raw containers (default: all).
+    heatmap : str, optional
+        For plates: the summary column of the heat map (see
+        :mod:`napari_fbias.pipeline.plate_tables`); plate tables are written
+        after the runs into ``outdir`` (``report.plate_files``).
 
     Returns
     -------
@@ -149,7 +165,7 @@ def run_batch(
             f"a batch feeds one image to each run, but the pipeline has "
             f"{len(pipeline.inputs)} inputs ({names})"
         )
-    items = expand_inputs(inputs)
+    items = expand_inputs(inputs, select)
     out = check_outdir(outdir, items)
     out.mkdir(parents=True, exist_ok=True)
     options = {
@@ -162,11 +178,12 @@ def run_batch(
     pdict = pipeline.to_dict()
     report = BatchReport(str(out))
     if scheduler is None and cluster is None:
-        for i, item in enumerate(items):
-            report.items.append(process_input(pdict, item, str(out), options))
+        task = partial(_process_input, pdict, outdir=str(out), options=options)
+        for done in run_each(items, task):
+            report.items.append(done)
             if progress is not None:
-                progress(i + 1, len(items), item.stem)
-        return report
+                progress(len(report.items), len(items), done.stem)
+        return _with_plates(report, items, heatmap)
     import dask
 
     # workers that are threads of this process share its dask settings
@@ -184,6 +201,16 @@ def run_batch(
             retries=retries,
         )
     report.items.extend(results)
+    return _with_plates(report, items, heatmap)
+
+
+def _with_plates(report: BatchReport, items: list[BatchInput], heatmap: str | None) -> BatchReport:
+    """Write the plate tables of the plates in the batch (when there are any) into the report."""
+    if any(item.place is not None for item in items):
+        from napari_fbias.pipeline.plate_tables import write_plate_tables
+
+        status = {i.stem: i.status for i in report.items}
+        report.plate_files = write_plate_tables(items, report.outdir, status, heatmap=heatmap)
     return report
 
 
@@ -191,6 +218,44 @@ def _failed(item: BatchInput, message: str, t0: float) -> BatchItem:
     from napari_fbias.io.credentials import scrub_text
 
     return BatchItem(item.shown, item.stem, "failed", scrub_text(message), time.perf_counter() - t0)
+
+
+def run_guarded(item: BatchInput, task: Callable[[], BatchItem]) -> BatchItem:
+    """Run one input's ``task``; any error of that input comes back as a ``"failed"`` item.
+
+    The message is one a user can act on (credentials scrubbed): the error's
+    own for problems with the data or the run, its type and text for anything
+    unexpected, and what to do when the input ran out of memory.
+    """
+    from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.pipeline.errors import PipelineRunError
+
+    t0 = time.perf_counter()
+    try:
+        return task()
+    except MemoryError:
+        return _failed(
+            item,
+            f"ran out of memory with {item.shown}: it (or what its metadata claim) needs more "
+            "memory than this machine has free. Give a smaller memory budget (fbias run "
+            "--memory) so that steps run chunk-wise, or use a machine with more memory",
+            t0,
+        )
+    except (PipelineRunError, FbiasIOError, ValueError, OSError) as exc:
+        return _failed(item, str(exc), t0)
+    except Exception as exc:  # an unexpected error must not stop the other inputs
+        return _failed(item, f"{type(exc).__name__}: {exc}", t0)
+
+
+def run_each(
+    items: Sequence[BatchInput], task: Callable[[BatchInput], BatchItem]
+) -> Iterator[BatchItem]:
+    """Run ``task(item)`` on each input in turn, here, and yield each outcome as it comes.
+
+    An error of one input fails that input alone (:func:`run_guarded`); the others run.
+    """
+    for item in items:
+        yield run_guarded(item, partial(task, item))
 
 
 def process_input(
@@ -201,17 +266,7 @@ def process_input(
     Never raises for problems with the data: they come back as a ``"failed"``
     item with a message a user can act on, running out of memory included.
     """
-    t0 = time.perf_counter()
-    try:
-        return _process_input(pipeline_dict, item, outdir, options, t0)
-    except MemoryError:
-        return _failed(
-            item,
-            f"ran out of memory with {item.shown}: it (or what its metadata claim) needs more "
-            "memory than this machine has free. Give a smaller memory budget (fbias run "
-            "--memory) so that steps run chunk-wise, or use a machine with more memory",
-            t0,
-        )
+    return run_guarded(item, partial(_process_input, pipeline_dict, item, outdir, options))
 
 
 def _process_input(
@@ -219,22 +274,21 @@ def _process_input(
     item: BatchInput,
     outdir: str,
     options: Mapping[str, Any],
-    t0: float,
 ) -> BatchItem:
-    from napari_fbias.io.atomic import atomic_dir
+    from napari_fbias.extras import MissingExtraError
     from napari_fbias.io.errors import FbiasIOError
-    from napari_fbias.pipeline.errors import PipelineError, PipelineRunError
-    from napari_fbias.pipeline.outputs import read_run_record, write_results, write_run_record
+    from napari_fbias.pipeline.errors import PipelineError
+    from napari_fbias.pipeline.outputs import earlier_record, write_result_folder
     from napari_fbias.pipeline.provenance import array_sha256, hash_block_bytes
     from napari_fbias.pipeline.runner import run_pipeline
     from napari_fbias.pipeline.values import open_source
 
+    t0 = time.perf_counter()
     _local_scheduler_in_worker()
     try:
         pipeline = Pipeline.from_dict(pipeline_dict)
     except PipelineError as exc:  # e.g. an op plugin missing on this worker
         return _failed(item, f"the pipeline cannot run here: {exc}", t0)
-    final = Path(outdir) / item.stem
     ((input_name, decl),) = pipeline.inputs.items()
     try:
         image = open_source(
@@ -243,67 +297,44 @@ def _process_input(
             options.get("storage_options"),
             strict=bool(options.get("strict", False)),
         )
-    except (FbiasIOError, OSError, ValueError) as exc:
+    except (FbiasIOError, OSError, ValueError, MissingExtraError) as exc:
         return _failed(item, f"cannot open {item.shown}: {exc}", t0)
     except MemoryError:
         raise
     except Exception as exc:  # a reader's unexpected error must not stop the other inputs
         return _failed(item, f"cannot open {item.shown}: {type(exc).__name__}: {exc}", t0)
     note = ""
-    if final.exists():
-        record = read_run_record(final)
-        if record is None:
+    record = earlier_record(Path(outdir) / item.stem)
+    if record is not None and options.get("resume", True):
+        done_sha = record.get("pipeline", {}).get("sha256")
+        if done_sha != pipeline.sha256():
             return _failed(
                 item,
-                f"{final} exists but is not a napari-fbias result (no run.json); "
-                "move it away or choose another output folder",
+                f"{Path(outdir) / item.stem} holds results of a different pipeline "
+                f"(sha256 {str(done_sha)[:12]}...); use another output folder, "
+                "or --no-resume to replace them",
                 t0,
             )
-        if options.get("resume", True):
-            done_sha = record.get("pipeline", {}).get("sha256")
-            if done_sha != pipeline.sha256():
-                return _failed(
-                    item,
-                    f"{final} holds results of a different pipeline "
-                    f"(sha256 {str(done_sha)[:12]}...); use another output folder, "
-                    "or --no-resume to replace them",
-                    t0,
-                )
-            try:
-                checksum = array_sha256(
-                    image.data, block_bytes=hash_block_bytes(options.get("memory_limit"))
-                )
-            except (FbiasIOError, OSError, ValueError) as exc:
-                return _failed(item, f"cannot read {item.shown}: {exc}", t0)
-            if record.get("inputs", {}).get(input_name, {}).get("sha256") == checksum:
-                return BatchItem(
-                    item.shown,
-                    item.stem,
-                    "skipped",
-                    "already done",
-                    time.perf_counter() - t0,
-                    str(final),
-                )
-            note = "input changed since the last run; results replaced"
+        try:
+            checksum = array_sha256(
+                image.data, block_bytes=hash_block_bytes(options.get("memory_limit"))
+            )
+        except (FbiasIOError, OSError, ValueError) as exc:
+            return _failed(item, f"cannot read {item.shown}: {exc}", t0)
+        if record.get("inputs", {}).get(input_name, {}).get("sha256") == checksum:
+            final = str(Path(outdir) / item.stem)
+            return BatchItem(
+                item.shown, item.stem, "skipped", "already done", time.perf_counter() - t0, final
+            )
+        note = "input changed since the last run; results replaced"
     _remove_stale_temporaries(Path(outdir), item.stem)
-    try:
-        results = run_pipeline(
-            pipeline,
-            image,
-            memory_limit=options.get("memory_limit"),
-            chunks=options.get("chunks"),
-        )
-        record = dict(results.record)
-        record["batch"] = {"source": item.shown, "stem": item.stem}
-        with atomic_dir(final, overwrite=True) as tmp:
-            record["files"] = write_results(results, tmp, name=item.stem)
-            write_run_record(tmp, record)
-    except (PipelineRunError, FbiasIOError, ValueError, OSError) as exc:
-        return _failed(item, str(exc), t0)
-    except MemoryError:
-        raise  # said clearly by process_input
-    except Exception as exc:  # an unexpected error must not stop the other inputs
-        return _failed(item, f"{type(exc).__name__}: {exc}", t0)
+    results = run_pipeline(
+        pipeline,
+        image,
+        memory_limit=options.get("memory_limit"),
+        chunks=options.get("chunks"),
+    )
+    final = write_result_folder(results, outdir, item.stem, source=item.shown)
     return BatchItem(item.shown, item.stem, "done", note, time.perf_counter() - t0, str(final))
 
 

@@ -24,6 +24,33 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
+class PlatePlace:
+    """Where a batch image lies in a plate: the plate's stem, row, column, well and field."""
+
+    plate: str
+    row: str
+    column: str
+    field: int
+
+    @property
+    def well(self) -> str:
+        """``"B3"``."""
+        return f"{self.row}{self.column}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which images of containers a batch runs (None: all of them).
+
+    Wells and fields of OME-Zarr plates, series of bioformats2raw containers.
+    """
+
+    wells: tuple[str, ...] | None = None
+    fields: tuple[int, ...] | None = None
+    series: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class BatchInput:
     """One image of a batch.
 
@@ -36,11 +63,14 @@ class BatchInput:
     container : str or None
         The local folder or OME-Zarr store it lies in or is (used to refuse
         output folders inside inputs); None for URLs.
+    place : PlatePlace or None
+        For a field of a plate: where it lies in the plate.
     """
 
     source: str
     stem: str
     container: str | None = None
+    place: PlatePlace | None = None
 
     @property
     def shown(self) -> str:
@@ -126,8 +156,52 @@ def _glob_root(pattern: str) -> Path:
     return Path(*root) if root else Path(".")
 
 
+def _members(
+    source: str, container: str | None, select: Selection
+) -> list[tuple[str, str | None, str | None, PlatePlace | None]]:
+    """Return the images of an OME-Zarr source: itself, a plate's fields, or its series.
+
+    Each as ``(source, container, stem or None, plate place or None)``.
+    """
+    from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.io.ome_zarr_plate import container_kind, list_series, read_plate
+    from napari_fbias.io.remote import join_key
+
+    kind = container_kind(source)
+    base = stem_of(source)
+    if kind == "plate":
+        try:
+            plate = read_plate(source)
+            fields = plate.fields(select.wells, select.fields)
+        except (FbiasIOError, KeyError, ValueError) as exc:
+            raise BatchError(f"{source}: {exc.args[0] if exc.args else exc}") from None
+        return [
+            (
+                f.source,
+                container,
+                f"{base}_{f.stem}",
+                PlatePlace(base, f.well.row, f.well.column, f.index),
+            )
+            for f in fields
+        ]
+    if kind == "series":
+        try:
+            paths = list_series(source)
+        except FbiasIOError as exc:
+            raise BatchError(f"{source}: {exc}") from None
+        chosen = range(len(paths)) if select.series is None else select.series
+        bad = [i for i in chosen if not 0 <= i < len(paths)]
+        if bad or not paths:
+            raise BatchError(
+                f"{source} has {len(paths)} series (0 to {len(paths) - 1}); no series {bad}"
+            )
+        return [(join_key(source, paths[i]), container, f"{base}_s{i}", None) for i in chosen]
+    return [(source, container, None, None)]
+
+
 def expand_inputs(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    select: Selection | None = None,
 ) -> list[BatchInput]:
     """Turn the user's inputs into a list of images with unique result-folder names.
 
@@ -136,6 +210,11 @@ def expand_inputs(
     inputs : path, URL, folder, glob pattern, or a list of them
         OME-Zarr stores (local or URL), TIFF files, ``omero://`` URIs, a folder
         (every TIFF and OME-Zarr directly in it) or a glob (``"data/*.tif"``).
+        An OME-Zarr plate gives every field of every well (results
+        ``<plate>_B3_f0``), a bioformats2raw container every series
+        (``<name>_s1``).
+    select : Selection, optional
+        Only these wells, fields or series of plates and containers.
 
     Returns
     -------
@@ -150,11 +229,16 @@ def expand_inputs(
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    found: list[tuple[str, str | None]] = []
+    select = select or Selection()
+    found: list[tuple[str, str | None, str | None, PlatePlace | None]] = []
     for raw in inputs:
         s = os.fspath(raw)
         if is_url(s):
-            found.extend((u, None) for u in _omero_images(s) or [s])
+            omero = _omero_images(s)
+            if omero:
+                found.extend((u, None, None, None) for u in omero)
+            else:
+                found.extend(_members(s, None, select))
             continue
         s = s.removeprefix("file://")
         if _has_magic(s) and not Path(s).exists():
@@ -163,20 +247,22 @@ def expand_inputs(
             if not images:
                 raise BatchError(f"no TIFF or OME-Zarr images match {s!r}")
             root = str(_glob_root(os.path.expanduser(s)).resolve())
-            found.extend((str(p.resolve()), root) for p in images)
+            for m in images:
+                found.extend(_local(m, root, select))
             continue
         p = Path(s).expanduser()
         if not p.exists():
             raise BatchError(f"input {s!r} not found")
         if _is_ome_zarr_dir(p):
-            found.append((str(p.resolve()), str(p.resolve())))
+            found.extend(_local(p, str(p.resolve()), select))
         elif p.is_dir():
             images = sorted((c for c in p.iterdir() if _is_image(c)), key=lambda c: c.name)
             if not images:
                 raise BatchError(f"folder {s!r} holds no TIFF files or OME-Zarr images")
-            found.extend((str(c.resolve()), str(p.resolve())) for c in images)
+            for c in images:
+                found.extend(_local(c, str(p.resolve()), select))
         elif p.suffix.lower() in _TIFF:
-            found.append((str(p.resolve()), None))
+            found.append((str(p.resolve()), None, None, None))
         else:
             raise BatchError(
                 f"input {s!r} is not an image this tool reads (OME-Zarr folder or TIFF file)"
@@ -184,20 +270,30 @@ def expand_inputs(
     out: list[BatchInput] = []
     seen_sources: set[str] = set()
     seen_stems: set[str] = set()
-    for source, container in found:
+    for source, container, named, place in found:
         if source in seen_sources:
             continue
         seen_sources.add(source)
-        base = stem_of(source)
+        base = named or stem_of(source)
         stem, k = base, 1
         while stem.lower() in seen_stems:
             k += 1
             stem = f"{base}-{k}"
         seen_stems.add(stem.lower())
-        out.append(BatchInput(source, stem, container))
+        out.append(BatchInput(source, stem, container, place))
     if not out:
         raise BatchError("no inputs given")
     return out
+
+
+def _local(
+    path: Path, container: str, select: Selection
+) -> list[tuple[str, str | None, str | None, PlatePlace | None]]:
+    """Return a local image: a TIFF file as it is, an OME-Zarr store's :func:`_members`."""
+    source = str(path.resolve())
+    if path.is_file():
+        return [(source, container, None, None)]
+    return _members(source, container, select)
 
 
 def check_outdir(outdir: str | os.PathLike[str], items: Sequence[BatchInput]) -> Path:

@@ -8,11 +8,13 @@ Layout of ``<folder>/``:
   the input image (e.g. after a projection);
 * ``<name>.csv`` -- tables, spots and tracks (napari Tracks columns first);
 * ``<name>_ctc/`` -- tracks in the Cell Tracking Challenge result format;
+* ``<name>.geff`` -- tracks as GEFF (graph exchange format for tracking);
 * ``run.json`` -- the run record, written last (see :func:`write_run_record`).
 
 Every file is written atomically by the writers of :mod:`napari_fbias.io`;
-the batch runner additionally builds the whole folder next to its final place
-and renames it, so a result folder is either complete or absent. Dask arrays
+:func:`write_result_folder` (what ``fbias run`` and the exported scripts
+use) additionally builds the whole folder next to its final place and
+renames it, so a result folder is either complete or absent. Dask arrays
 (chunk-wise runs) are streamed to the stores chunk by chunk.
 """
 
@@ -140,12 +142,34 @@ def write_results(
             write_tracks_csv(dest / path, v.data)
             entry: dict[str, Any] = {"kind": "tracks", "path": path}
             entry.update(_write_ctc(write_ctc, dest, out_name, v, results, image))
+            entry.update(_write_geff(dest, out_name, v))
             files[out_name] = entry
         else:
             path = f"{out_name}.csv"
             write_table_csv(v.data, dest / path)
             files[out_name] = {"kind": v.kind, "path": path}
     return files
+
+
+def _write_geff(dest: Path, out_name: str, v: Value) -> dict[str, Any]:
+    """Write tracks as GEFF (with pixel size and units); say why not when the table is no tracks."""
+    from napari_fbias.io.tracks_geff import write_geff
+
+    path = f"{out_name}.geff"
+    axes = v.spatial_axes
+    units = v.units_of(axes)
+    time_unit = v.units_of("t") if "t" in v.axes else None
+    try:
+        write_geff(
+            dest / path,
+            v.data,
+            spacing=v.spacing_of(axes),
+            units=units,
+            time_unit=time_unit[0] if time_unit else None,
+        )
+    except ValueError as exc:
+        return {"geff": None, "geff_skipped": str(exc)}
+    return {"geff": path}
 
 
 def _write_ctc(
@@ -168,6 +192,49 @@ def _write_ctc(
     except ValueError as exc:
         return {"ctc": None, "ctc_skipped": str(exc)}
     return {"ctc": path}
+
+
+def earlier_record(folder: str | Path) -> dict[str, Any] | None:
+    """Return the run record of an earlier result in ``folder``; None when there is no folder.
+
+    Raises
+    ------
+    OutputExistsError
+        When ``folder`` exists but is not a napari-fbias result (no ``run.json``).
+    """
+    from napari_fbias.io.errors import OutputExistsError
+
+    if not Path(folder).exists():
+        return None
+    record = read_run_record(folder)
+    if record is None:
+        raise OutputExistsError(
+            f"{folder} exists but is not a napari-fbias result (no run.json); "
+            "move it away or choose another output folder"
+        )
+    return record
+
+
+def write_result_folder(results: Results, outdir: str | Path, stem: str, *, source: str) -> Path:
+    """Write the results of one input to ``outdir/stem/``, atomically, ``run.json`` last.
+
+    What ``fbias run`` (:mod:`.batch`) and the exported scripts
+    (``runtime.write_outputs``) write: the folder is built next to its final
+    place and renamed once complete; an earlier result folder there is
+    replaced, any other folder is refused (``OutputExistsError``, see
+    :func:`earlier_record`). ``source`` (recorded with ``stem``) must not hold
+    credentials. Returns the result folder.
+    """
+    from napari_fbias.io.atomic import atomic_dir
+
+    final = Path(outdir) / stem
+    earlier_record(final)
+    record = dict(results.record)
+    record["batch"] = {"source": source, "stem": stem}
+    with atomic_dir(final, overwrite=True) as tmp:
+        record["files"] = write_results(results, tmp, name=stem)
+        write_run_record(tmp, record)
+    return final
 
 
 def write_run_record(dest: str | Path, record: dict[str, Any]) -> Path:

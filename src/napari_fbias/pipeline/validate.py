@@ -5,29 +5,30 @@ operations, data inputs and their kinds, settings with their types and
 ranges, duplicate ids, cycles, unused steps, output names) and raises one
 :class:`PipelineError` listing *all* problems, each with its step id.
 
-Type rules for settings: an ``int`` is accepted where a ``float`` is expected
-(and converted), a whole float (``3.0``) where an ``int`` is; ``true``/``false``
-are never numbers; NaN and infinity are refused; ranges (``min``/``max``) are
-inclusive and apply to each item of a tuple.
+Settings are checked by :func:`napari_fbias.pipeline.settings.bind_settings`,
+the rules every caller shares (types, ranges, choices, unknown, missing and
+context settings). This module builds no :class:`~.model.Pipeline`: it
+returns the checked parts, which ``Pipeline.from_dict`` assembles.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from napari_fbias.pipeline.errors import PipelineError, Problem
-from napari_fbias.pipeline.model import (
+from napari_fbias.pipeline.parts import (
     SCHEMA_KEY,
     SCHEMA_VERSION,
     InputDecl,
     OutputDecl,
-    Pipeline,
+    PipelineLike,
     Step,
 )
+from napari_fbias.pipeline.settings import bind_settings, coerce_param, suggest, type_name
+
+__all__ = ["check_document", "check_name", "coerce_param", "topological_order"]
 
 TOP_KEYS = (SCHEMA_KEY, "name", "description", "inputs", "steps", "outputs", "provenance")
 STEP_KEYS = ("id", "op", "inputs", "params")
@@ -40,8 +41,8 @@ RESERVED_OUTPUT_NAMES = frozenset({"result", "run"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def check_document(d: Any, *, source: str = "", semantic: bool = True) -> Pipeline:
-    """Validate a pipeline document and build the :class:`Pipeline`.
+def check_document(d: Any, *, source: str = "", semantic: bool = True) -> dict[str, Any]:
+    """Validate a pipeline document and return its checked parts.
 
     Parameters
     ----------
@@ -54,8 +55,10 @@ def check_document(d: Any, *, source: str = "", semantic: bool = True) -> Pipeli
 
     Returns
     -------
-    Pipeline
-        The pipeline, settings converted to the declared types.
+    dict
+        The keyword arguments of :class:`~napari_fbias.pipeline.model.Pipeline`
+        (``name``, ``inputs``, ``steps``, ``outputs``, ``description``,
+        ``provenance``), settings converted to the declared types.
 
     Raises
     ------
@@ -63,10 +66,10 @@ def check_document(d: Any, *, source: str = "", semantic: bool = True) -> Pipeli
         With every problem found.
     """
     checker = _Checker(source)
-    pipeline = checker.check(d, semantic=semantic)
-    if checker.problems or pipeline is None:
+    parts = checker.check(d, semantic=semantic)
+    if checker.problems or parts is None:
         raise PipelineError(checker.problems or [Problem(None, "", "invalid")], source=source)
-    return pipeline
+    return parts
 
 
 def check_name(name: Any, what: str) -> str | None:
@@ -87,96 +90,6 @@ def check_name(name: Any, what: str) -> str | None:
     return None
 
 
-def _suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, [str(o) for o in options], n=3)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "true/false", int: "whole number", float: "number", str: "text"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def coerce_param(spec: Any, value: Any) -> tuple[Any, str | None]:
-    """Convert ``value`` to the type of setting ``spec`` (a ``ParamSpec``).
-
-    Returns
-    -------
-    tuple
-        ``(converted value, None)`` or ``(None, reason)`` when it does not fit.
-    """
-    if value is None:
-        if spec.optional:
-            return None, None
-        return None, "must be set (null is not allowed here)"
-    if spec.choices is not None:
-        for choice in spec.choices:
-            if type(choice) is type(value) and choice == value:
-                return value, None
-            if isinstance(choice, float) and type(value) is int and float(value) == choice:
-                return choice, None
-        allowed = ", ".join(str(c) for c in spec.choices)
-        return None, f"{value!r} is not one of: {allowed}" + _suggest(str(value), spec.choices)
-    if spec.type is tuple:
-        if not isinstance(value, (list, tuple)):
-            return None, f"must be a list, got {_type_name(value)} {value!r}"
-        if spec.length is not None and len(value) != spec.length:
-            return None, f"must have {spec.length} values, got {len(value)}"
-        item_type = spec.item_type if spec.item_type in (int, float, bool, str) else None
-        items = []
-        for i, item in enumerate(value):
-            if item_type is None:
-                items.append(item)
-                continue
-            converted, why = _coerce_scalar(item_type, item)
-            if why is None:
-                why = _check_range(spec, converted)
-            if why is not None:
-                return None, f"item {i}: {why}"
-            items.append(converted)
-        return tuple(items), None
-    converted, why = _coerce_scalar(spec.type, value)
-    if why is None:
-        why = _check_range(spec, converted)
-    return (converted, None) if why is None else (None, why)
-
-
-def _coerce_scalar(ptype: type, value: Any) -> tuple[Any, str | None]:
-    got = f"got {_type_name(value)} {value!r}"
-    if ptype is bool:
-        return (value, None) if isinstance(value, bool) else (None, f"must be true or false, {got}")
-    if ptype is int:
-        if isinstance(value, bool):
-            return None, f"must be a whole number, {got}"
-        if isinstance(value, int):
-            return value, None
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value), None
-        return None, f"must be a whole number, {got}"
-    if ptype is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"must be a number, {got}"
-        if not math.isfinite(value):
-            return None, f"must be a finite number, {got}"
-        return float(value), None
-    if ptype is str:
-        return (value, None) if isinstance(value, str) else (None, f"must be text, {got}")
-    return None, f"has an unsupported type {ptype.__name__}"
-
-
-def _check_range(spec: Any, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if spec.minimum is not None and value < spec.minimum:
-        return f"{value} is below the minimum {spec.minimum}"
-    if spec.maximum is not None and value > spec.maximum:
-        return f"{value} is above the maximum {spec.maximum}"
-    return None
-
-
 class _Checker:
     """Collects problems while walking a document."""
 
@@ -188,13 +101,13 @@ class _Checker:
         self.problems.append(Problem(step_id, field, message))
 
     # --- top level -------------------------------------------------------------------
-    def check(self, d: Any, *, semantic: bool) -> Pipeline | None:
+    def check(self, d: Any, *, semantic: bool) -> dict[str, Any] | None:
         if not isinstance(d, Mapping):
             self.add(
                 None,
                 "file",
                 "does not hold a napari-fbias pipeline (expected key: value "
-                f"lines, got {_type_name(d)})",
+                f"lines, got {type_name(d)})",
             )
             return None
         if not self._check_version(d):
@@ -204,7 +117,7 @@ class _Checker:
                 self.add(
                     None,
                     str(key),
-                    f"unknown key{_suggest(str(key), TOP_KEYS)} (known: {', '.join(TOP_KEYS)})",
+                    f"unknown key{suggest(str(key), TOP_KEYS)} (known: {', '.join(TOP_KEYS)})",
                 )
         name = d.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -226,14 +139,14 @@ class _Checker:
             self._check_graph(inputs, steps, outputs)
         if self.problems:
             return None
-        return Pipeline(
-            name=name,
-            inputs=inputs,
-            steps=tuple(steps),
-            outputs=outputs,
-            description=description,
-            provenance=provenance,
-        )
+        return {
+            "name": name,
+            "inputs": inputs,
+            "steps": tuple(steps),
+            "outputs": outputs,
+            "description": description,
+            "provenance": provenance,
+        }
 
     def _check_version(self, d: Mapping[str, Any]) -> bool:
         if SCHEMA_KEY not in d:
@@ -292,7 +205,7 @@ class _Checker:
                     self.add(
                         None,
                         f"{where}.{key}",
-                        f"unknown key{_suggest(str(key), INPUT_KEYS)}"
+                        f"unknown key{suggest(str(key), INPUT_KEYS)}"
                         f" (known: {', '.join(INPUT_KEYS)})",
                     )
                     ok = False
@@ -381,7 +294,7 @@ class _Checker:
                     self.add(
                         sid,
                         str(key),
-                        f"unknown key{_suggest(str(key), STEP_KEYS)} "
+                        f"unknown key{suggest(str(key), STEP_KEYS)} "
                         f"(known: {', '.join(STEP_KEYS)})",
                     )
                     ok = False
@@ -448,7 +361,7 @@ class _Checker:
                 continue
             if ref not in known and ref not in inputs:
                 self.add(
-                    None, f"{where}.from", f"{ref!r} is not a step id{_suggest(ref, sorted(known))}"
+                    None, f"{where}.from", f"{ref!r} is not a step id{suggest(ref, sorted(known))}"
                 )
                 continue
             out[name] = OutputDecl(ref)
@@ -461,7 +374,7 @@ class _Checker:
         steps: list[Step],
         outputs: Mapping[str, OutputDecl],
     ) -> list[Step]:
-        from napari_fbias.ops.registry import CONTEXT_PARAMS, UnknownOpError, get_op
+        from napari_fbias.ops.registry import UnknownOpError, get_op
 
         kinds: dict[str, str | None] = {name: decl.kind for name, decl in inputs.items()}
         specs: dict[str, Any] = {}
@@ -486,14 +399,14 @@ class _Checker:
                         step.id,
                         f"inputs.{pname}",
                         f"{step.op} has no data input {pname!r}"
-                        f"{_suggest(pname, by_name)} (its data inputs: {names})",
+                        f"{suggest(pname, by_name)} (its data inputs: {names})",
                     )
                     continue
                 if ref not in kinds:
                     self.add(
                         step.id,
                         f"inputs.{pname}",
-                        f"{ref!r} is neither a pipeline input nor a step id{_suggest(ref, kinds)}",
+                        f"{ref!r} is neither a pipeline input nor a step id{suggest(ref, kinds)}",
                     )
                     continue
                 got = kinds[ref]
@@ -511,32 +424,9 @@ class _Checker:
                         f"inputs.{ispec.name}",
                         f"missing data input {ispec.name!r} ({ispec.kind}) of {step.op}",
                     )
-            params: dict[str, Any] = {}
-            for pname, value in step.params.items():
-                if pname in CONTEXT_PARAMS:
-                    self.add(
-                        step.id,
-                        f"params.{pname}",
-                        f"{pname!r} is filled in by the runner from the input image; remove it",
-                    )
-                    continue
-                if pname not in spec.param_names:
-                    names = ", ".join(spec.param_names) or "none"
-                    self.add(
-                        step.id,
-                        f"params.{pname}",
-                        f"{step.op} has no setting {pname!r}"
-                        f"{_suggest(pname, spec.param_names)} (its settings: {names})",
-                    )
-                    continue
-                converted, why = coerce_param(spec.param(pname), value)
-                if why is not None:
-                    self.add(step.id, f"params.{pname}", why)
-                    continue
-                params[pname] = converted
-            for p in spec.params:
-                if p.required and p.name not in step.params:
-                    self.add(step.id, f"params.{p.name}", f"missing required setting {p.name!r}")
+            params, problems = bind_settings(spec, step.params)
+            for problem in problems:
+                self.add(step.id, f"params.{problem.name}", problem.why)
             checked.append(Step(id=step.id, op=step.op, inputs=step.inputs, params=params))
         return checked
 
@@ -607,7 +497,7 @@ def _find_cycles(by_id: Mapping[str, Step]) -> list[list[str]]:
     return cycles
 
 
-def topological_order(pipeline: Pipeline) -> list[Step]:
+def topological_order(pipeline: PipelineLike) -> list[Step]:
     """Order the steps so that each comes after the steps it reads (file order kept)."""
     by_id = {s.id: s for s in pipeline.steps}
     done: set[str] = set()

@@ -18,7 +18,7 @@ import numpy as np
 
 from napari_fbias.ops.types import ARRAY_KINDS
 from napari_fbias.pipeline.errors import InputError
-from napari_fbias.pipeline.model import InputDecl
+from napari_fbias.pipeline.parts import InputDecl
 
 SPACE_AXES = "zyx"
 #: Input selection keys -> axis names.

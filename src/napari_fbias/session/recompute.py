@@ -58,8 +58,8 @@ def recompute_approach(
         When an input cannot be opened here or its pixels are not the recorded ones.
     """
     from napari_fbias.ops.registry import get_op
+    from napari_fbias.pipeline.apply import compute_step
     from napari_fbias.pipeline.model import Step
-    from napari_fbias.pipeline.runner import compute_step
 
     approach = session.approach(key)
     own = {s.id for s in approach.steps}

@@ -109,7 +109,10 @@ class Space:
             return None
         import fsspec
 
+        from napari_fbias.io.remote import require_filesystem
+
         try:
+            require_filesystem(self.location)  # s3:// without s3fs names the extra
             fs, root = fsspec.core.url_to_fs(self.location)
         except (ImportError, ValueError) as exc:
             raise SessionError(f"cannot use the session space {self.location}: {exc}") from None

@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from napari_fbias.io.omero.availability import require_omero
+from napari_fbias.io.omero.availability import omero_available, require_omero
 from napari_fbias.io.omero.clisessions import find_cli_sessions
 from napari_fbias.io.omero.errors import (
     OmeroAuthenticationError,
     OmeroConnectionError,
     OmeroError,
+    OmeroNotInstalledError,
     OmeroNotLoggedInError,
     classify_exception,
     translate,
@@ -659,11 +660,15 @@ def get_connection(host: str) -> OmeroConnection:
     ------
     OmeroNotLoggedInError
         When nobody logged in to that host in this process.
+    OmeroNotInstalledError
+        When nobody did and omero-py (the ``omero`` extra) is not installed.
     """
     key = host.lower()
     with _REGISTRY_LOCK:
         conn = _REGISTRY.get(key)
     if conn is None:
+        if not omero_available():  # logging in needs omero-py: say that first
+            raise OmeroNotInstalledError()
         raise OmeroNotLoggedInError(
             f"log in to {host} first (napari: OMERO widget; CLI: `omero login`, "
             "`fbias run --omero-user USER` or OMERO_SESSION_KEY)"

@@ -9,6 +9,7 @@ with the host and the action that failed in the message.
 
 from __future__ import annotations
 
+from napari_fbias.extras import MissingExtraError
 from napari_fbias.io.errors import FbiasIOError, UnreachableSourceError
 
 #: How users install the optional OMERO support.
@@ -23,8 +24,10 @@ class OmeroError(FbiasIOError):
     """Base class of every OMERO problem."""
 
 
-class OmeroNotInstalledError(OmeroError, ImportError):
-    """omero-py (an optional extra) is not installed."""
+class OmeroNotInstalledError(OmeroError, MissingExtraError):
+    """omero-py (the ``omero`` extra) is not installed."""
+
+    extra = "omero"
 
     def __init__(self, message: str = INSTALL_MESSAGE) -> None:
         super().__init__(message)

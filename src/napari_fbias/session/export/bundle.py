@@ -458,7 +458,10 @@ def export_bundle(
             w.text("session.yaml", snapshot_text(s))
             if package.wheel is not None:
                 w.bytes(package.wheel.bundle_path, wheel_bytes)
-            w.text("requirements.lock.txt", lock_text(wheel=package.wheel))
+            w.text(
+                "requirements.lock.txt",
+                lock_text(extras=_extras_needed(exported), wheel=package.wheel),
+            )
             w.text(
                 "README.md",
                 readme_text(
@@ -545,3 +548,17 @@ def _leak_text(leaks: Mapping[str, Sequence[SecretFound]]) -> str:
     more = len(places) - LEAKS_SHOWN
     shown = "; ".join(places[:LEAKS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
     return f"credentials found in {shown}"
+
+
+#: Operation name prefix -> the extra of napari-fbias its steps need to rerun.
+OP_EXTRAS = {"cellpose.": "cellpose"}
+
+
+def _extras_needed(exported: Sequence[ExportedApproach]) -> tuple[str, ...]:
+    """Return the extras the bundle's pipelines need beyond the core (``("cellpose",)``)."""
+    ops = {step.op for e in exported for step in e.pipeline.steps}
+    return tuple(
+        sorted(
+            {extra for prefix, extra in OP_EXTRAS.items() if any(o.startswith(prefix) for o in ops)}
+        )
+    )

@@ -16,22 +16,19 @@ hash-checking mode for the other lines.
 
 from __future__ import annotations
 
-import json
 import platform
 import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
-from typing import TYPE_CHECKING
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-if TYPE_CHECKING:
-    from napari_fbias.session.export.wheel import BundledWheel
+from napari_fbias.session.export.wheel import BundledWheel, is_local
 
 ROOT_DISTRIBUTION = "napari-fbias"
 
@@ -56,31 +53,6 @@ class LockEntry:
     version: str
     pinned: str | None
     note: str = ""
-
-
-def direct_url_info(dist: Distribution) -> dict | None:
-    """Return what pip recorded about where a distribution came from (``direct_url.json``)."""
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def is_local(dist: Distribution) -> bool:
-    """Tell whether a distribution was installed from a local folder or a VCS checkout.
-
-    Such a version may exist nowhere else, so it is not pinned. (A wheel or
-    sdist installed from a local *file* has an ordinary release version and
-    is pinned.)
-    """
-    info = direct_url_info(dist)
-    if info is None:
-        return False
-    return "dir_info" in info or "vcs_info" in info
 
 
 def _entry(dist: Distribution) -> LockEntry:

@@ -2,58 +2,61 @@
 
 The same calls as the script (:mod:`.script`), one step per cell, with a
 figure after each step (:func:`~.figures.show`) and the results written the
-way ``fbias run`` writes them. The notebook is plain nbformat 4 JSON, saved
+way ``fbias run`` writes them. The notebook is built and written with
+nbformat (version 4.5, with cell ids), validated against its schema, and saved
 without outputs; text from the session goes into Markdown cells escaped, and
 into code only as ``repr()`` literals or comments (see :mod:`.codegen`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import nbformat
+from nbformat import v4
 
 from napari_fbias.session.export.codegen import OpImport, pipeline_code, python_literal
 from napari_fbias.session.export.readme import code, md
 
-
-def _source(text: str) -> list[str]:
-    lines = text.splitlines(keepends=True)
-    return lines
+#: The kernel the notebook names: the Python 3 kernel of the environment that opens it.
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
-def markdown_cell(text: str) -> dict[str, Any]:
+def markdown_cell(text: str) -> nbformat.NotebookNode:
     """Return a Markdown cell (nbformat 4)."""
-    return {"cell_type": "markdown", "metadata": {}, "source": _source(text)}
+    return v4.new_markdown_cell(text)
 
 
-def code_cell(text: str, *, tags: Sequence[str] = ()) -> dict[str, Any]:
-    """Return a code cell without outputs (nbformat 4)."""
+def code_cell(text: str, *, tags: Sequence[str] = ()) -> nbformat.NotebookNode:
+    """Return a code cell without outputs (nbformat 4); ``tags`` go in its metadata."""
     meta: dict[str, Any] = {"tags": list(tags)} if tags else {}
-    return {
-        "cell_type": "code",
-        "execution_count": None,
-        "metadata": meta,
-        "outputs": [],
-        "source": _source(text),
-    }
+    return v4.new_code_cell(text, metadata=meta)
 
 
 def notebook_json(cells: Sequence[Mapping[str, Any]]) -> str:
-    """Serialise cells as an nbformat 4.5 notebook (with cell ids) for a Python 3 kernel."""
-    out = []
+    """Serialise cells as a validated nbformat 4.5 notebook for a Python 3 kernel.
+
+    Cells get the ids ``cell-001``, ``cell-002``... (not nbformat's random
+    ones), so the same pipeline always gives the same file.
+
+    Raises
+    ------
+    nbformat.ValidationError
+        If the notebook does not follow the nbformat schema (a bug here).
+    """
+    numbered = []
     for i, c in enumerate(cells, start=1):
-        out.append({"id": f"cell-{i:03d}", **c})
-    doc = {
-        "cells": out,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+        cell = nbformat.from_dict(dict(c))
+        cell["id"] = f"cell-{i:03d}"
+        numbered.append(cell)
+    nb = v4.new_notebook(
+        cells=numbered,
+        metadata={"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}},
+    )
+    nbformat.validate(nb)
+    text = nbformat.writes(nb, version=nbformat.NO_CONVERT)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _value(value: Any) -> str:
@@ -89,7 +92,7 @@ def notebook_text(
     """
     pc = pipeline_code(pipeline)
     defaults = dict(default_inputs or {})
-    cells: list[dict[str, Any]] = []
+    cells: list[nbformat.NotebookNode] = []
     intro = [f"# {md(title or pipeline.name)}", ""]
     intro += [md(line) for line in about if str(line).strip()]
     intro += [

@@ -8,13 +8,22 @@ A delivered ``run_pipeline.py`` reads like a plain analysis script::
     results = run.results({"nuclei": nuclei_labels})
     write_outputs(results, "results", "my_image")
 
-:meth:`StepRunner.step` calls the operation function with the given settings
-through the very code the pipeline runner uses for one step
-(:func:`napari_fbias.pipeline.runner.apply_step`): a 2D/3D operation is
-applied to each time point and channel of a larger image, and the settings
-``axes`` and ``spacing`` are filled in from the image. The results, the run
-record (``run.json``) and the files written are therefore the same as those
-of ``fbias run`` on the same image, bit for bit.
+:meth:`StepRunner.step` checks the settings as a pipeline file's are checked
+(:func:`napari_fbias.pipeline.settings.bind_settings`) and calls the
+operation through the single-step function the pipeline runner and the
+napari widgets use (:func:`napari_fbias.pipeline.apply.compute_step`): a
+2D/3D operation is applied to each time point and channel of a larger image,
+and the settings ``axes`` and ``spacing`` are filled in from the image. The
+run record (``run.json``) is built by the runner's own
+:class:`~napari_fbias.pipeline.record.RunRecorder`, the result folder
+written by :func:`~napari_fbias.pipeline.outputs.write_result_folder` and
+the inputs of :func:`script_main` looped over by the batch runner's
+:func:`~napari_fbias.pipeline.batch.run_each`. The results, the run record
+and the files written are therefore the same as those of ``fbias run`` on
+the same image, bit for bit.
+
+Bundles delivered before :mod:`napari_fbias.api` existed import this module
+by its path: its names stay.
 """
 
 from __future__ import annotations
@@ -28,13 +37,13 @@ from typing import Any
 
 from napari_fbias.ops.registry import OpSpec, get_op, op_name_of
 from napari_fbias.pipeline.errors import InputError, StepError
-from napari_fbias.pipeline.model import InputDecl, Step, thaw
+from napari_fbias.pipeline.parts import InputDecl, Step
 from napari_fbias.pipeline.values import Value
 
 __all__ = ["StepRunner", "op_spec", "script_main", "write_outputs"]
 
-#: Version of the run record layout written by the runner (``run.json``).
-_RUN_RECORD_VERSION = 1
+#: How :attr:`StepRunner.results` records say they were made.
+MADE_WITH = "step by step (napari_fbias.session.export.runtime.StepRunner)"
 
 
 def op_spec(func: Callable[..., Any]) -> OpSpec:
@@ -83,18 +92,16 @@ class StepRunner:
         checksum: bool = True,
         memory_limit: int | None = None,
     ) -> None:
-        from napari_fbias.pipeline.provenance import utc_now_iso
+        from napari_fbias.pipeline.record import RunRecorder
         from napari_fbias.pipeline.runner import default_memory_limit
 
         self.pipeline_name = str(pipeline_name)
         self.pipeline_sha256 = str(pipeline_sha256)
         self.checksum = checksum
         self.memory_limit = default_memory_limit() if memory_limit is None else memory_limit
-        self.started = utc_now_iso()
-        self._t0 = time.perf_counter()
+        self._record = RunRecorder(checksum=checksum, memory_limit=self.memory_limit)
+        self.started = self._record.started
         self.inputs: dict[str, Value] = {}
-        self._inputs_record: dict[str, Any] = {}
-        self._steps_record: list[dict[str, Any]] = []
         self._made: dict[str, Value] = {}
         self._feeds: dict[str, dict[str, Value]] = {}
 
@@ -135,20 +142,10 @@ class StepRunner:
         InputError
             When the image cannot be used (bad selection, empty, too large).
         """
-        from napari_fbias.pipeline.provenance import array_sha256
-        from napari_fbias.pipeline.runner import materialise
-        from napari_fbias.pipeline.values import select, to_value
+        from napari_fbias.pipeline.apply import materialise
 
         decl = InputDecl(kind=kind, channel=channel, t=t, z=z, axes=axes)
-        raw, source = to_value(data, decl, name)
-        entry: dict[str, Any] = {**source, "axes": raw.axes}
-        entry["shape"] = [int(n) for n in raw.data.shape]
-        entry["dtype"] = str(raw.data.dtype)
-        if decl.selection():
-            entry["selection"] = decl.selection()
-        if self.checksum:
-            entry["sha256"] = array_sha256(raw.data)
-        value = select(raw, decl, name)
+        value = self._record.take_input(data, decl, name)
         if value.data.nbytes > self.memory_limit:
             raise InputError(
                 f"input {name!r}: the image needs {value.data.nbytes / 2**30:.1f} GiB, more than "
@@ -157,7 +154,6 @@ class StepRunner:
             )
         value = materialise(value)
         self.inputs[name] = value
-        self._inputs_record[name] = entry
         return value
 
     # --- steps -----------------------------------------------------------------------
@@ -189,8 +185,8 @@ class StepRunner:
         StepError
             When a setting or input does not fit, or the operation fails.
         """
-        from napari_fbias.pipeline.runner import apply_step
-        from napari_fbias.pipeline.validate import coerce_param
+        from napari_fbias.pipeline.apply import compute_step
+        from napari_fbias.pipeline.settings import bind_settings
 
         spec = op_spec(op)
         step_id = str(step_id)
@@ -217,34 +213,14 @@ class StepRunner:
                     spec.name,
                     f"data input {decl.name!r} needs {decl.kind}, got {value.kind}",
                 )
-        params: dict[str, Any] = {}
-        for key, raw in settings.items():
-            try:
-                pspec = spec.param(key)
-            except KeyError:
-                known = ", ".join(spec.param_names) or "none"
-                raise StepError(
-                    step_id, spec.name, f"unknown setting {key!r} (settings: {known})"
-                ) from None
-            converted, why = coerce_param(pspec, raw)
-            if why is not None:
-                raise StepError(step_id, spec.name, f"setting {key!r} {why}")
-            params[key] = converted
-        missing = [p.name for p in spec.params if p.required and p.name not in params]
-        if missing:
-            raise StepError(step_id, spec.name, f"missing setting(s) {', '.join(missing)}")
+        params, problems = bind_settings(spec, settings)
+        if problems:
+            raise StepError(step_id, spec.name, "; ".join(p.message for p in problems))
         refs = {d.name: d.name for d, v in zip(spec.inputs, args, strict=True) if v is not None}
         step = Step(step_id, spec.name, inputs=refs, params=params)
         t0 = time.perf_counter()
-        out = apply_step(spec, step, args)
-        self._steps_record.append(
-            {
-                "id": step_id,
-                "op": spec.name,
-                "params": thaw({**spec.defaults(), **step.params}),
-                "seconds": round(time.perf_counter() - t0, 6),
-            }
-        )
+        out = compute_step(spec, step, args)
+        self._record.add_step(spec, step, time.perf_counter() - t0)
         self._made[step_id] = out
         self._feeds[step_id] = {
             d.name: v for d, v in zip(spec.inputs, args, strict=True) if v is not None
@@ -274,7 +250,6 @@ class StepRunner:
         napari_fbias.pipeline.runner.Results
             Output name -> array / table, with ``.record`` (what ``run.json`` holds).
         """
-        from napari_fbias.pipeline.provenance import package_versions, utc_now_iso
         from napari_fbias.pipeline.runner import Results
 
         sources: dict[str, str] = {}
@@ -284,19 +259,9 @@ class StepRunner:
                 raise ValueError(f"output {name!r} is not a value made by this runner")
             sources[name] = src
         values = dict(outputs)
-        record = {
-            "fbias_run": _RUN_RECORD_VERSION,
-            "pipeline": {"name": self.pipeline_name, "sha256": self.pipeline_sha256},
-            "inputs": dict(self._inputs_record),
-            "mode": "in-memory",
-            "versions": package_versions(),
-            "started": self.started,
-            "finished": utc_now_iso(),
-            "seconds": round(time.perf_counter() - self._t0, 6),
-            "steps": list(self._steps_record),
-            "outputs": {k: v.describe() for k, v in values.items()},
-            "made_with": "step by step (napari_fbias.session.export.runtime.StepRunner)",
-        }
+        record = self._record.finish(
+            self.pipeline_name, self.pipeline_sha256, values, made_with=MADE_WITH
+        )
         feeds = {name: self._feeds.get(src, {}) for name, src in sources.items()}
         return Results(values, record, dict(self.inputs), feeds)
 
@@ -329,24 +294,11 @@ def write_outputs(results: Any, outdir: str | Path, stem: str, *, source: str = 
     FbiasIOError
         When ``outdir/stem`` exists but is not a napari-fbias result folder.
     """
-    from napari_fbias.io.atomic import atomic_dir
-    from napari_fbias.io.errors import OutputExistsError
-    from napari_fbias.pipeline.outputs import read_run_record, write_results, write_run_record
+    from napari_fbias.pipeline.outputs import write_result_folder
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    final = out / stem
-    if final.exists() and read_run_record(final) is None:
-        raise OutputExistsError(
-            f"{final} exists but is not a napari-fbias result (no run.json); "
-            "move it away or choose another output folder"
-        )
-    record = dict(results.record)
-    record["batch"] = {"source": source, "stem": stem}
-    with atomic_dir(final, overwrite=True) as tmp:
-        record["files"] = write_results(results, tmp, name=stem)
-        write_run_record(tmp, record)
-    return final
+    return write_result_folder(results, out, stem, source=source)
 
 
 def script_main(
@@ -375,9 +327,9 @@ def script_main(
     int
         0 when every image was processed, 1 when some failed, 2 for usage errors.
     """
-    from napari_fbias.io.errors import FbiasIOError
-    from napari_fbias.pipeline.errors import BatchError, PipelineRunError
-    from napari_fbias.pipeline.inputs import check_outdir, expand_inputs
+    from napari_fbias.pipeline.batch import BatchItem, run_each
+    from napari_fbias.pipeline.errors import BatchError
+    from napari_fbias.pipeline.inputs import BatchInput, check_outdir, expand_inputs
 
     parser = argparse.ArgumentParser(
         description=description,
@@ -404,20 +356,17 @@ def script_main(
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    def one(item: BatchInput) -> BatchItem:
+        folder = write_outputs(run(item.source, **extra), outdir, item.stem, source=item.shown)
+        return BatchItem(item.shown, item.stem, "done", folder=str(folder))
+
     failed = 0
-    for item in items:
-        try:
-            results = run(item.source, **extra)
-            folder = write_outputs(results, outdir, item.stem, source=item.source)
-        except (PipelineRunError, FbiasIOError, ValueError, OSError) as exc:
+    for done in run_each(items, one):
+        if done.status == "failed":
             failed += 1
-            print(f"{item.stem}: failed: {' '.join(str(exc).split())}", file=sys.stderr)
-            continue
-        except Exception as exc:  # an unexpected error must not stop the other images
-            failed += 1
-            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-            print(f"{item.stem}: failed: {why}", file=sys.stderr)
-            continue
-        print(f"{item.stem}: done -> {folder}")
+            print(f"{done.stem}: failed: {' '.join(done.message.split())}", file=sys.stderr)
+        else:
+            print(f"{done.stem}: done -> {done.folder}")
     print(f"{len(items) - failed} done, {failed} failed -> {outdir}")
     return 1 if failed else 0

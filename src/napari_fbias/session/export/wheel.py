@@ -30,6 +30,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -44,8 +45,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
-
-from napari_fbias.session.export.envlock import direct_url_info, is_local
 
 DIST = "napari-fbias"
 PACKAGE = "napari_fbias"
@@ -64,6 +63,31 @@ KEEP_BUILDS = 5
 
 class WheelError(Exception):
     """The wheel of napari-fbias could not be built or is not what it should be."""
+
+
+def direct_url_info(dist: Distribution) -> dict | None:
+    """Return what pip recorded about where a distribution came from (``direct_url.json``)."""
+    text = dist.read_text("direct_url.json")
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_local(dist: Distribution) -> bool:
+    """Tell whether a distribution was installed from a local folder or a VCS checkout.
+
+    Such a version may exist nowhere else, so it is not pinned. (A wheel or
+    sdist installed from a local *file* has an ordinary release version and
+    is pinned.)
+    """
+    info = direct_url_info(dist)
+    if info is None:
+        return False
+    return "dir_info" in info or "vcs_info" in info
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 :class:`LoginPanel` is a view: it collects what the analyst typed and shows
 the state of the connection, but it never holds a connection nor a secret.
-The browser (:mod:`napari_fbias._qt.omero_widget`) reads a
-:class:`LoginRequest` and the secret, and does the login off the GUI thread
-with :func:`connect`.
+The browser (:mod:`.browser`) reads a :class:`~.login_model.LoginRequest`
+and the secret, and does the login off the GUI thread
+(:func:`~.login_model.connect`).
 
 Secrets: the password and session-key fields are read with
 :meth:`LoginPanel.take_secret`, which empties the field at once; they are
@@ -16,10 +16,8 @@ keeps the session key, in memory, for reconnecting.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
@@ -35,134 +33,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_fbias.io.omero.clisessions import CliSession, find_cli_sessions, sessions_dir
-from napari_fbias.io.omero.connection import ALL_GROUPS, OmeroBackend, OmeroConnection
-from napari_fbias.io.omero.errors import OmeroAuthenticationError
+from napari_fbias._qt.omero.login_model import MODES, LoginRequest, list_cli_sessions
+from napari_fbias.io.omero.clisessions import CliSession
+from napari_fbias.io.omero.connection import ALL_GROUPS, OmeroConnection
 from napari_fbias.io.omero.uri import DEFAULT_PORT
 
-__all__ = [
-    "MODES",
-    "LoginPanel",
-    "LoginRequest",
-    "connect",
-    "list_cli_sessions",
-]
+__all__ = ["LoginPanel"]
 
-#: Ways to log in: (key, label shown in the form).
-MODES: tuple[tuple[str, str], ...] = (
-    ("password", "user name and password"),
-    ("session_key", "an existing session key"),
-    ("cli", "my `omero login` session"),
-)
 _OK_STYLE = "color: #3a3;"
 _LOST_STYLE = "color: #d33; font-weight: bold;"
-
-
-@dataclass(frozen=True)
-class LoginRequest:
-    """What the analyst asked for (never a password or a session key).
-
-    Parameters
-    ----------
-    mode : str
-        ``"password"``, ``"session_key"`` or ``"cli"`` (see :data:`MODES`).
-    address : str
-        Host name, ``HOST:PORT`` or websocket URL (``wss://HOST/omero-ws``).
-    port : int or None
-        Router port (None for websocket URLs or ``HOST:PORT``).
-    user : str
-        OMERO user name (password mode; CLI mode: the session's user).
-    """
-
-    mode: str
-    address: str
-    port: int | None = None
-    user: str = ""
-
-
-def list_cli_sessions(directory: str | Path | None = None) -> list[CliSession]:
-    """List the sessions ``omero login`` stored, one per server and user, last used first.
-
-    Parameters
-    ----------
-    directory : path, optional
-        The CLI's sessions folder (default: ``$OMERO_SESSIONDIR``, ...,
-        ``~/omero/sessions``). Only read, never written.
-
-    Returns
-    -------
-    list of CliSession
-        Their keys are not checked against the server (one may have expired).
-    """
-    root = Path(directory) if directory is not None else sessions_dir()
-    if not root.is_dir():
-        return []
-    found: list[CliSession] = list(find_cli_sessions(directory=root))  # last host, newest first
-    for host_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for user_dir in sorted(p for p in host_dir.iterdir() if p.is_dir()):
-            found.extend(find_cli_sessions(unquote(host_dir.name), user_dir.name, directory=root))
-    out: dict[tuple[str, int, str], CliSession] = {}
-    for s in found:
-        out.setdefault((s.host, s.port, s.user), s)
-    return list(out.values())
-
-
-def connect(
-    request: LoginRequest,
-    secret: str | None,
-    *,
-    backend: OmeroBackend | None = None,
-    sessions_dir: str | Path | None = None,
-) -> OmeroConnection:
-    """Open a connection as ``request`` says (runs in a worker thread).
-
-    Parameters
-    ----------
-    request : LoginRequest
-        Server, mode and user.
-    secret : str or None
-        The password (password mode) or the session key (session-key mode);
-        ignored for the CLI session.
-    backend : OmeroBackend, optional
-        omero-py (default) or a test fake.
-    sessions_dir : path, optional
-        The OMERO CLI's sessions folder (CLI mode).
-
-    Returns
-    -------
-    OmeroConnection
-        Logged in and registered for its host.
-
-    Raises
-    ------
-    OmeroAuthenticationError
-        Missing or refused credentials.
-    OmeroConnectionError
-        Server unreachable.
-    """
-    try:
-        if request.mode == "password":
-            return OmeroConnection.login(
-                request.address, request.user, secret or "", port=request.port, backend=backend
-            )
-        if request.mode == "session_key":
-            if not secret:
-                raise OmeroAuthenticationError(
-                    f"joining a session on {request.address} needs its session key"
-                )
-            return OmeroConnection.join(request.address, secret, port=request.port, backend=backend)
-        if request.mode == "cli":
-            return OmeroConnection.from_cli_session(
-                request.address or None,
-                request.user or None,
-                sessions_dir=sessions_dir,
-                backend=backend,
-            )
-    finally:
-        secret = None
-    raise ValueError(
-        f"unknown login mode {request.mode!r}; expected one of {[m for m, _ in MODES]}"
-    )
 
 
 class LoginPanel(QWidget):

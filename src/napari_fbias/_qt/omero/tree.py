@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_fbias._qt.omero.browse_model import THUMBNAIL_SIZE
 from napari_fbias.io.omero.browse import ORPHANED_IMAGES, Node
 
 __all__ = ["NODE_ROLE", "OmeroTree", "array_icon", "node_key"]
@@ -37,8 +38,6 @@ NODE_ROLE = int(Qt.ItemDataRole.UserRole)
 LOADED_ROLE = NODE_ROLE + 1
 #: Text of the placeholder child shown until the children are fetched.
 LOADING_TEXT = "loading..."
-#: Side of the thumbnails asked from the server, in pixels.
-THUMBNAIL_SIZE = 48
 
 NodeKey = tuple[str, int, Any]
 

@@ -1,0 +1,449 @@
+"""Chunk-wise strategies of the segmentation operations, for images larger than memory.
+
+An operation declares its strategy beside itself, ``register_op(...,
+chunked=threshold_chunks)``; the pipeline's chunk-wise runner
+(:mod:`napari_fbias.pipeline.chunked`) calls it when the step does not fit
+the memory budget. A strategy is::
+
+    strategy(call, data, n_loop, params) -> dask.array.Array
+
+``data`` is the operation's array input as a dask array whose first
+``n_loop`` axes (``t``, ``c``) have chunks of 1; ``params`` its complete
+settings (defaults filled in); ``call(block, **settings)`` runs the
+operation itself on one spatial block (with the runner's error handling).
+It returns the result lazily, with ``data``'s axes. It raises
+``ValueError`` for data or settings that cannot be used, and
+:class:`NotChunkable` for settings that need the whole image in memory.
+
+The strategies here label each chunk with the operation itself, then merge
+objects that cross chunk borders (:func:`merge_labels`);
+``segment.remove_small_objects`` counts object sizes over the whole image.
+Thresholds come from a histogram of the whole image (per time point /
+channel), built chunk by chunk exactly as scikit-image builds it, so the
+threshold is the same number. Labels are made unique across chunks and
+renumbered in raster order of each object's first pixel (per time point /
+channel), the order the in-memory operations use: the chunk-wise result is
+identical to the in-memory one, pixel for pixel. Merging reads the data
+twice (once to find the objects, once to write them), threshold strategies
+twice more (range, then histogram).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # dask is imported when a strategy runs: importing the ops stays light
+    import dask.array as da
+
+__all__ = [
+    "ChunkStrategy",
+    "NotChunkable",
+    "components_chunks",
+    "merge_labels",
+    "remove_small_chunks",
+    "threshold_chunks",
+]
+
+#: ``strategy(call, data, n_loop, params) -> dask array`` (see the module docstring).
+ChunkStrategy = Callable[[Callable[..., Any], "da.Array", int, Mapping[str, Any]], "da.Array"]
+
+
+class NotChunkable(Exception):
+    """These settings of the operation need the whole image in memory."""
+
+
+# --- labels across chunks ----------------------------------------------------------------
+
+
+def _block_summary(block: np.ndarray, n_loop: int) -> dict[str, Any]:
+    """Per-block facts for merging: object count, sizes, first pixels, border planes."""
+    b = block.reshape(block.shape[n_loop:])
+    n = int(b.max()) if b.size else 0
+    flat = b.ravel()
+    counts = np.bincount(flat, minlength=n + 1).astype(np.int64)
+    first = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    nz = np.flatnonzero(flat)
+    if nz.size:
+        np.minimum.at(first, flat[nz], nz)
+    faces = []
+    for k in range(b.ndim):
+        faces.append((np.take(b, 0, axis=k).copy(), np.take(b, -1, axis=k).copy()))
+    return {"n": n, "counts": counts, "first": first, "shape": b.shape, "faces": faces}
+
+
+def _face_pairs(lo: np.ndarray, hi: np.ndarray, diagonal: bool) -> np.ndarray:
+    """Pairs of ids touching across a border (``lo`` the last plane before, ``hi`` after)."""
+    pairs = []
+    shifts = list(np.ndindex(*(3,) * lo.ndim)) if diagonal else [(1,) * lo.ndim]
+    for shift in shifts:
+        src = []
+        dst = []
+        for s, n in zip(shift, lo.shape, strict=True):
+            d = s - 1
+            src.append(slice(max(0, d), n + min(0, d)))
+            dst.append(slice(max(0, -d), n + min(0, -d)))
+        a = lo[tuple(src)]
+        b = hi[tuple(dst)]
+        both = (a > 0) & (b > 0)
+        if both.any():
+            pairs.append(np.stack([a[both], b[both]], axis=1))
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def merge_labels(
+    local: da.Array,
+    n_loop: int,
+    *,
+    diagonal: bool = False,
+    min_size: int = 0,
+    max_size: int | None = None,
+) -> da.Array:
+    """Make per-chunk labels one consistent labelling of the whole image.
+
+    Parameters
+    ----------
+    local : dask.array.Array
+        Labels computed chunk by chunk (each chunk numbered 1..n on its own);
+        the first ``n_loop`` axes (t, c) have chunks of 1 and are labelled
+        independently.
+    n_loop : int
+        Number of leading non-spatial axes.
+    diagonal : bool
+        Whether objects touching by a corner across a chunk border are one
+        object (the connectivity the chunks were labelled with).
+    min_size, max_size : int
+        Drop merged objects with fewer (more) pixels than this.
+
+    Returns
+    -------
+    dask.array.Array
+        int32 labels: objects numbered 1..N per time point / channel in raster
+        order of their first pixel (as ``scipy.ndimage.label`` numbers them).
+    """
+    import dask
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    blocks = local.to_delayed()
+    grid = blocks.shape
+    locs = list(np.ndindex(*grid))
+    summaries = dask.compute(*[dask.delayed(_block_summary)(blocks[loc], n_loop) for loc in locs])
+    info = dict(zip(locs, summaries, strict=True))
+    offsets: dict[tuple[int, ...], int] = {}
+    total = 0
+    for loc in locs:
+        offsets[loc] = total
+        total += info[loc]["n"]
+    spatial_shape = local.shape[n_loop:]
+    starts = [np.cumsum((0, *c[:-1])) for c in local.chunks]
+    n_ids = total + 1
+    frame_of = np.zeros(n_ids, dtype=np.int64)
+    area = np.zeros(n_ids, dtype=np.int64)
+    first_px = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
+    frames = list(np.ndindex(*grid[:n_loop]))
+    frame_index = {f: i for i, f in enumerate(frames)}
+    for loc in locs:
+        s = info[loc]
+        if s["n"] == 0:
+            continue
+        ids = np.arange(1, s["n"] + 1) + offsets[loc]
+        frame_of[ids] = frame_index[loc[:n_loop]]
+        area[ids] = s["counts"][1:]
+        local_first = s["first"][1:]
+        present = local_first != np.iinfo(np.int64).max
+        coords = np.unravel_index(local_first[present], s["shape"])
+        origin = [starts[n_loop + k][loc[n_loop + k]] for k in range(len(spatial_shape))]
+        glob = tuple(c + o for c, o in zip(coords, origin, strict=True))
+        first_px[ids[present]] = np.ravel_multi_index(glob, spatial_shape)
+    edges = []
+    for loc in locs:
+        for k in range(len(spatial_shape)):
+            nxt = list(loc)
+            nxt[n_loop + k] += 1
+            nxt_t = tuple(nxt)
+            if nxt_t not in info:
+                continue
+            lo = _global_ids(info[loc]["faces"][k][1], offsets[loc])
+            hi = _global_ids(info[nxt_t]["faces"][k][0], offsets[nxt_t])
+            if diagonal:
+                lo, hi = _face_plane(info, offsets, loc, nxt_t, k, n_loop, grid)
+            pairs = _face_pairs(lo, hi, diagonal)
+            if pairs.size:
+                edges.append(pairs)
+    if edges:
+        e = np.concatenate(edges)
+        graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), (n_ids, n_ids))
+        _, comp = connected_components(graph, directed=False)
+    else:
+        comp = np.arange(n_ids)
+    comp_area = np.bincount(comp, weights=area, minlength=comp.max() + 1).astype(np.int64)
+    comp_first = np.full(comp.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(comp_first, comp[1:], first_px[1:])
+    comp_frame = np.zeros(comp.max() + 1, dtype=np.int64)
+    comp_frame[comp[1:]] = frame_of[1:]
+    keep = comp_area >= max(min_size, 1)
+    if max_size is not None:
+        keep &= comp_area <= max_size
+    keep[comp[0]] = False
+    new_id = np.zeros(comp.max() + 1, dtype=np.int32)
+    kept = np.flatnonzero(keep)
+    order = np.lexsort((comp_first[kept], comp_frame[kept]))
+    kept = kept[order]
+    frames_k = comp_frame[kept]
+    for f in np.unique(frames_k):
+        sel = kept[frames_k == f]
+        new_id[sel] = np.arange(1, sel.size + 1, dtype=np.int32)
+    lut = new_id[comp]
+    lut[0] = 0
+    block_offsets = np.zeros(grid, dtype=np.int64)
+    for loc in locs:
+        block_offsets[loc] = offsets[loc]
+    return local.map_blocks(
+        _apply_lut,
+        lut=lut,
+        block_offsets=block_offsets,
+        dtype=np.int32,
+        meta=np.empty((0,) * local.ndim, dtype=np.int32),
+    )
+
+
+def _global_ids(face: np.ndarray, offset: int) -> np.ndarray:
+    face = face.astype(np.int64)
+    return np.where(face > 0, face + offset, 0)
+
+
+def _face_plane(
+    info: Mapping[tuple[int, ...], Any],
+    offsets: Mapping[tuple[int, ...], int],
+    loc: tuple[int, ...],
+    nxt: tuple[int, ...],
+    k: int,
+    n_loop: int,
+    grid: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the two planes around one border, extended by a pixel into neighbouring blocks.
+
+    With diagonal connectivity an object may touch one in a *diagonal* block
+    across a corner; extending the faces of this block pair by the adjacent
+    pixels of the blocks beside it catches those pairs.
+    """
+    nd = len(grid) - n_loop
+    lo_core = _global_ids(info[loc]["faces"][k][1], offsets[loc])
+    hi_core = _global_ids(info[nxt]["faces"][k][0], offsets[nxt])
+    # pad each plane by one pixel along every other spatial axis, taken from neighbours
+    lo = np.pad(lo_core, 1)
+    hi = np.pad(hi_core, 1)
+    others = [j for j in range(nd) if j != k]
+    for side in np.ndindex(*(3,) * len(others)):
+        if all(s == 1 for s in side):
+            continue
+        for plane, src_loc, face_side in ((lo, loc, 1), (hi, nxt, 0)):
+            nb = list(src_loc)
+            ok = True
+            for j, s in zip(others, side, strict=True):
+                nb[n_loop + j] += s - 1
+                if not 0 <= nb[n_loop + j] < grid[n_loop + j]:
+                    ok = False
+            nb_t = tuple(nb)
+            if not ok or nb_t not in info:
+                continue
+            face = _global_ids(info[nb_t]["faces"][k][face_side], offsets[nb_t])
+            src = []
+            dst = []
+            for axis_pos in range(len(others)):
+                s = side[axis_pos]
+                n_face = face.shape[axis_pos]
+                n_core = plane.shape[axis_pos] - 2
+                if s == 0:  # the block before: its last row goes into pad position 0
+                    src.append(slice(n_face - 1, n_face))
+                    dst.append(slice(0, 1))
+                elif s == 2:  # the block after: its first row goes into the last pad position
+                    src.append(slice(0, 1))
+                    dst.append(slice(n_core + 1, n_core + 2))
+                else:
+                    src.append(slice(0, n_face))
+                    dst.append(slice(1, n_core + 1))
+            plane[tuple(dst)] = face[tuple(src)]
+    return lo, hi
+
+
+def _apply_lut(
+    block: np.ndarray, lut: np.ndarray, block_offsets: np.ndarray, block_info: Any = None
+) -> np.ndarray:
+    loc = tuple(block_info[0]["chunk-location"])
+    offset = block_offsets[loc]
+    ids = block.astype(np.int64) + offset
+    out = lut[ids]
+    out[block == 0] = 0
+    return out
+
+
+# --- strategies of the built-in segmentation ops ---------------------------------------
+
+
+def _frame_reduce(x: da.Array, n_loop: int) -> tuple[np.ndarray, np.ndarray]:
+    import dask
+
+    axes = tuple(range(n_loop, x.ndim))
+    lo, hi = dask.compute(x.min(axis=axes), x.max(axis=axes))
+    return np.asarray(lo), np.asarray(hi)
+
+
+def _block_histogram(block: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+    if np.issubdtype(block.dtype, np.integer):
+        lo_i, hi_i = int(lo), int(hi)
+        shifted = block.ravel().astype(np.int64) - lo_i
+        return np.bincount(shifted, minlength=hi_i - lo_i + 1)
+    return np.histogram(block, bins=256, range=(lo, hi))[0]
+
+
+def _frame_histograms(
+    x: da.Array, n_loop: int, lo: np.ndarray, hi: np.ndarray, flat: np.ndarray
+) -> dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]:
+    """Histogram of each frame, exactly as ``skimage.exposure.histogram`` makes it."""
+    import dask
+
+    blocks = x.to_delayed()
+    tasks = []
+    keys = []
+    for loc in np.ndindex(*blocks.shape):
+        frame = loc[:n_loop]
+        if flat[frame]:
+            continue
+        tasks.append(dask.delayed(_block_histogram)(blocks[loc], lo[frame], hi[frame]))
+        keys.append(frame)
+    hists: dict[tuple[int, ...], np.ndarray] = {}
+    for frame, h in zip(keys, dask.compute(*tasks), strict=True):
+        hists[frame] = h if frame not in hists else hists[frame] + h
+    out = {}
+    for frame, counts in hists.items():
+        if np.issubdtype(x.dtype, np.integer):
+            centers = np.arange(int(lo[frame]), int(hi[frame]) + 1)
+        else:
+            edges = np.histogram_bin_edges(
+                np.empty(0, dtype=x.dtype), bins=256, range=(lo[frame], hi[frame])
+            )
+            centers = (edges[:-1] + edges[1:]) / 2.0
+        out[frame] = (counts, centers)
+    return out
+
+
+def _frame_thresholds(x: da.Array, n_loop: int, method: str) -> np.ndarray:
+    """Threshold of each frame (NaN for a flat frame), as ``skimage.filters`` computes it."""
+    from skimage import filters
+
+    func = filters.threshold_otsu if method == "otsu" else filters.threshold_yen
+    lo, hi = _frame_reduce(x, n_loop)
+    if np.issubdtype(lo.dtype, np.floating) and (np.isnan(lo).any() or np.isnan(hi).any()):
+        raise ValueError(
+            "the image contains NaN (not-a-number) pixel values; "
+            "replace or crop them before this step"
+        )
+    flat = lo == hi
+    hists = _frame_histograms(x, n_loop, lo, hi, flat)
+    thresholds = np.full(tuple(x.shape[:n_loop]), np.nan)
+    for frame in np.ndindex(*thresholds.shape):
+        if not flat[frame]:
+            thresholds[frame] = float(func(hist=hists[frame]))
+    return thresholds
+
+
+def _labelled(call: Callable[..., Any], n_loop: int, settings: Mapping[str, Any]) -> Any:
+    """Return a dask block function: the operation on one spatial block, as int32 labels."""
+
+    def label_block(block: np.ndarray) -> np.ndarray:
+        out = call(block.reshape(block.shape[n_loop:]), **settings)
+        return np.asarray(out, dtype=np.int32).reshape(block.shape)
+
+    return label_block
+
+
+def threshold_chunks(
+    call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
+) -> da.Array:
+    """``segment.threshold`` chunk-wise: otsu, yen or manual threshold of the whole image."""
+    method = params["method"]
+    if method == "manual":
+        thresholds = np.full(tuple(data.shape[:n_loop]), float(params["value"]))
+    elif method in ("otsu", "yen"):
+        thresholds = _frame_thresholds(data, n_loop, method)
+    else:
+        raise NotChunkable(
+            f"method {method!r} needs the whole image in memory; "
+            "use otsu, yen or manual for images larger than memory"
+        )
+
+    def label_block(block: np.ndarray, block_info: Any = None) -> np.ndarray:
+        t = thresholds[tuple(block_info[0]["chunk-location"][:n_loop])]
+        if np.isnan(t):
+            return np.zeros(block.shape, dtype=np.int32)
+        settings = {"method": "manual", "value": float(t), "min_size": 0}
+        return _labelled(call, n_loop, settings)(block)
+
+    local = data.map_blocks(
+        label_block, dtype=np.int32, meta=np.empty((0,) * data.ndim, dtype=np.int32)
+    )
+    return merge_labels(local, n_loop, diagonal=False, min_size=int(params["min_size"]))
+
+
+def components_chunks(
+    call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
+) -> da.Array:
+    """``segment.connected_components`` chunk-wise: label each chunk, merge across borders."""
+    diagonal = bool(params["diagonal"])
+    label_block = _labelled(call, n_loop, {"diagonal": diagonal, "min_size": 0})
+    local = data.map_blocks(
+        label_block, dtype=np.int32, meta=np.empty((0,) * data.ndim, dtype=np.int32)
+    )
+    return merge_labels(local, n_loop, diagonal=diagonal, min_size=int(params["min_size"]))
+
+
+def _block_counts(block: np.ndarray) -> np.ndarray:
+    return np.bincount(block.ravel().astype(np.int64))
+
+
+def remove_small_chunks(
+    call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
+) -> da.Array:
+    """``segment.remove_small_objects`` chunk-wise: object sizes counted over the whole image."""
+    import dask
+
+    min_size, max_size = int(params["min_size"]), params["max_size"]
+    if max_size is not None and max_size < min_size:
+        raise ValueError(f"max_size ({max_size}) is below min_size ({min_size})")
+    lo, _ = _frame_reduce(data, n_loop)
+    if (lo < 0).any():
+        raise ValueError("labels contain negative object ids")
+    blocks = data.to_delayed()
+    locs = list(np.ndindex(*blocks.shape))
+    counts = dask.compute(*[dask.delayed(_block_counts)(blocks[loc]) for loc in locs])
+    per_frame: dict[tuple[int, ...], np.ndarray] = {}
+    for loc, c in zip(locs, counts, strict=True):
+        f = loc[:n_loop]
+        prev = per_frame.get(f)
+        if prev is None:
+            per_frame[f] = c
+        else:
+            n = max(prev.size, c.size)
+            per_frame[f] = np.pad(prev, (0, n - prev.size)) + np.pad(c, (0, n - c.size))
+    luts: dict[tuple[int, ...], np.ndarray] = {}
+    for f, c in per_frame.items():
+        keep = c >= max(min_size, 1)
+        if max_size is not None:
+            keep &= c <= max_size
+        keep[0] = False
+        lut = np.zeros(c.size, dtype=np.int32)
+        lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+        luts[f] = lut
+
+    def relabel_block(block: np.ndarray, block_info: Any = None) -> np.ndarray:
+        return luts[tuple(block_info[0]["chunk-location"][:n_loop])][block]
+
+    return data.map_blocks(
+        relabel_block, dtype=np.int32, meta=np.empty((0,) * data.ndim, dtype=np.int32)
+    )
