@@ -54,6 +54,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "napari_fbias.ops.cellpose_op",
     "napari_fbias.ops.track",
     "napari_fbias.ops.measure",
+    "napari_fbias.ops.object_size",
 )
 ENTRY_POINT_GROUP = "napari_fbias.ops"
 
