@@ -15,13 +15,14 @@ from typing import Any
 
 from magicgui.widgets import Container, Label, PushButton, TextEdit
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
-from qtpy.QtWidgets import QComboBox, QScrollArea, QSizePolicy
+from qtpy.QtWidgets import QComboBox, QFrame, QScrollArea, QSizePolicy, QWidget
 
 __all__ = [
     "MessageLine",
     "breakable",
     "fit_height",
     "narrow_choices",
+    "scrolled",
     "short_message",
     "wrap_label",
 ]
@@ -179,3 +180,12 @@ class MessageLine(Container):
         self.details_button.visible = self._shortened
         if text:
             QTimer.singleShot(0, self.reveal)
+
+
+def scrolled(page: QWidget) -> QScrollArea:
+    """Put ``page`` in a frameless, resizable scroll area, so a panel fits a short dock."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(page)
+    return area

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QFrame, QGroupBox, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGroupBox, QTabWidget, QVBoxLayout, QWidget
 
+from napari_fbias._qt.fit_width import scrolled
 from napari_fbias._qt.measure_widget import MeasureWidget
 from napari_fbias._qt.open_widget import OpenWidget
 from napari_fbias._qt.plate_widget import PlateWidget
@@ -48,14 +49,6 @@ TABS = ("Session", "Open", "Approaches", "Analyse", "Compare", "Export")
 ANALYSE = ("Segment", "Track", "Measure")
 #: Widest the dock may be (pixels): on a 1366 px screen the canvas keeps 40 %.
 MAX_WIDTH = 440
-
-
-def _scrolled(native: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setWidget(native)
-    return area
 
 
 class OpenDeskWidget(QWidget):
@@ -90,12 +83,12 @@ class OpenDeskWidget(QWidget):
         self.tabs.setUsesScrollButtons(True)
         #: tab title -> page
         self.pages: dict[str, QWidget] = {
-            "Session": _scrolled(pages["Session"]),
-            "Open": _scrolled(_open_page(self.open.native, self.plate.native)),
-            "Approaches": _scrolled(pages["Approaches"]),
+            "Session": scrolled(pages["Session"]),
+            "Open": scrolled(_open_page(self.open.native, self.plate.native)),
+            "Approaches": scrolled(pages["Approaches"]),
             "Analyse": self.analyse,
-            "Compare": _scrolled(pages["Compare"]),
-            "Export": _scrolled(_export_page(pages["Conclusion"], pages["Export"])),
+            "Compare": scrolled(pages["Compare"]),
+            "Export": scrolled(_export_page(pages["Conclusion"], pages["Export"])),
         }
         for title in TABS:
             self.tabs.addTab(self.pages[title], title)

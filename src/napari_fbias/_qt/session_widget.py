@@ -42,7 +42,6 @@ from qtpy.QtGui import QFont
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -64,6 +63,7 @@ from napari_fbias._qt.approach_compare import (
     count_all,
     set_approach_visible,
 )
+from napari_fbias._qt.fit_width import scrolled
 from napari_fbias._qt.session_export import ExportBox
 from napari_fbias._qt.session_forms import (
     NotesEdit,
@@ -131,15 +131,6 @@ def conflict_text(t: Any) -> str:
             f"{t.time[:19]} {d['field']}: kept {d.get('kept')!r}, replaced {d.get('overwritten')!r}"
         )
     return f"{t.time[:19]} {d.get('event')} not applied: {d.get('problem')}"
-
-
-def _scrolled(page: QWidget) -> QScrollArea:
-    """Put a tab page in a scroll area, so that the panel fits a short dock."""
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setWidget(page)
-    return area
 
 
 class _Bridge(QObject):
@@ -257,7 +248,7 @@ class SessionWidget(QWidget):
         if not embedded:
             self.tabs = QTabWidget()
             for title, page in self.page_widgets.items():
-                self._scroll[title] = _scrolled(page)
+                self._scroll[title] = scrolled(page)
                 self.tabs.addTab(self._scroll[title], title)
         self.save_button = QPushButton("Save session")
         self.save_button.setToolTip("Write the readable snapshot (session.yaml) now")

@@ -29,8 +29,9 @@ from typing import Any
 
 import napari
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QFrame, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from napari_fbias._qt.fit_width import scrolled
 from napari_fbias._qt.layer_axes import unwrap
 from napari_fbias._qt.omero.browse_box import BrowseBox
 from napari_fbias._qt.omero.jobs import OmeroJobs
@@ -148,11 +149,7 @@ class OmeroWidget(QWidget):
         inner.addWidget(self.browse_box, 1)
         inner.addWidget(self.send_box)
         self.browse_box.tree.setMinimumHeight(TREE_MIN_HEIGHT)
-        area = QScrollArea()
-        area.setWidgetResizable(True)
-        area.setFrameShape(QFrame.Shape.NoFrame)
-        area.setWidget(parts)
-        layout.addWidget(area, 1)
+        layout.addWidget(scrolled(parts), 1)
         layout.addWidget(self.status)
         self._enable_browsing(False)
 
