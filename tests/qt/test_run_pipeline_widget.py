@@ -510,3 +510,28 @@ def test_a_layer_that_lost_its_pixel_size_is_warned_about(
     warned = [str(n.message) for n in seen if "pixel size" in str(n.message)]
     assert warned and str(path) in warned[0] and "napari-fbias" in warned[0]
     assert f"Note: layer {layer.name!r} has no pixel size" in panel.status.value
+
+
+def test_batch_over_some_wells_of_a_plate(
+    make_napari_viewer: Any, qtbot: Any, nuclei_file: Path, tmp_path: Path
+) -> None:
+    from test_plate_batch import write_cell_plate
+
+    plate = write_cell_plate(tmp_path / "screen.ome.zarr")  # written by ome-zarr-py
+    _, panel = panel_for(make_napari_viewer, sample=None)
+    panel.load(nuclei_file)
+    tab = panel.batch_tab
+    panel.batch_inputs.setPlainText(str(plate))
+    panel.outdir_edit.value = tmp_path / "out"
+    tab.wells.value = "B1, A2"
+    tab.fields.value = "zero"
+    with notifications() as seen:
+        assert panel.run_batch() is None  # refused before anything runs, and says why
+    assert any("Fields: whole numbers" in m for m in errors(seen))
+    tab.fields.value = "1"
+    panel.batch_button.click()
+    wait_idle(qtbot, panel)
+    assert panel.report.ok, panel.summary.toPlainText()
+    assert [i.stem for i in panel.report.items] == ["screen_B1_f1", "screen_A2_f1"]
+    summary = pd.read_csv(tmp_path / "out" / "screen_plate_summary.csv")
+    assert list(summary["well"]) == ["B1", "A2"]

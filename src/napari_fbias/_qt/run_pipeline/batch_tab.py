@@ -20,7 +20,11 @@ __all__ = ["BatchTab"]
 
 
 class BatchTab(QWidget):
-    """Images (one per line), output folder, number of workers, dask scheduler; Run batch."""
+    """The batch form: images, output folder, workers, scheduler; wells, fields, series.
+
+    Images are typed one per line; wells and fields choose part of OME-Zarr
+    plates, series part of bioformats2raw containers (empty: all).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,7 +50,30 @@ class BatchTab(QWidget):
             label="dask scheduler",
             tooltip="Address of a running dask scheduler (tcp://host:8786); empty: this computer.",
         )
-        self.batch_form = Container(widgets=[self.outdir_edit, self.workers, self.scheduler])
+        self.wells = LineEdit(
+            label="plate wells",
+            tooltip="For OME-Zarr plates: only these wells, e.g. A1, B3 (empty: every well).",
+        )
+        self.fields = LineEdit(
+            label="plate fields",
+            tooltip="For OME-Zarr plates: only these fields of each well, e.g. 0 (empty: all).",
+        )
+        self.series = LineEdit(
+            label="series",
+            tooltip="For bioformats2raw containers: only these series, e.g. 0, 2 (empty: all).",
+        )
+        for edit, hint in ((self.wells, "all"), (self.fields, "all"), (self.series, "all")):
+            edit.native.setPlaceholderText(hint)
+        self.batch_form = Container(
+            widgets=[
+                self.outdir_edit,
+                self.workers,
+                self.scheduler,
+                self.wells,
+                self.fields,
+                self.series,
+            ]
+        )
         self.batch_button = QPushButton("Run batch")
         layout = QVBoxLayout(self)
         layout.addWidget(self.batch_inputs)

@@ -415,6 +415,9 @@ class RunPipelineWidget(QWidget):
                 str(outdir) if outdir is not None else tab.outdir(),
                 workers=int(tab.workers.value if workers is None else workers),
                 scheduler=tab.scheduler.value if scheduler is None else scheduler,
+                wells=tab.wells.value,
+                fields=tab.fields.value,
+                series=tab.series.value,
             )
         except BatchError as exc:
             self._report(str(exc), error=True)

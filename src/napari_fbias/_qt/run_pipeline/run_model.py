@@ -19,6 +19,7 @@ from typing import Any
 
 from napari_fbias.io.errors import FbiasIOError
 from napari_fbias.pipeline.errors import BatchError, PipelineError
+from napari_fbias.pipeline.inputs import Selection
 from napari_fbias.pipeline.model import Pipeline
 
 __all__ = [
@@ -209,6 +210,9 @@ def batch_plan(
     *,
     workers: int = 1,
     scheduler: str = "",
+    wells: str = "",
+    fields: str = "",
+    series: str = "",
 ) -> BatchPlan:
     """Check a batch before it starts.
 
@@ -222,6 +226,10 @@ def batch_plan(
         1 runs one image after the other here; more start a local dask cluster.
     scheduler : str
         Address of a running dask scheduler (empty: this computer).
+    wells, fields, series : str
+        For OME-Zarr plates, only these wells (``"A1, B3"``) and fields
+        (``"0"``); for bioformats2raw containers, only these series (``"0, 2"``).
+        Empty: all.
 
     Raises
     ------
@@ -240,17 +248,44 @@ def batch_plan(
             f"{len(pipeline.inputs)} inputs ({', '.join(pipeline.inputs)})."
         )
     try:
-        items = expand_inputs(list(inputs))
+        select = selection(wells, fields, series)
+        items = expand_inputs(list(inputs), select)
         out = check_outdir(outdir, items)
     except BatchError as exc:
         raise BatchError(f"Batch not started: {exc}") from None
     address = scheduler.strip()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"select": select}
     if address:
         options["scheduler"] = address
     elif workers > 1:
         options.update(scheduler="local", n_workers=int(workers))
     return BatchPlan(tuple(inputs), str(out), len(items), options)
+
+
+def selection(wells: str = "", fields: str = "", series: str = "") -> Selection:
+    """Turn the typed wells, fields and series into a batch :class:`Selection`.
+
+    Raises
+    ------
+    BatchError
+        For a well that is not a row letter and a column number, or a field or
+        series that is not a whole number.
+    """
+    from napari_fbias.io.ome_zarr_plate import parse_well_names
+
+    def numbers(text: str, what: str) -> tuple[int, ...] | None:
+        parts = [p for p in text.replace(",", " ").split() if p]
+        if not parts:
+            return None
+        if not all(p.isdigit() for p in parts):
+            raise BatchError(f"{what}: whole numbers separated by commas (0, 2), not {text!r}")
+        return tuple(int(p) for p in parts)
+
+    try:
+        names = tuple(parse_well_names(wells)) if wells.strip() else None
+    except ValueError as exc:
+        raise BatchError(f"Wells: {exc}") from None
+    return Selection(names, numbers(fields, "Fields"), numbers(series, "Series"))
 
 
 def batch_summary(report: Any) -> tuple[str, str]:
