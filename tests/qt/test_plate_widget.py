@@ -63,3 +63,24 @@ def test_a_path_that_is_not_a_plate_says_why(
     widget.read()
     wait_widget(qtbot, widget)
     assert widget.plate is None and "does not exist" in widget.status.value
+
+
+def test_a_closed_widget_stops_listening(
+    make_napari_viewer: Any, qtbot: Any, tmp_path: Path
+) -> None:
+    from napari_fbias._reader import read_plate_layers
+
+    root = write_plate(tmp_path / "screen.ome.zarr", "0.4")
+    viewer = make_napari_viewer()
+    widget = PlateWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget, name="Plate")
+    events = viewer.layers.selection.events.active
+    n_before = len(events.callbacks)
+    viewer.window.remove_dock_widget(dock)
+    widget.native.deleteLater()
+    qtbot.wait(50)
+    for data, kwargs, kind in read_plate_layers(str(root)):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    viewer.layers.selection.active = viewer.layers[0]
+    widget._on_active_layer()  # what napari calls: no error from the closed widget...
+    assert len(events.callbacks) == n_before - 1  # ...and it stopped listening

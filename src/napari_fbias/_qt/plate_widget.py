@@ -132,8 +132,13 @@ class PlateWidget(Container):
         """Pick the plate of a selected plate overview layer."""
         layer = self.viewer.layers.selection.active
         plate = (getattr(layer, "metadata", None) or {}).get("plate")
-        if isinstance(plate, dict) and plate.get("source") and not self.source.value:
-            self.source.value = plate["source"]
+        if not (isinstance(plate, dict) and plate.get("source")):
+            return
+        try:
+            if not self.source.value:
+                self.source.value = plate["source"]
+        except RuntimeError:  # the widget was closed: stop listening
+            self.viewer.layers.selection.events.active.disconnect(self._on_active_layer)
 
     # --- actions ----------------------------------------------------------------------------
     def read(self) -> Any:
