@@ -154,7 +154,6 @@ def add_run(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline on images (``fbias run``)."""
-    from napari_fbias.io.ome_zarr_plate import parse_well_names
     from napari_fbias.pipeline import Pipeline
     from napari_fbias.pipeline.batch import run_batch
     from napari_fbias.pipeline.inputs import Selection
@@ -189,11 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=bar.update_to,
             strict=args.strict,
             memory_limit=args.memory,
-            select=Selection(
-                wells=tuple(parse_well_names(args.wells)) if args.wells else None,
-                fields=_numbers(args.fields, "--fields"),
-                series=_numbers(args.series, "--series"),
-            ),
+            select=Selection.parse(args.wells or "", args.fields or "", args.series or ""),
             heatmap=args.heatmap,
         )
     finally:
@@ -207,17 +202,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for path in report.plate_files:
         print(f"plate: {path}")
     return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _numbers(text: str | None, flag: str) -> tuple[int, ...] | None:
-    """``"0,2"`` -> ``(0, 2)``; None stays None."""
-    if not text:
-        return None
-    try:
-        return tuple(int(n) for n in text.replace(" ", "").split(",") if n)
-    except ValueError:
-        why = f"{flag} takes numbers separated by commas (e.g. 0,2), not {text!r}"
-        raise CliError(why) from None
 
 
 def _connect_omero(inputs: list[str], *, user: str | None, group: str | None) -> bool:

@@ -49,6 +49,32 @@ class Selection:
     fields: tuple[int, ...] | None = None
     series: tuple[int, ...] | None = None
 
+    @classmethod
+    def parse(cls, wells: str = "", fields: str = "", series: str = "") -> Selection:
+        """Read typed wells (``"A1, B3"``), fields and series (``"0, 2"``); empty: all.
+
+        Raises
+        ------
+        BatchError
+            For a well that is not a row letter and a column number, or a field
+            or series that is not a whole number.
+        """
+        from napari_fbias.io.ome_zarr_plate import parse_well_names
+
+        def numbers(text: str, what: str) -> tuple[int, ...] | None:
+            parts = [p for p in (text or "").replace(",", " ").split() if p]
+            if not parts:
+                return None
+            if not all(p.isdigit() for p in parts):
+                raise BatchError(f"{what}: whole numbers separated by commas (0, 2), not {text!r}")
+            return tuple(int(p) for p in parts)
+
+        try:
+            names = tuple(parse_well_names(wells)) if (wells or "").strip() else None
+        except ValueError as exc:
+            raise BatchError(f"Wells: {exc}") from None
+        return cls(names, numbers(fields, "Fields"), numbers(series, "Series"))
+
 
 @dataclass(frozen=True)
 class BatchInput:

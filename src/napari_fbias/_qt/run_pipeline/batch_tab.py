@@ -19,6 +19,13 @@ from qtpy.QtWidgets import (
 __all__ = ["BatchTab"]
 
 
+def _choice(label: str, tooltip: str) -> LineEdit:
+    """Return a box that chooses part of a container; empty (the default) takes all of it."""
+    edit = LineEdit(label=label, tooltip=f"{tooltip} Empty: all.")
+    edit.native.setPlaceholderText("all")
+    return edit
+
+
 class BatchTab(QWidget):
     """The batch form: images, output folder, workers, scheduler; wells, fields, series.
 
@@ -50,20 +57,9 @@ class BatchTab(QWidget):
             label="dask scheduler",
             tooltip="Address of a running dask scheduler (tcp://host:8786); empty: this computer.",
         )
-        self.wells = LineEdit(
-            label="plate wells",
-            tooltip="For OME-Zarr plates: only these wells, e.g. A1, B3 (empty: every well).",
-        )
-        self.fields = LineEdit(
-            label="plate fields",
-            tooltip="For OME-Zarr plates: only these fields of each well, e.g. 0 (empty: all).",
-        )
-        self.series = LineEdit(
-            label="series",
-            tooltip="For bioformats2raw containers: only these series, e.g. 0, 2 (empty: all).",
-        )
-        for edit, hint in ((self.wells, "all"), (self.fields, "all"), (self.series, "all")):
-            edit.native.setPlaceholderText(hint)
+        self.wells = _choice("plate wells", "For OME-Zarr plates: only these wells, e.g. A1, B3.")
+        self.fields = _choice("plate fields", "For OME-Zarr plates: only these fields, e.g. 0.")
+        self.series = _choice("series", "For bioformats2raw containers: these series, e.g. 0, 2.")
         self.batch_form = Container(
             widgets=[
                 self.outdir_edit,

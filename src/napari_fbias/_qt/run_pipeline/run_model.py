@@ -248,7 +248,7 @@ def batch_plan(
             f"{len(pipeline.inputs)} inputs ({', '.join(pipeline.inputs)})."
         )
     try:
-        select = selection(wells, fields, series)
+        select = Selection.parse(wells, fields, series)
         items = expand_inputs(list(inputs), select)
         out = check_outdir(outdir, items)
     except BatchError as exc:
@@ -260,32 +260,6 @@ def batch_plan(
     elif workers > 1:
         options.update(scheduler="local", n_workers=int(workers))
     return BatchPlan(tuple(inputs), str(out), len(items), options)
-
-
-def selection(wells: str = "", fields: str = "", series: str = "") -> Selection:
-    """Turn the typed wells, fields and series into a batch :class:`Selection`.
-
-    Raises
-    ------
-    BatchError
-        For a well that is not a row letter and a column number, or a field or
-        series that is not a whole number.
-    """
-    from napari_fbias.io.ome_zarr_plate import parse_well_names
-
-    def numbers(text: str, what: str) -> tuple[int, ...] | None:
-        parts = [p for p in text.replace(",", " ").split() if p]
-        if not parts:
-            return None
-        if not all(p.isdigit() for p in parts):
-            raise BatchError(f"{what}: whole numbers separated by commas (0, 2), not {text!r}")
-        return tuple(int(p) for p in parts)
-
-    try:
-        names = tuple(parse_well_names(wells)) if wells.strip() else None
-    except ValueError as exc:
-        raise BatchError(f"Wells: {exc}") from None
-    return Selection(names, numbers(fields, "Fields"), numbers(series, "Series"))
 
 
 def batch_summary(report: Any) -> tuple[str, str]:
