@@ -11,9 +11,12 @@ Measured in one run:
   recorders that read each other now and then), merged from scratch. Reference: the
   same events applied in the same order without the merge's name tables (what a
   single-writer replay does). Goal: < 200 ms.
-* **Recording overhead**: one recorded note per call, the shared recorder against the
-  single-writer path it replaced (the same event written, fsync'd and applied with one
-  journal and no merge), alternating. Goal: within 10 % with fsync.
+* **What sharing adds to the journal path**: one recorded note per call, the shared
+  recorder against a bare loop that writes, fsyncs and applies the same event with one
+  journal and no merge (no recorder checks, no signal, no text rules), alternating. It
+  bounds what the sharing bookkeeping costs; the issue's goal (within 10 % of the
+  single-writer *recorder*, per step) is measured against that recorder itself, run from
+  the git history, by ``bench_record_history.py``.
 
     python bench/bench_shared.py
     python bench/bench_shared.py --quick     # CI smoke sizes
@@ -309,11 +312,10 @@ def main() -> None:
             rows.append(
                 Row(
                     "shared",
-                    f"record one event {how}: shared recorder vs single writer, median",
+                    f"record one event {how}: shared recorder vs a bare journal loop, median",
                     o,
                     f,
-                    goal="within 10 %" if fsync else "",
-                    met=o <= 1.10 * f if fsync else None,
+                    note="bound; goal in bench_record_history.py",
                 )
             )
     print_rows(rows)

@@ -58,6 +58,7 @@ run track_ctc bench/bench_track_ctc.py
 run nuclei_accuracy bench/bench_nuclei_accuracy.py --timing "${quick[@]}"
 run record bench/bench_record.py "${quick[@]}"
 run shared bench/bench_shared.py "${quick[@]}"
+run record_history bench/bench_record_history.py "${quick[@]}"
 run export bench/bench_export.py "${quick[@]}"
 # benchmarks owned by other features: run them when present
 for extra in cellpose runner_overhead; do

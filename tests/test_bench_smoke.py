@@ -164,3 +164,11 @@ def test_bench_shared_quick() -> None:
     assert any(c.startswith("local folder: recorded on A -> visible on B") for c in cases)
     assert any(c.startswith("S3 +50 ms/request") for c in cases)
     assert any(c.startswith("merge 3 analysts") for c in cases)
+
+
+def test_bench_record_history_quick() -> None:
+    probe = ["git", "-C", str(REPO), "cat-file", "-e", "f8293ee^{commit}"]
+    if subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("needs the git history (the single-writer recorder of commit f8293ee^)")
+    got = rows(run_bench("bench_record_history.py", "--quick"), "record_history")
+    assert len(got) == 6  # new step, rerun, note; with and without fsync

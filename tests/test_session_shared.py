@@ -356,3 +356,28 @@ def test_a_layer_of_another_analysts_result_is_theirs(tmp_path):
     assert b.layer_removed("my copy") == [] and b.layer_removed("A: g") == []
     exchange(a, b)
     assert a.session.find_step(sid)[1].output_layer == "A: g", "Marie's record is unchanged"
+
+
+def test_new_step_ids_never_take_one_already_in_the_session(tmp_path):
+    """Ids come from the merge's table of every id ever used: others', removed and reopened ones."""
+    a, b = _pair(tmp_path)
+    a.add_approach("classical", "Marie")
+    b.add_approach("cellpose", "Jon")
+    a.record_step("preprocess.gaussian", {"sigma": 1}, {"image": "img"}, "g1")
+    a.record_step("preprocess.gaussian", {"sigma": 2}, {"image": "img"}, "g2")
+    a.remove_step("gaussian_2")
+    exchange(a, b)
+    # Jon has seen Marie's gaussian and her removed gaussian_2: his next one is gaussian_3
+    assert b.record_step("preprocess.gaussian", {"sigma": 3}, {"image": "img"}, "g3") == "gaussian_3"
+    exchange(a, b)
+    b.close()
+    again = open_session(a.link, analysts=["Jon"])
+    try:
+        new = again.record_step("preprocess.gaussian", {"sigma": 4}, {"image": "img"}, "g4")
+        assert new == "gaussian_4"
+        exchange(a, again)
+        ids = [st.id for x in a.session.approaches for st in x.steps]
+        assert sorted(ids) == ["gaussian", "gaussian_3", "gaussian_4"]
+    finally:
+        again.close()
+        a.close()

@@ -691,8 +691,10 @@ class SessionRecorder:
         base = op.rsplit(".", 1)[-1]
         n = self._id_counts.get(base, 1)
         sid = base if n == 1 else f"{base}_{n}"
-        used = self._used_ids | self._journals.state.used_steps | set(self._now.step_index)
-        while sid in used:
+        # every id ever recorded, by anyone: the merge's table holds the ids of every
+        # recorded or restored step (ids are never reused), and this recorder's own
+        used = self._journals.state.used_steps
+        while sid in used or sid in self._used_ids:
             n += 1
             sid = f"{base}_{n}"
         self._id_counts[base] = n
