@@ -19,11 +19,12 @@ py="${PYTHON:-python3}"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
-# --- system packages: a virtual display and OpenGL for napari, Chromium for report tests ---------
+# --- system packages: a virtual display and OpenGL for napari, Chromium for report tests, and a
+# one-node SLURM (started by tests/helpers/slurm.py, never as a service) for the SLURM batch tests
 apt_pkgs=(xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxkbcommon0
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
   libxcb-xinerama0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libdbus-1-3 libfontconfig1
-  chromium chromium-driver g++ libssl-dev libbz2-dev)
+  chromium chromium-driver g++ libssl-dev libbz2-dev slurmctld slurmd slurm-client munge)
 if [ "${FBIAS_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${apt_pkgs[@]}"; do
