@@ -5,7 +5,10 @@ Benchmark style, ``TP / (TP + FP + FN)``) and the mean IoU of matched nuclei
 of two methods:
 
 * ``otsu+cc``: Otsu threshold of the raw image, then connected components;
-* ``nuclei``: :func:`napari_fbias.ops.segment.nuclei` with its defaults;
+* ``nuclei``: :func:`napari_fbias.ops.segment.nuclei` with its defaults
+  (size-dependent settings on "auto", issue 15);
+* ``old``: the same with the numbers it had before "auto" (smoothing 1.5,
+  min size 30, min distance 5), for the before/after table;
 
 on the bundled 2D sample (``nuclei_2d``), the four ``nuclei_batch`` images and
 freshly generated images (:func:`napari_fbias.io.synth.make_nuclei_2d`) with
@@ -108,21 +111,27 @@ def main() -> None:
         args.seeds, args.repeat = args.seeds[:1], 1
 
     print(
-        f"{'image':<22} {'n':>4}  {'otsu+cc AP50':>12} {'nuclei AP50':>12}  "
+        f"{'image':<22} {'n':>4}  {'otsu+cc AP50':>12} {'nuclei AP50':>12} {'old AP50':>9}  "
         f"{'otsu+cc mIoU':>12} {'nuclei mIoU':>12}"
     )
-    base_ap, ours_ap = [], []
+    base_ap, ours_ap, old_ap = [], [], []
     for name, img, gt in images(args.seeds, tuple(args.shape), args.nuclei):
         b = match_stats(gt, otsu_cc(img))[0]
         o = match_stats(gt, nuclei(img))[0]
+        old = match_stats(gt, nuclei(img, smoothing_sigma=1.5, min_size=30, min_distance=5))[0]
         base_ap.append(b.average_precision)
         ours_ap.append(o.average_precision)
+        old_ap.append(old.average_precision)
         print(
             f"{name:<22} {int(gt.max()):>4}  {b.average_precision:>12.3f} "
-            f"{o.average_precision:>12.3f}  {b.mean_matched_iou:>12.3f} "
+            f"{o.average_precision:>12.3f} {old.average_precision:>9.3f}  "
+            f"{b.mean_matched_iou:>12.3f} "
             f"{o.mean_matched_iou:>12.3f}"
         )
-    print(f"{'mean':<22} {'':>4}  {np.mean(base_ap):>12.3f} {np.mean(ours_ap):>12.3f}")
+    print(
+        f"{'mean':<22} {'':>4}  {np.mean(base_ap):>12.3f} {np.mean(ours_ap):>12.3f} "
+        f"{np.mean(old_ap):>9.3f}"
+    )
     rows = [
         Row(
             "nuclei accuracy",

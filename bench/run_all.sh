@@ -56,6 +56,7 @@ run segment bench/bench_segment.py "${quick[@]}" "${data[@]}"
 run track bench/bench_track.py "${quick[@]}"
 run track_ctc bench/bench_track_ctc.py
 run nuclei_accuracy bench/bench_nuclei_accuracy.py --timing "${quick[@]}"
+run tune bench/bench_tune.py "${quick[@]}"
 run record bench/bench_record.py "${quick[@]}"
 run shared bench/bench_shared.py "${quick[@]}"
 run record_history bench/bench_record_history.py "${quick[@]}"

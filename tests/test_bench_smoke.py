@@ -86,6 +86,7 @@ def test_bench_track_ctc() -> None:
     scores = {case: float(ours) for _, case, ours, *_ in got}
     assert scores["spots sample, track.track_spots: DET"] >= 0.9
     assert scores["12 dividing cells, track_labels divisions=True: TRA"] == 1.0
+    assert any(case.startswith("spots sample, laptrack direct") for case in scores)
 
 
 def test_bench_export_quick() -> None:
@@ -172,3 +173,9 @@ def test_bench_record_history_quick() -> None:
         pytest.skip("needs the git history (the single-writer recorder of commit f8293ee^)")
     got = rows(run_bench("bench_record_history.py", "--quick"), "record_history")
     assert len(got) == 6  # new step, rerun, note; with and without fsync
+
+
+def test_bench_tune_quick() -> None:
+    pytest.importorskip("optuna")
+    out = run_bench("bench_tune.py", "--quick", "--no-real")
+    assert "| small nuclei r 3-5 px, 256x256 |" in out and "anisotropic 3D" in out

@@ -177,7 +177,7 @@ def test_ops_listing_and_json(capsys):
 def test_every_command_is_a_plain_argparse_subparser(capsys):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == ["run", "validate", "ops", "export", "sessions", "demo"]
+    assert list(sub.choices) == ["run", "validate", "ops", "tune", "export", "sessions", "demo"]
     for name, p in sub.choices.items():
         assert p.get_default("func").__name__ == f"cmd_{name}"
         assert "--debug" in p.format_help()

@@ -481,3 +481,75 @@ def test_bundle_report_has_results_tables_and_one_chart_per_kind(bundle_report: 
     assert "/tmp" not in body_text(html, without="details").replace("/tmp/", "")
     images = next(rows for sec, head, rows in tables(html) if sec == "images")
     assert [r[4] for r in images] == ["nuclei_01.ome.tif", "spots_movie.ome.zarr"]
+
+
+def test_report_shows_the_scoreboard_against_ground_truth() -> None:
+    from dataclasses import replace
+
+    s = make_session(XSS)
+    a = replace(
+        s.approaches[0],
+        result={
+            "objects": 3,
+            "ground_truth": {"truth": f"gt {XSS}", "layer": f"A: nuclei {XSS}",
+                             "partial": True, "ap50": 0.8125, "f1": 0.9, "mean_iou": 0.77},
+        },
+    )  # fmt: skip
+    html = render_report(replace(s, approaches=(a, *s.approaches[1:])))
+    assert "Scoreboard against ground truth" in html
+    rows = [r for _, head, rows in tables(html) if "AP@0.5" in head for r in rows]
+    assert rows and rows[0][3:] == ["0.812", "0.900", "0.770"]
+    assert "<script>" not in html and "(partial)" in html
+    # no ground truth recorded: no scoreboard
+    assert "Scoreboard against ground truth" not in render_report(make_session())
+
+
+def test_a_plate_result_is_a_row_and_a_heat_map() -> None:
+    from dataclasses import replace
+
+    good = {
+        "column": "cells_objects",
+        "rows": ["A", "B"],
+        "columns": ["1", "2"],
+        "values": [[3.0, 4.5], [5.0, None]],
+        "fields": 6,
+        "failed": 1,
+    }
+    hostile = {**good, "values": [["<script>", 1], [1, 1]]}
+    base = shared_session()
+    a = base.approaches[0]
+    plates = {f"screen {XSS}": good, "broken": hostile}
+    session = replace(
+        base, approaches=(replace(a, result={"plates": plates}), *base.approaches[1:])
+    )
+    html = render_report(session)
+    found = {sec: rows for sec, head, rows in tables(html) if head[:1] == ["Result"]}
+    rows = found["approach-A"]
+    assert rows[0] == [
+        f"Plate screen {XSS}",
+        "Cells objects: mean 4.167 over 3 wells (1 fields failed)",
+        "",
+    ]
+    assert rows[1][0] == "Plate broken" and rows[1][1].startswith("not shown: ")
+    assert "<h3>Plates</h3>" in html
+    figures = [t for t in parse(html).tags if t[0] == "img" and "Plate" in (t[1].get("alt") or "")]
+    assert len(figures) == 1  # the broken one is not drawn
+    assert figures[0][1]["src"].startswith("data:image/png;base64,")
+    assert "<script>" not in html.split("<main>", 1)[1]
+
+
+def test_report_says_what_the_automatic_settings_chose_escaped() -> None:
+    from dataclasses import replace
+
+    s = make_session(XSS)
+    a = s.approaches[0]
+    step = replace(
+        a.steps[0],
+        params={"smoothing_sigma": None, "min_size": None, "threshold_method": "otsu"},
+        chosen={"smoothing_sigma": 2.6, "min_size": 98, f"object_diameter{XSS}": 38.0},
+    )
+    html = render_report(replace(s, approaches=(replace(a, steps=(step,)), *s.approaches[1:])))
+    text = re.sub(r"\s+", " ", body_text(html))
+    assert "smoothing_sigma = auto" in text and "min_size = auto" in text
+    assert "auto: chose smoothing sigma 2.6, min size 98 (object diameter" in text
+    assert "<script>" not in html.split("<main>", 1)[1]

@@ -95,6 +95,19 @@ def test_session_layers_are_what_we_expect(delivered: Delivered) -> None:
     assert set(delivered.expected("B")) == {"B_tracks"}
 
 
+def test_auto_settings_are_recorded_and_delivered_as_auto(delivered: Delivered) -> None:
+    """Approach A's nuclei step left smoothing and seed distance on auto: the session
+    records what they came to, the pipeline keeps them automatic (re-measured per
+    image), and the reruns below still give the session's labels bit for bit."""
+    (step,) = [st for _, st in delivered.session.all_steps() if st.op == "segment.nuclei"]
+    assert step.params["smoothing_sigma"] is None and step.params["min_distance"] is None
+    assert step.params["min_size"] == 20 and "min_size" not in step.chosen
+    assert step.chosen["smoothing_sigma"] > 0 and step.chosen["min_distance"] >= 1
+    pipeline = Pipeline.load(delivered.result.pipelines["A"])
+    (nuclei,) = [st for st in pipeline.steps if st.op == "segment.nuclei"]
+    assert nuclei.params["smoothing_sigma"] is None and nuclei.params["min_distance"] is None
+
+
 @pytest.mark.parametrize("key", ["A", "B", "C"])
 def test_cli_reproduces_the_session(delivered: Delivered, key: str, tmp_path: Path) -> None:
     src = delivered.sources[key]

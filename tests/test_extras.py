@@ -64,7 +64,8 @@ def test_the_base_install_is_the_headless_core() -> None:
     assert any(r.startswith("cellpose") for r in optional["cellpose"])
     assert any(r.startswith("napari>") for r in optional["napari"])
     assert "napari-fbias[napari]" in optional["qt"]
-    assert optional["all"] == ["napari-fbias[qt,cellpose,s3,slurm]"]
+    assert optional["all"] == ["napari-fbias[qt,cellpose,s3,slurm,tune]"]
+    assert optional["tune"] == ["optuna>=4.0"] and "optuna" not in base
 
 
 def test_an_s3_source_without_s3fs_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,7 @@ NOT_IN_CORE = {
     "cellpose",
     "s3fs",
     "dask-jobqueue",
+    "optuna",
     "omero-py",
 }
 

@@ -346,3 +346,39 @@ def test_atomic_dir_cleans_up_on_failure(tmp_path: Path) -> None:
         (tmp / "new").write_text("new")
     assert sorted(p.name for p in dest.iterdir()) == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "chunks"),
+    [((70, 90), "yx", (16, 32)), ((3, 2, 9, 40, 50), "tczyx", (1, 1, 4, 16, 16))],
+)
+def test_store_in_regions_writes_every_pixel_once(tmp_path, monkeypatch, shape, axes, chunks):
+    """Region by region (whole chunks, one frame/channel each) gives the array itself."""
+    import dask.array as da
+    import zarr
+
+    import napari_fbias.io.ome_zarr_write as writer
+
+    data = np.arange(np.prod(shape), dtype=np.int64).reshape(shape)
+    regions = []
+    real_store = da.store
+
+    def counting_store(part, target, regions=None, **kwargs):
+        seen.append(regions)
+        return real_store(part, target, regions=regions, **kwargs)
+
+    seen = regions
+    monkeypatch.setattr(writer.da, "store", counting_store)
+    target = zarr.open_array(
+        str(tmp_path / "x.zarr"), mode="w", shape=shape, chunks=chunks, dtype=data.dtype
+    )
+    source = da.from_array(data, chunks=chunks)
+    writer.store_in_regions(source, target, chunks, axes, region_pixels=32 * 32)
+    np.testing.assert_array_equal(target[...], data)
+    assert len(regions) > 1
+    per_frame = np.prod([c for c, a in zip(chunks, axes, strict=True) if a not in "zyx"])
+    for region in regions:
+        for sl, c, n in zip(region, chunks, shape, strict=True):
+            assert sl.start % c == 0 and (sl.stop % c == 0 or sl.stop == n), "whole chunks"
+        one_chunk = np.prod(chunks)
+        assert np.prod([sl.stop - sl.start for sl in region]) <= max(32 * 32 * per_frame, one_chunk)

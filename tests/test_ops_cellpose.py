@@ -206,7 +206,8 @@ def test_segments_nuclei_as_int32_labels_like_cellpose_itself(
     model_path: Path, nuclei: tuple[np.ndarray, np.ndarray]
 ) -> None:
     img, truth = nuclei
-    labels = segment(img, model=str(model_path))
+    # diameter=0: cellpose's own size (what cellpose does called without a diameter)
+    labels = segment(img, model=str(model_path), diameter=0)
     assert labels.dtype == np.int32 and labels.shape == img.shape
     n = int(labels.max())
     assert np.array_equal(np.unique(labels), np.arange(n + 1))  # 0 and 1..N, no gaps
@@ -227,10 +228,10 @@ def test_rethresholding_reuses_the_network_output(
     model_path: Path, nuclei, forward_counter: ForwardCounter
 ) -> None:
     img, _ = nuclei
-    base = segment(img, model=str(model_path))
+    base = segment(img, model=str(model_path), diameter=0)  # cellpose's own size, as direct_eval
     net_calls = forward_counter.calls
     assert net_calls > 0
-    changed = dict(flow_threshold=0.0, cellprob_threshold=-2.0, min_size=40)
+    changed = dict(diameter=0, flow_threshold=0.0, cellprob_threshold=-2.0, min_size=40)
     again = segment(img, model=str(model_path), **changed)
     assert forward_counter.calls == net_calls, "the network ran again"
     assert cpo.cache_info()["hits"] == 1
@@ -323,7 +324,7 @@ def test_diameter_zero_uses_cellpose3_size_model(model_path: Path, nuclei, caplo
     sized = build_sized_model(model_path)
     img, _ = nuclei
     with caplog.at_level(logging.INFO, logger="napari_fbias.ops.cellpose_op"):
-        labels = segment(img, model=str(sized))
+        labels = segment(img, model=str(sized), diameter=0)
     estimates = [r for r in caplog.records if "estimated object diameter" in r.getMessage()]
     assert len(estimates) == 1
     diam = float(estimates[0].getMessage().split("diameter ")[1].split(" px")[0])
@@ -331,6 +332,24 @@ def test_diameter_zero_uses_cellpose3_size_model(model_path: Path, nuclei, caplo
     loaded = cpm.load_model(str(sized))
     assert loaded.size_model() is not None
     assert labels.dtype == np.int32 and labels.shape == img.shape
+
+
+def test_auto_diameter_is_measured_on_the_image_and_recorded(model_path: Path, nuclei) -> None:
+    """The default (None): the diameter measured on the image, reported, and used as given."""
+    from napari_fbias.ops.chosen import collect_chosen
+
+    assert get_op("cellpose.segment").param("diameter").default is None
+    img, truth = nuclei
+    with collect_chosen() as box:
+        labels = segment(img, model=str(model_path))
+    chosen = box.summary()
+    sizes = np.bincount(truth.ravel())[1:]
+    true_d = 2 * np.sqrt(sizes[sizes > 0].mean() / np.pi)
+    assert set(chosen) >= {"diameter", "object_diameter"}
+    assert abs(chosen["diameter"] - true_d) <= 0.25 * true_d, (chosen, true_d)
+    # the number chosen, written in the step, gives the same masks: reruns are exact
+    assert np.array_equal(labels, segment(img, model=str(model_path), diameter=chosen["diameter"]))
+    assert matched(truth, labels) >= int(truth.max()) // 2
 
 
 # --- models: cache, devices, errors ----------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_fbias.io.image import from_array
-from napari_fbias.ops import chunks, registry
+from napari_fbias.ops import chunk_stitch, chunks, registry, segment
 from napari_fbias.ops.registry import get_op, register_op
 from napari_fbias.ops.types import Image, Labels
 from napari_fbias.pipeline import Pipeline
@@ -39,7 +39,11 @@ def test_the_segmentation_ops_declare_their_strategies_beside_them():
     assert get_op("segment.threshold").chunked is chunks.threshold_chunks
     assert get_op("segment.connected_components").chunked is chunks.components_chunks
     assert get_op("segment.remove_small_objects").chunked is chunks.remove_small_chunks
-    assert get_op("segment.nuclei").chunked is None
+    nuclei = get_op("segment.nuclei").chunked  # bound to the recipe's own code after the threshold
+    assert nuclei.func is chunk_stitch.nuclei_chunks
+    assert nuclei.keywords["after_threshold"] is segment.nuclei_from_threshold
+    assert get_op("segment.watershed_split").chunked is chunk_stitch.watershed_split_chunks
+    assert get_op("segment.local_threshold").chunked is None  # needs its neighbourhood: refused
 
 
 CALLS: list[tuple[int, ...]] = []

@@ -101,7 +101,7 @@ def match_frames(det: pd.DataFrame, gt: pd.DataFrame, tol: float) -> dict[int, i
 def test_straight_lines_recovered_exactly():
     positions, truth = straight_lines()
     movie = render_spots(positions, (10, 64, 80))
-    tracks = track_spots(movie, axes="tyx")
+    tracks = track_spots(movie, diameter=7, axes="tyx")
     assert tracks["track_id"].nunique() == 5
     assert list(tracks.groupby("track_id").size()) == [10] * 5
     for _, g in tracks.groupby("track_id"):

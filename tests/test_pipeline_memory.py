@@ -121,12 +121,20 @@ def test_step_that_fits_neither_way_is_refused_before_it_runs() -> None:
 
 def test_fbias_run_memory_option_refuses_clearly(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "img.tif", testops.make_blobs((256, 256), seed=2))
+    # segment.nuclei runs chunk-wise over the budget, and the run says so
     doc = dict(THRESHOLD, steps=[dict(THRESHOLD["steps"][0], op="segment.nuclei", params={})])
     (tmp_path / "n.fbias.yaml").write_text(yaml.safe_dump(doc))
     args = ["run", str(tmp_path / "n.fbias.yaml"), str(tmp_path / "img.tif")]
+    proc = fbias_capped(*args, "-o", str(tmp_path / "n"), "--memory", "1MB")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "img: ran chunk-wise (larger than --memory): nuclei (segment.nuclei)" in proc.stdout
+    # an operation with no chunk-wise strategy is refused, clearly
+    local = dict(THRESHOLD["steps"][0], op="segment.local_threshold", params={})
+    (tmp_path / "l.fbias.yaml").write_text(yaml.safe_dump(dict(THRESHOLD, steps=[local])))
+    args = ["run", str(tmp_path / "l.fbias.yaml"), str(tmp_path / "img.tif")]
     proc = fbias_capped(*args, "-o", str(tmp_path / "a"), "--memory", "1MB")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "fbias: img: failed: step 'nuclei' (segment.nuclei) cannot run chunk-wise" in (
+    assert "fbias: img: failed: step 'nuclei' (segment.local_threshold) cannot run chunk-wise" in (
         proc.stderr
     )
     assert "more than the memory budget (0.00 GB)" in proc.stderr

@@ -137,3 +137,37 @@ def test_every_series_of_a_bioformats2raw_container_runs(tmp_path: Path) -> None
     report = run_batch(pipeline, root, tmp_path / "out", select=Selection(series=(1, 2)))
     assert report.ok and [i.stem for i in report.items] == ["b2r_s1", "b2r_s2"]
     assert not report.plate_files
+
+
+def test_the_heat_map_as_data_holds_each_wells_mean(tmp_path: Path, counting: Path) -> None:
+    from napari_fbias.pipeline.plate_tables import check_plate_result
+
+    plate = write_cell_plate(tmp_path / "screen.ome.zarr")
+    report = run_batch(counting, plate, tmp_path / "out")
+    result = check_plate_result(report.plates["screen"])
+    assert result["column"] == "cells_objects"
+    assert result["rows"] == ROWS and result["columns"] == COLUMNS
+    for i, r in enumerate(ROWS):
+        for j, c in enumerate(COLUMNS):
+            well = f"{r}/{c}"
+            want = np.mean([n_cells(well, f) for f in (0, 1)]) if well in WELLS else None
+            assert result["values"][i][j] == want, well  # B2 is empty: None
+    assert result["fields"] == 6 and result["failed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ([1, 2], "must be a mapping"),
+        ({"rows": "A", "columns": ["1"], "values": [[1]]}, "lists of rows"),
+        ({"rows": ["A"] * 33, "columns": ["1"], "values": [[1]] * 33}, "33 x 1 wells"),
+        ({"rows": ["A"], "columns": ["1", "2"], "values": [[1]]}, "do not match"),
+        ({"rows": ["A"], "columns": ["1"], "values": [["<script>"]]}, "not a number"),
+        ({"rows": ["A"], "columns": ["1"], "values": [[True]]}, "not a number"),
+    ],
+)
+def test_a_malformed_plate_result_is_refused(bad: object, match: str) -> None:
+    from napari_fbias.pipeline.plate_tables import check_plate_result
+
+    with pytest.raises(ValueError, match=match):
+        check_plate_result(bad)

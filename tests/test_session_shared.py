@@ -368,7 +368,9 @@ def test_new_step_ids_never_take_one_already_in_the_session(tmp_path):
     a.remove_step("gaussian_2")
     exchange(a, b)
     # Jon has seen Marie's gaussian and her removed gaussian_2: his next one is gaussian_3
-    assert b.record_step("preprocess.gaussian", {"sigma": 3}, {"image": "img"}, "g3") == "gaussian_3"
+    assert (
+        b.record_step("preprocess.gaussian", {"sigma": 3}, {"image": "img"}, "g3") == "gaussian_3"
+    )
     exchange(a, b)
     b.close()
     again = open_session(a.link, analysts=["Jon"])

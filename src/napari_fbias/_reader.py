@@ -2,8 +2,9 @@
 
 Each ``napari_get_*reader`` answers quickly and only for what it can read:
 ``napari_get_reader`` for OME-Zarr (a cheap look at the top-level metadata;
-images, bioformats2raw series as one layer each, plates as a tiled overview
-with their wells outlined and named),
+images, bioformats2raw series and each index of an extra axis such as
+``angle`` as one layer each, plates as a tiled overview with their wells
+outlined and named),
 ``napari_get_tiff_reader`` for local TIFF files whose axes it can tell (their
 metadata are parsed, no pixels read). For anything else they return None so
 that other readers can try; the manifest claims only ``*.zarr``, folders and
@@ -14,6 +15,7 @@ No Qt here.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from napari_fbias._layers import image_to_layer_data
-from napari_fbias.io.errors import FbiasIOError
+from napari_fbias.io.errors import ExtraAxesError, FbiasIOError
 from napari_fbias.io.ome_zarr_plate import Plate, container_kind, plate_overview, read_plate
-from napari_fbias.io.ome_zarr_read import read_ome_zarr
+from napari_fbias.io.ome_zarr_read import read_extra_images, read_ome_zarr
 from napari_fbias.io.open import is_ome_zarr, is_omero_source, is_tiff, open_image
 from napari_fbias.io.remote import is_remote, local_path
 
@@ -107,7 +109,10 @@ def read_ome_zarr_layers(path: PathOrPaths) -> list[LayerData]:
     p = _single_path(path)
     if p is None:
         raise FbiasIOError(f"the OME-Zarr reader opens one path at a time, got {path!r}")
-    first = open_image(p)
+    try:
+        first = open_image(p)
+    except ExtraAxesError:
+        return _extra_axes_layers(p)
     series = first.metadata.get("series")
     if not series or series["count"] == 1:
         return image_to_layer_data(first)
@@ -127,6 +132,36 @@ def read_ome_zarr_layers(path: PathOrPaths) -> list[LayerData]:
         img = first if i == 0 else read_ome_zarr(p, series=i)
         img = replace(img, name=f"{img.name} (series {i})")
         layers += image_to_layer_data(img)
+    return layers
+
+
+def _extra_axes_layers(p: str) -> list[LayerData]:
+    """Open each index along an image's extra axes (``angle``...) as its own layer(s).
+
+    The first :data:`MAX_SERIES_LAYERS` indices, with a notice. Each layer is
+    a ``tczyx`` image whose source names its index (``store[angle=2]``), so
+    an operation run on it is recorded, and reruns, on exactly that index;
+    its metadata carry ``extra_axes`` (name, size, index).
+    """
+    images, axes = read_extra_images(p, limit=MAX_SERIES_LAYERS)
+    total = math.prod(a.size for a in axes)
+    what = ", ".join(f"{a.name} ({a.size})" for a in axes)
+    if total > len(images):
+        warnings.warn(
+            f"{p} has extra axes {what}: the first {len(images)} of {total} indices are opened "
+            f"as layers. Open another one as {p}[{axes[0].name}=N] in the Open widget, or "
+            "run a pipeline on all of them with `fbias run`.",
+            stacklevel=3,
+        )
+    else:
+        warnings.warn(
+            f"{p} has extra axes {what}: each index is opened as its own layer(s)", stacklevel=3
+        )
+    layers = []
+    for img in images:
+        for data, kwargs, kind in image_to_layer_data(img):
+            kwargs["metadata"] = {**kwargs["metadata"], "extra_axes": img.metadata["extra_axes"]}
+            layers.append((data, kwargs, kind))
     return layers
 
 

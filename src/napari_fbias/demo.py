@@ -118,7 +118,7 @@ class HeadlessLayers:
             op, {name: self.values[layer] for name, layer in inputs.items()}, params
         )
         value = compute_step(spec, step, args)
-        self.recorder.record_step(op, clean, dict(inputs), output)
+        self.recorder.record_step(op, clean, dict(inputs), output, chosen=value.chosen)
         self.values[output] = value
         return value
 

@@ -40,6 +40,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "s3": ("s3fs",),
     "slurm": ("dask_jobqueue",),
     "omero": ("omero", "omero_rois"),
+    "tune": ("optuna",),
 }
 
 

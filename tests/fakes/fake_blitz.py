@@ -128,6 +128,7 @@ class FakeImage:
     tile: tuple[int, int] = (256, 256)
     reversed_levels: bool = False
     rendering: bool = True
+    external_info: tuple[str, str] | None = None  # (entityType, lsid), like omero-cli-zarr's
 
     @property
     def pixels_type(self) -> str:
@@ -652,7 +653,32 @@ class FakeServiceOpts(dict):
         return FakeServiceOpts(self)
 
 
+def _external_info(entity_type: str, lsid: str) -> Any:
+    """An ``ExternalInfo`` as the server loads it with an image (real omero-py when present)."""
+    if HAVE_OMERO:
+        from omero.model import ExternalInfoI
+        from omero.rtypes import rstring
+
+        info = ExternalInfoI(1, True)
+        info.entityId = rlong(3)
+        info.entityType = rstring(entity_type)
+        info.lsid = rstring(lsid)
+        return info
+    return SimpleNamespace(
+        getEntityType=lambda: SimpleNamespace(val=entity_type),
+        getLsid=lambda: SimpleNamespace(val=lsid),
+    )
+
+
 class _Details:
+    external: tuple[str, str] | None = None
+
+    def getExternalInfo(self) -> Any:
+        """Like omero-py 5.22's ``DetailsWrapper.getExternalInfo`` (a wrapper, or None)."""
+        if self.external is None:
+            return None
+        return SimpleNamespace(_obj=_external_info(*self.external))
+
     def __init__(self, group: int, owner: int) -> None:
         self._group, self._owner = group, owner
 
@@ -902,6 +928,11 @@ class FakeImageWrapper(FakeWrapper):
 
     def _group_owner(self) -> tuple[int, int]:
         return self._img.group, self._img.owner
+
+    def getDetails(self) -> _Details:
+        details = _Details(*self._group_owner())
+        details.external = self._img.external_info
+        return details
 
     def getName(self) -> str:
         return self._img.name

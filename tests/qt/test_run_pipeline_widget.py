@@ -535,3 +535,31 @@ def test_batch_over_some_wells_of_a_plate(
     assert [i.stem for i in panel.report.items] == ["screen_B1_f1", "screen_A2_f1"]
     summary = pd.read_csv(tmp_path / "out" / "screen_plate_summary.csv")
     assert list(summary["well"]) == ["B1", "A2"]
+
+
+def test_a_plate_batch_in_a_session_puts_its_heat_map_in_the_report(
+    make_napari_viewer: Any, qtbot: Any, nuclei_file: Path, tmp_path: Path
+) -> None:
+    from napari_fbias._qt.workspace import get_workspace
+    from napari_fbias.session.export.report import render_report
+    from test_plate_batch import write_cell_plate
+
+    plate = write_cell_plate(tmp_path / "screen.ome.zarr")
+    viewer, panel = panel_for(make_napari_viewer, sample=None)
+    rec = get_workspace(viewer).start_session(title="screen", folder=tmp_path / "session")
+    rec.add_approach("nuclei", "Marie")
+    rec.set_result({"objects": 3})
+    panel.load(nuclei_file)
+    panel.batch_inputs.setPlainText(str(plate))
+    panel.outdir_edit.value = tmp_path / "out"
+    panel.batch_tab.fields.value = "0"
+    panel.batch_button.click()
+    wait_idle(qtbot, panel)
+    assert panel.report.ok, panel.summary.toPlainText()
+    assert "plate heat map of screen recorded in approach A" in panel.summary.toPlainText()
+    result = rec.session.approach("A").result
+    assert result["objects"] == 3, "the approach's other results stay"
+    plate_result = result["plates"]["screen"]
+    assert plate_result["rows"] == ["A", "B"] and plate_result["values"][1][1] is None
+    html = render_report(rec.session)
+    assert "<h3>Plates</h3>" in html and 'alt="Plate screen: ' in html

@@ -21,6 +21,7 @@ from widget_helpers import (
     wait_widget,
 )
 
+from napari_fbias._qt.auto_number import AutoNumber
 from napari_fbias._qt.op_widget import OperationWidget
 from napari_fbias._qt.segment_widget import SegmentWidget, segment_methods
 from napari_fbias.ops import cellpose_op
@@ -48,15 +49,16 @@ def test_form_is_built_from_the_op_signature(viewer: Any, widget: SegmentWidget)
     names = [w.name for w in widget.settings]
     assert names == list(widget.spec.param_names)
     assert "spacing" not in names and "axes" not in names  # context settings are hidden
-    sigma = widget.settings["smoothing_sigma"]
-    assert isinstance(sigma, FloatSpinBox)
-    assert (sigma.value, sigma.min, sigma.max, sigma.step) == (1.5, 0.0, 20.0, 0.5)
+    sigma = widget.settings["smoothing_sigma"]  # automatic by default (issue 15)
+    assert isinstance(sigma, AutoNumber) and sigma.value is None
+    assert isinstance(sigma.number, FloatSpinBox)
+    assert (sigma.number.min, sigma.number.max, sigma.number.step) == (0.0, 20.0, 0.5)
     assert "Gaussian blur" in sigma.tooltip
     method = widget.settings["threshold_method"]
     assert isinstance(method, ComboBox) and method.value == "otsu"
     assert set(method.choices) == {"otsu", "li", "triangle", "yen", "manual"}
     assert isinstance(widget.settings["fill_holes"], CheckBox)
-    assert isinstance(widget.settings["min_size"], SpinBox)
+    assert isinstance(widget.settings["min_size"].number, SpinBox)
     # another method rebuilds the settings
     widget.method.value = "segment.local_threshold"
     assert [w.name for w in widget.settings] == ["block_size", "offset", "method", "min_size"]
@@ -72,7 +74,7 @@ def test_run_then_change_a_setting_replaces_the_result(
     layer = viewer.layers["A: nuclei"]
     n_first = int(layer.data.max())
     assert n_first > 20
-    assert widget.status.value.endswith("A: nuclei (step nuclei)")
+    assert "A: nuclei (step nuclei); auto: chose" in widget.status.value
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     n_layers = len(viewer.layers)
     widget.settings["min_size"].value = 300

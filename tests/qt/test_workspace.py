@@ -63,7 +63,8 @@ def test_run_records_the_step_and_shows_the_result_layer(qtbot: Any, viewer: Any
     }
     (step,) = ws.recorder.active.steps
     assert step.op == "segment.nuclei" and step.output_layer == "A: nuclei"
-    assert step.params["min_size"] == 40 and step.params["smoothing_sigma"] == 1.5
+    assert step.params["min_size"] == 40 and step.params["smoothing_sigma"] is None  # auto
+    assert step.chosen["smoothing_sigma"] == 1.5  # what auto chose on the sample, recorded
     assert step.inputs["image"].image == "nuclei_2d"
     # the journal on disk has the image (with its source) and the step
     added = journal(ws.recorder, "image_added")[0]  # (a second one adds its checksum)
@@ -88,7 +89,8 @@ def test_rerun_replaces_layer_and_step_new_result_keeps_both(
     assert layer.data.max() < first.max()
     assert [s.params["min_size"] for s in ws.recorder.active.steps] == [400]
     (replaced,) = journal(ws.recorder, "step_replaced")
-    assert replaced["tried"]["params"]["min_size"] == 30
+    assert replaced["tried"]["params"]["min_size"] is None  # the first run left it on auto
+    assert replaced["tried"]["chosen"]["min_size"] == 30
     job = wait_job(qtbot, ws.run_op("segment.nuclei", {"image": image}, {}, new_result=True))
     assert job.output_layer == "A: nuclei (2)" and job.step_id == "nuclei_2"
     assert len(viewer.layers) == n_layers + 1

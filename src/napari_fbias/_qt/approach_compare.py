@@ -8,30 +8,54 @@ visibility per approach.
 
 The counting and the row building are plain functions (tested without a
 viewer); :class:`CompareTable` only shows rows and reports checkbox toggles.
+
+With a ground-truth (or annotation) Labels layer, :class:`TruthScoreboard`
+scores every approach's label layers against it
+(:func:`napari_fbias.ops.metrics.scoreboard`: AP@0.5, F1, mean IoU; for a
+partial annotation only around the annotated objects) in a worker, and
+records each approach's scores as its ``ground_truth`` result (the report
+shows them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from napari_fbias.ops.metrics import Scores, annotated_region, scoreboard
 from napari_fbias.session.model import Approach, Session
 
 __all__ = [
     "CompareRow",
     "CompareTable",
+    "TruthScoreboard",
     "approach_label_data",
     "approach_layers",
     "compare_rows",
     "count_objects",
     "count_all",
+    "score_all",
     "set_approach_visible",
     "summary_line",
+    "truth_candidates",
 ]
 
 #: Longest summary shown in the table (characters).
@@ -59,7 +83,7 @@ def approach_layers(layers: Iterable[Any], session: Session, key: str) -> list[A
 
 
 def _is_labels(layer: Any) -> bool:
-    return type(layer).__name__ == "Labels"
+    return layer.__class__.__name__ == "Labels"  # __class__: also through napari's plugin proxy
 
 
 def approach_label_data(layers: Iterable[Any], session: Session) -> dict[str, dict[str, Any]]:
@@ -261,3 +285,183 @@ class CompareTable(QTableWidget):
         self.visibility_toggled.emit(
             self._keys[item.row()], item.checkState() == Qt.CheckState.Checked
         )
+
+
+# --- scores against a ground truth ------------------------------------------------------
+
+#: Columns of the ground-truth scoreboard.
+SCORE_COLUMNS = ("Approach", "Layer", "AP@0.5", "F1", "Mean IoU")
+#: Words that make a Labels layer the likely ground truth.
+TRUTH_WORDS = ("ground truth", "ground_truth", "truth", "annotat", "painted", "gt")
+
+
+def truth_candidates(layers: Iterable[Any], session: Session | None) -> list[str]:
+    """Labels layers that no approach produced, likeliest ground truth first."""
+    made: set[str] = set()
+    if session is not None:
+        made = {st.output_layer for _, st in session.all_steps() if st.output_layer}
+    names = [
+        ly.name
+        for ly in layers
+        if _is_labels(ly) and ly.name not in made and layer_approach(ly) is None
+    ]
+    return sorted(names, key=lambda n: not any(w in n.lower() for w in TRUTH_WORDS))
+
+
+def score_all(
+    truth: Any, data: Mapping[str, Mapping[str, Any]], partial: bool = False
+) -> dict[str, dict[str, Scores]]:
+    """Score every approach's labels against ``truth``: approach -> {layer -> Scores}.
+
+    Layers of another shape than the truth are left out. ``partial``: the
+    truth annotates some objects only; predictions far from them do not count
+    (:func:`napari_fbias.ops.metrics.annotated_region`). Worker-safe.
+    """
+    gt = np.asarray(truth)
+    region = annotated_region(gt) if partial and gt.any() else None
+    out: dict[str, dict[str, Scores]] = {}
+    for key, layers in data.items():
+        found = {}
+        for name, arr in layers.items():
+            pred = np.asarray(arr)
+            if pred.shape == gt.shape and pred.dtype.kind in "iub":
+                found[name] = scoreboard(gt, pred, region)
+        out[key] = found
+    return out
+
+
+class TruthScoreboard(QWidget):
+    """Ground truth: [none | layer], a Score button and AP@0.5 / F1 / mean IoU per approach.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        Its layers are scored; its workspace's recorder gets the scores.
+    """
+
+    def __init__(self, viewer: Any, parent: Any = None) -> None:
+        super().__init__(parent)
+        from napari_fbias._qt.workspace import get_workspace
+
+        self.viewer = viewer
+        self.workspace = get_workspace(viewer)
+        self.scores: dict[str, dict[str, Scores]] = {}
+        self.worker: Any = None
+        self.truth_choice = QComboBox()
+        self.truth_choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.truth_choice.setMinimumContentsLength(8)
+        self.truth_choice.setToolTip("A Labels layer of ground-truth or annotated objects")
+        self.partial = QCheckBox("partial")
+        self.partial.setToolTip(
+            "Only some objects are annotated: score only around them (unannotated objects "
+            "found by an approach are not counted as false positives)"
+        )
+        self.score_button = QPushButton("Score")
+        self.score_button.clicked.connect(self.score)
+        self.table = QTableWidget(0, len(SCORE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(SCORE_COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setMaximumHeight(150)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Ground truth"))
+        row.addWidget(self.truth_choice, 1)
+        row.addWidget(self.partial)
+        row.addWidget(self.score_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.table)
+        layout.addWidget(self.status)
+        viewer.layers.events.inserted.connect(self.refresh)
+        viewer.layers.events.removed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        """List the candidate ground-truth layers again (keeping the one picked)."""
+        current = self.truth_choice.currentText()
+        rec = self.workspace.recorder
+        names = truth_candidates(self.viewer.layers, rec.session if rec is not None else None)
+        self.truth_choice.clear()
+        self.truth_choice.addItem("none")
+        self.truth_choice.addItems(names)
+        if current and current in names:
+            self.truth_choice.setCurrentText(current)
+        elif names:
+            self.truth_choice.setCurrentText(names[0])
+
+    def score(self) -> Any:
+        """Score every approach against the chosen layer in a worker; return the worker."""
+        from napari_fbias._qt.workers import start_worker
+
+        rec = self.workspace.recorder
+        name = self.truth_choice.currentText()
+        if rec is None or name in ("", "none") or name not in self.viewer.layers:
+            self.status.setText("Pick a ground-truth Labels layer (and record some approaches).")
+            return None
+        layer = self.viewer.layers[name]
+        truth = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        data = approach_label_data(self.viewer.layers, rec.session)
+        self.status.setText("Scoring…")
+        self.worker = start_worker(
+            score_all,
+            truth,
+            data,
+            self.partial.isChecked(),
+            desc=None,
+            returned=partial(self._scored, name),
+            errored=self._failed,
+            finished=self._done,
+        )
+        return self.worker
+
+    def _done(self) -> None:
+        self.worker = None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText(f"Cannot score: {exc}")
+
+    def _scored(self, truth: str, scores: dict[str, dict[str, Scores]]) -> None:
+        self.scores = scores
+        rows = [(k, n, s) for k, found in scores.items() for n, s in found.items()]
+        self.table.setRowCount(len(rows))
+        for i, (key, name, s) in enumerate(rows):
+            cells = (key, _unprefixed(name, key), f"{s.average_precision:.3f}", f"{s.f1:.3f}",
+                     f"{s.mean_iou:.3f}" if s.mean_iou is not None else "–")  # fmt: skip
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.table.setItem(i, j, item)
+        self.status.setText(f"Scored {len(rows)} label layer(s) against {truth}.")
+        rec = self.workspace.recorder
+        if rec is None:
+            return
+        for key, found in scores.items():
+            if not found:
+                continue
+            layer, s = list(found.items())[-1]  # the approach's latest labels
+            entry = {
+                "truth": truth,
+                "layer": layer,
+                "partial": self.partial.isChecked(),
+                "ap50": round(s.average_precision, 4),
+                "f1": round(s.f1, 4),
+                "mean_iou": None if s.mean_iou is None else round(s.mean_iou, 4),
+            }
+            result = rec.session.approach(key).result
+            if result.get("ground_truth") != entry:
+                try:
+                    rec.set_result({**result, "ground_truth": entry}, approach=key)
+                except (KeyError, ValueError) as exc:  # e.g. another analyst's approach
+                    self.status.setText(f"Scores of {key} not recorded: {exc}")
+
+    def cell_text(self, row: int, column: str) -> str:
+        """Text of a scoreboard cell (by column title)."""
+        item = self.table.item(row, SCORE_COLUMNS.index(column))
+        return item.text() if item is not None else ""

@@ -5,7 +5,9 @@ the operation chooses, e.g. trackpy's ``minmass`` from the image's noise).
 magicgui maps ``Optional[float]`` to a plain spin box, which cannot say
 "automatic"; this widget can, and keeps the setting's bounds and step, so a
 typo cannot reach the operation. Its ``value`` is None while *auto* is
-checked, else the number.
+checked, else the number. After a run, :meth:`AutoNumber.show_chosen` shows
+what the operation chose while *auto* stays checked: in the greyed spin box
+(where unchecking *auto* starts from it) and in the box's text.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class AutoNumber(Container):
         )
         self.margins = (0, 0, 0, 0)
         self.kind = kind
+        #: What the last run chose while *auto* was checked (None before a run).
+        self.chosen: float | None = None
         if value is not None:
             self.number.value = value
         self.number.enabled = value is not None
@@ -67,6 +71,28 @@ class AutoNumber(Container):
 
     def _on_auto(self, auto: bool) -> None:
         self.number.enabled = not auto
+        if not auto:
+            self.auto.text = "auto"
+
+    def show_chosen(self, value: float) -> None:
+        """Show ``value``, what the operation chose automatically, without leaving *auto*."""
+        if not self.auto.value:
+            return
+        self.chosen = value
+        self.number.value = min(max(value, self.number.min), self.number.max)
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        self.auto.text = f"auto ({shown})"
+        self.auto.tooltip = f"the last run chose {shown}"
+
+    @property
+    def min(self) -> float:
+        """Smallest number the setting takes."""
+        return self.number.min
+
+    @property
+    def max(self) -> float:
+        """Largest number the setting takes."""
+        return self.number.max
 
     @property
     def value(self) -> float | None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from napari_fbias.io.errors import FbiasIOError
+from napari_fbias.io.extra_axes import split_extra, with_extra
 from napari_fbias.io.image import validate_axes
 from napari_fbias.session.model import ImageRef
 
@@ -309,7 +310,10 @@ def image_ref(layer: Any, kind: str) -> tuple[ImageRef, dict[str, int]]:
         label = layer.metadata.get("label_name")
         if label and parent and source == parent:
             # a label image of an OME-Zarr image, or ground truth bundled with a sample
-            source = f"{source.rstrip('/')}/labels/{label}" if _is_zarr(source) else ""
+            # (of one index along extra axes: the index stays at the end, store/labels/x[angle=2])
+            base, picks = split_extra(source)
+            labels = f"{base.rstrip('/')}/labels/{label}"
+            source = with_extra(labels, picks) if _is_zarr(base) else ""
         sel = {}
         c = channel_index(layer)
         if c is not None:

@@ -48,6 +48,7 @@ from napari_fbias._qt.layer_axes import (
 )
 from napari_fbias._qt.layer_kinds import input_layer_types
 from napari_fbias._qt.workspace import WorkspaceError, get_workspace
+from napari_fbias.ops.chosen import describe_chosen
 from napari_fbias.ops.registry import OpSpec, ParamSpec, get_op, list_ops
 from napari_fbias.session.model import RecordedStep
 
@@ -628,7 +629,17 @@ class OpWidget(Container):
             return
         self._last_output = job.output_layer
         self.status.value = f"{self.spec.title}: done -> {job.output_layer} (step {job.step_id})"
+        self.show_chosen(getattr(job.value, "chosen", None) or {})
         self.show_result(job)
+
+    def show_chosen(self, chosen: Mapping[str, Any]) -> None:
+        """Show what a run chose for the settings left on *auto* (in their boxes and the status)."""
+        for w in self.settings:
+            value = chosen.get(w.name)
+            if isinstance(w, AutoNumber) and w.value is None and isinstance(value, (int, float)):
+                w.show_chosen(value)
+        if chosen:
+            self.status.value += f"; auto: chose {describe_chosen(chosen)}"
 
     def _on_errored(self, exc: BaseException) -> None:
         job = getattr(self._worker, "fbias_job", None)

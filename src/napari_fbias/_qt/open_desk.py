@@ -8,7 +8,8 @@ consultation goes:
   and one well's field;
 * **Approaches**: who tries what, notes, the recorded steps (and loading a
   step's settings back into its widget);
-* **Analyse**: Segment, Track and Measure (sub-tabs);
+* **Analyse**: Segment, Tune (settings from a few annotated objects), Track and
+  Measure (sub-tabs);
 * **Compare**: object counts per approach, show or hide an approach's
   layers, recompute another analyst's approach here;
 * **Export**: the conclusion (solution, issues raised, next steps) and the
@@ -39,6 +40,7 @@ from napari_fbias._qt.plate_widget import PlateWidget
 from napari_fbias._qt.segment_widget import SegmentWidget
 from napari_fbias._qt.session_widget import SessionWidget
 from napari_fbias._qt.track_widget import TrackWidget
+from napari_fbias._qt.tune_widget import TuneWidget
 from napari_fbias._qt.workspace import get_workspace
 
 __all__ = ["MAX_WIDTH", "TABS", "OpenDeskWidget"]
@@ -46,7 +48,7 @@ __all__ = ["MAX_WIDTH", "TABS", "OpenDeskWidget"]
 #: The tabs, in the order of a consultation.
 TABS = ("Session", "Open", "Approaches", "Analyse", "Compare", "Export")
 #: Sub-tabs of Analyse.
-ANALYSE = ("Segment", "Track", "Measure")
+ANALYSE = ("Segment", "Tune", "Track", "Measure")
 #: Widest the dock may be (pixels): on a 1366 px screen the canvas keeps 40 %.
 MAX_WIDTH = 440
 
@@ -74,11 +76,13 @@ class OpenDeskWidget(QWidget):
         self.segment = SegmentWidget(napari_viewer)
         self.track = TrackWidget(napari_viewer)
         self.measure = MeasureWidget(napari_viewer)
+        self.tune = TuneWidget(napari_viewer)
         pages = self.session.page_widgets
         self.analyse = QTabWidget()
         self.analyse.setDocumentMode(True)
         for widget in (self.segment, self.track, self.measure):
             self.analyse.addTab(widget.native, widget.title)  # they scroll by themselves
+        self.analyse.insertTab(1, scrolled(self.tune), self.tune.title)
         self.tabs = QTabWidget()
         self.tabs.setUsesScrollButtons(True)
         #: tab title -> page
@@ -92,7 +96,7 @@ class OpenDeskWidget(QWidget):
         }
         for title in TABS:
             self.tabs.addTab(self.pages[title], title)
-        self.tabs.setTabToolTip(TABS.index("Analyse"), "Segment, Track and Measure")
+        self.tabs.setTabToolTip(TABS.index("Analyse"), "Segment, Tune, Track and Measure")
         self.tabs.setTabToolTip(
             TABS.index("Export"), "The conclusion of the session and the delivery bundle"
         )
@@ -111,7 +115,10 @@ class OpenDeskWidget(QWidget):
 
     def show_page(self, title: str) -> None:
         """Bring ``title`` to the front: a tab, a sub-tab of Analyse, or "Conclusion"."""
-        if title in ANALYSE:
+        if title == "Tune":
+            self.analyse.setCurrentIndex(ANALYSE.index("Tune"))
+            title = "Analyse"
+        elif title in ANALYSE:
             self.analyse.setCurrentWidget(self.op_widgets[title].native)
             title = "Analyse"
         elif title == "Conclusion":

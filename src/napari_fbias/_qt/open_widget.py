@@ -87,9 +87,15 @@ def remember(source: str) -> list[str]:
 def open_layer_data(source: str) -> list[tuple[Any, dict[str, Any], str]]:
     """Open ``source`` lazily and return its napari layer data (run in a worker thread)."""
     from napari_fbias._layers import image_to_layer_data
+    from napari_fbias.io.errors import ExtraAxesError
     from napari_fbias.io.open import open_image
 
-    return image_to_layer_data(open_image(source))
+    try:
+        return image_to_layer_data(open_image(source))
+    except ExtraAxesError:  # an extra axis (angle...): each index as its own layer(s)
+        from napari_fbias._reader import read_ome_zarr_layers
+
+        return read_ome_zarr_layers(source)
 
 
 def omero_widget_class() -> Any:

@@ -1,13 +1,17 @@
-"""The Plate widget: an OME-Zarr plate's overview, and one well's field at full resolution.
+"""The Plate widget: a plate's overview, and one well's field at full resolution.
 
 Type (or pick from a plate overview layer) the path or URL of an OME-Zarr
-plate, also one wrapped by bioformats2raw, and press *Read plate*: its
+plate, also one wrapped by bioformats2raw, or an OMERO Plate
+(``omero://HOST/Plate:ID``; the OMERO browser's *Open plate* fills it in),
+and press *Read plate*: its
 layout is read in a worker (:func:`~napari_fbias.io.ome_zarr_plate.read_plate`),
 the wells and fields fill the choices, and *Show overview* tiles one field of
 every well at a low resolution, lazily, with the wells outlined and named.
 *Open field* opens the chosen well's field at full resolution as ordinary
-layers (its source is the field's own path, ``plate.zarr/B/3/0``), so that
-everything run on it is recorded and rerun like any image. ``fbias run
+layers (its source is the field's own path, ``plate.zarr/B/3/0``, or its
+OMERO image, ``omero://HOST/Image:ID``), so that everything run on it is
+recorded and rerun like any image. Both sources share one Qt-free model
+(:class:`~napari_fbias.io.ome_zarr_plate.Plate`). ``fbias run
 PIPELINE plate.zarr`` runs a pipeline over every field.
 """
 
@@ -23,7 +27,10 @@ from napari_fbias._qt.layer_axes import unwrap
 from napari_fbias._qt.workers import start_worker
 from napari_fbias.session.secrets import sanitize_uri
 
-__all__ = ["PlateWidget"]
+__all__ = ["PlateWidget", "show_plate"]
+
+#: The Plate widget's display name in the plugin manifest (napari reuses an open one).
+WIDGET_TITLE = "Plate"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -34,18 +41,33 @@ def _read(source: str) -> Any:
     return read_plate(source)
 
 
-def _overview_layers(source: str, field: int) -> list[LayerData]:
+def _overview_layers(plate: Any, field: int) -> list[LayerData]:
     from napari_fbias._reader import plate_layer_data
-    from napari_fbias.io.ome_zarr_plate import read_plate
 
-    return plate_layer_data(read_plate(source), field=field)
+    # the plate read, not its shown source: that one lacks the URL's credentials
+    return plate_layer_data(plate, field=field)
 
 
 def _field_layers(source: str, name: str) -> list[LayerData]:
     from napari_fbias._layers import image_to_layer_data
-    from napari_fbias.io.ome_zarr_read import read_ome_zarr
+    from napari_fbias.io.open import open_image
 
-    return image_to_layer_data(read_ome_zarr(source).with_(name=name))
+    return image_to_layer_data(open_image(source).with_(name=name))
+
+
+def show_plate(viewer: napari.viewer.Viewer, source: str) -> PlateWidget:
+    """Show the Plate widget (the one docked, else a new one) and read the plate ``source``."""
+    widget: Any = None
+    try:
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-fbias", WIDGET_TITLE)
+    except Exception:  # the plugin is not registered with napari (a test, a script)
+        widget = None
+    if not isinstance(widget, PlateWidget):
+        widget = PlateWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Plate")
+    widget.source.value = source
+    widget.read()
+    return widget
 
 
 class PlateWidget(Container):
@@ -59,7 +81,8 @@ class PlateWidget(Container):
         self.source = LineEdit(
             name="source",
             label="plate",
-            tooltip="Path or URL of an OME-Zarr plate (also one wrapped by bioformats2raw)",
+            tooltip="Path or URL of an OME-Zarr plate (also one wrapped by bioformats2raw), "
+            "or an OMERO Plate: omero://HOST/Plate:ID",
         )
         self.source.native.setPlaceholderText("/data/screen.ome.zarr or https://.../plate.zarr")
         self.read_button = PushButton(name="read", text="Read plate")
@@ -145,7 +168,7 @@ class PlateWidget(Container):
         """Read the plate's layout in a worker; return the worker (None when busy or empty)."""
         source = str(self.source.value).strip()
         if not source:
-            self.status.value = "Type the path or URL of an OME-Zarr plate first."
+            self.status.value = "Type the path or URL of an OME-Zarr plate (or omero://) first."
             return None
         self.status.value = f"Reading {sanitize_uri(source)}..."
         return self._start(_read, source, desc="Reading the plate", returned=self._on_read)
@@ -175,7 +198,7 @@ class PlateWidget(Container):
         self.status.value = f"Tiling field {field} of every well..."
         return self._start(
             _overview_layers,
-            self.plate.source,
+            self.plate,
             field,
             desc="Tiling the plate",
             returned=self._add_layers,

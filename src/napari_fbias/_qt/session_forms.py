@@ -236,16 +236,19 @@ class SessionTable(QTableWidget):
 def key_params(step: RecordedStep, limit: int = 4) -> str:
     """Return the settings of a step that differ from the op's defaults, as ``a=1, b=x``.
 
-    ``"defaults"`` when none differ; at most ``limit`` settings, then ``…``.
+    The defaults are those a new step starts from (a setting on auto is None:
+    a step that left it on auto shows nothing for it, one that fixed a number
+    shows the number). ``"defaults"`` when none differ; at most ``limit``
+    settings, then ``…``.
     """
     try:
-        defaults = get_op(step.op).defaults()
+        defaults = {p.name: p.default for p in get_op(step.op).params if not p.required}
     except UnknownOpError:
         defaults = {}
     changed = [(k, v) for k, v in step.params.items() if k not in defaults or defaults[k] != v]
     if not changed:
         return "defaults"
-    text = ", ".join(f"{k}={v}" for k, v in changed[:limit])
+    text = ", ".join(f"{k}={'auto' if v is None else v}" for k, v in changed[:limit])
     return text + (", …" if len(changed) > limit else "")
 
 

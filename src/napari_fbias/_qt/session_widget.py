@@ -57,6 +57,7 @@ from qtpy.QtWidgets import (
 
 from napari_fbias._qt.approach_compare import (
     CompareTable,
+    TruthScoreboard,
     approach_label_data,
     approach_layers,
     compare_rows,
@@ -407,6 +408,8 @@ class SessionWidget(QWidget):
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.addWidget(self.compare_table, 1)
+        self.truth_board = TruthScoreboard(self.viewer)
+        layout.addWidget(self.truth_board)
         layout.addWidget(show_label)
         layout.addLayout(show_row)
         layout.addLayout(row)

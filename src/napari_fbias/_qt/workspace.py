@@ -605,6 +605,7 @@ class Workspace:
             name,
             replaces=job.replaces,
             select=job.select or None,
+            chosen=value.chosen,
         )
         found = rec.session.find_step(step_id)
         key = found[0].key if found else rec.session.active

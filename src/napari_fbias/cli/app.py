@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from napari_fbias.cli.common import DEBUG_HELP, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, Command
 from napari_fbias.cli.pipelines import add_ops, add_run, add_validate
 from napari_fbias.cli.sessions import add_demo, add_export, add_sessions
+from napari_fbias.cli.tune import add_tune
 
 __all__ = ["build_parser", "main"]
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-fbias {__version__}")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_run, add_validate, add_ops, add_export, add_sessions, add_demo):
+    for add in (add_run, add_validate, add_ops, add_tune, add_export, add_sessions, add_demo):
         add(sub)
     return parser
 

@@ -145,6 +145,12 @@ def add_run(sub: Any) -> None:
         help="for bioformats2raw containers: only these series, e.g. 0,2 (default: all)",
     )
     p.add_argument(
+        "--extra",
+        metavar="AXIS=N,...",
+        help="for images with extra axes (e.g. angle): only these indices, e.g. angle=0,2; "
+        "several axes separated by ';' (default: every index, each run as its own image)",
+    )
+    p.add_argument(
         "--heatmap",
         metavar="COLUMN",
         help="for plates: the plate-summary column of the heat map (default: the first "
@@ -188,7 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=bar.update_to,
             strict=args.strict,
             memory_limit=args.memory,
-            select=Selection.parse(args.wells or "", args.fields or "", args.series or ""),
+            select=Selection.parse(
+                args.wells or "", args.fields or "", args.series or "", args.extra or ""
+            ),
             heatmap=args.heatmap,
         )
     finally:
@@ -198,10 +206,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     for item in report.items:
         if item.status == "failed":
             print(scrub_text(f"fbias: {item.stem}: failed: {item.message}"), file=sys.stderr)
+    _say_chunk_wise(report)
     print(f"{report.summary()} -> {report.outdir}")
     for path in report.plate_files:
         print(f"plate: {path}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _say_chunk_wise(report: Any) -> None:
+    """Name the steps that ran chunk-wise (the input was larger than the memory budget)."""
+    from napari_fbias.pipeline.chunked import chunked_steps
+    from napari_fbias.pipeline.outputs import read_run_record
+
+    for item in report.items:
+        if item.status == "done" and item.folder:
+            steps = chunked_steps(read_run_record(item.folder))
+            if steps:
+                steps_text = ", ".join(steps)
+                print(f"fbias: {item.stem}: ran chunk-wise (larger than --memory): {steps_text}")
 
 
 def _connect_omero(inputs: list[str], *, user: str | None, group: str | None) -> bool:

@@ -22,6 +22,17 @@ class UnsupportedAxesError(MetadataError):
     """The axes of an image are not ones this tool can handle."""
 
 
+class ExtraAxesError(UnsupportedAxesError):
+    """An image with extra axes (``angle``...) was opened without picking one index of each.
+
+    ``extra_axes`` lists them (:class:`~napari_fbias.io.extra_axes.ExtraAxis`).
+    """
+
+    def __init__(self, message: str, extra_axes: tuple = ()) -> None:
+        super().__init__(message)
+        self.extra_axes = tuple(extra_axes)
+
+
 class MissingDataError(FbiasIOError):
     """Pixel data (a chunk, an array, a level) that the metadata promises is missing."""
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import dask.array as da
 
+from napari_fbias.io.credentials import sanitize_uri
 from napari_fbias.io.errors import FbiasIOError, MetadataError, NotOmeZarrError
 from napari_fbias.io.image import MultiscaleImage
 from napari_fbias.io.limits import check_count
@@ -41,7 +41,15 @@ from napari_fbias.io.ome_zarr_read import (
     read_group_meta,
     series_paths,
 )
-from napari_fbias.io.remote import join_key, run_sync
+from napari_fbias.io.plate_model import (
+    MAX_FIELDS,
+    MAX_WELLS,
+    Plate,
+    PlateField,
+    Well,
+    parse_well_names,
+)
+from napari_fbias.io.remote import is_remote, join_key, run_sync
 
 __all__ = [
     "MAX_FIELDS",
@@ -55,137 +63,11 @@ __all__ = [
     "parse_well_names",
     "plate_overview",
     "read_plate",
+    "tile_overview",
 ]
 
-#: Most wells a plate may list (a 3456-well plate has 3456).
-MAX_WELLS = 6144
-#: Most fields of view a well may list.
-MAX_FIELDS = 4096
 #: Largest side (pixels) of one well's tile in the plate overview.
 OVERVIEW_TILE = 256
-_WELL_NAME = re.compile(r"^\s*([A-Za-z]+)\s*[/_-]?\s*0*(\d+)\s*$")
-
-
-@dataclass(frozen=True)
-class Well:
-    """One well of a plate: its row and column names and its fields' image paths."""
-
-    row: str
-    column: str
-    path: str
-    fields: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        """``"B3"``: row name then column name."""
-        return f"{self.row}{self.column}"
-
-
-@dataclass(frozen=True)
-class PlateField:
-    """One field of view of one well: an ordinary OME-Zarr image inside the plate."""
-
-    well: Well
-    index: int
-    source: str
-
-    @property
-    def stem(self) -> str:
-        """Name of its results (``B3_f0``)."""
-        return f"{self.well.name}_f{self.index}"
-
-
-@dataclass(frozen=True)
-class Plate:
-    """The layout of an OME-Zarr plate (no pixels).
-
-    Attributes
-    ----------
-    source : str
-        The plate's path or URL (the group holding ``plate``).
-    name : str
-        The plate's name (``plate.name``, else the folder name).
-    rows, columns : tuple of str
-        Row and column names, in plate order.
-    wells : tuple of Well
-        The wells present, in plate order (row, then column).
-    version : str or None
-        The NGFF version of the plate metadata.
-    """
-
-    source: str
-    name: str
-    rows: tuple[str, ...]
-    columns: tuple[str, ...]
-    wells: tuple[Well, ...]
-    version: str | None = None
-
-    def well(self, name: str) -> Well:
-        """Return the well called ``name`` (``"B3"``, ``"b03"`` or ``"B/3"``).
-
-        Raises
-        ------
-        KeyError
-            When the plate has no such well (the message lists the wells).
-        """
-        key = _well_key(name)
-        for w in self.wells:
-            if _well_key(w.name) == key:
-                return w
-        shown = ", ".join(w.name for w in self.wells[:12])
-        more = "..." if len(self.wells) > 12 else ""
-        raise KeyError(f"plate {self.name!r} has no well {name!r} (wells: {shown}{more})")
-
-    def fields(
-        self, wells: Sequence[str] | None = None, fields: Sequence[int] | None = None
-    ) -> list[PlateField]:
-        """Return the fields to open or run: every field of every well, or a selection.
-
-        Parameters
-        ----------
-        wells : sequence of str, optional
-            Well names (``["A1", "B3"]``); default every well.
-        fields : sequence of int, optional
-            Field indices within each well (``[0]``); default every field.
-            A well lacking one of them is skipped for that field.
-
-        Raises
-        ------
-        KeyError
-            For a well the plate does not have.
-        ValueError
-            For a negative field index, or a selection that leaves nothing.
-        """
-        chosen = self.wells if wells is None else tuple(self.well(w) for w in wells)
-        if fields is not None and any(int(f) < 0 for f in fields):
-            raise ValueError(f"field indices start at 0, got {list(fields)}")
-        out = []
-        for w in chosen:
-            indices = range(len(w.fields)) if fields is None else [int(f) for f in fields]
-            for i in indices:
-                if i < len(w.fields):
-                    out.append(PlateField(w, i, join_key(self.source, w.path, w.fields[i])))
-        if not out:
-            raise ValueError(
-                f"plate {self.name!r}: no field matches wells={list(wells or [])} "
-                f"fields={list(fields or [])}"
-            )
-        return out
-
-
-def parse_well_names(text: str) -> list[str]:
-    """Split ``"A1,B3 C12"`` into well names, checking each looks like one."""
-    names = [n for n in re.split(r"[,\s]+", text.strip()) if n]
-    for n in names:
-        if not _WELL_NAME.match(n):
-            raise ValueError(f"{n!r} is not a well name (a row letter and a column number: B3)")
-    return names
-
-
-def _well_key(name: str) -> tuple[str, int] | str:
-    m = _WELL_NAME.match(name)
-    return (m.group(1).upper(), int(m.group(2))) if m else name.strip().upper()
-
 
 # --- reading the layout ----------------------------------------------------------------------
 
@@ -199,8 +81,19 @@ def container_kind(
     """Return what an OME-Zarr source holds: ``"plate"``, ``"series"``, ``"image"`` or ``"other"``.
 
     ``"series"`` is a bioformats2raw container without a plate. One
-    metadata read; an unreadable source answers ``"other"``.
+    metadata read; an unreadable source answers ``"other"``. An OMERO
+    reference answers by its kind (``omero://HOST/Plate:ID`` is a
+    ``"plate"``, read by :func:`read_plate`), without asking the server.
     """
+    if _is_omero(source):
+        from napari_fbias.io.omero.errors import OmeroUriError
+        from napari_fbias.io.omero.uri import parse_omero_uri
+
+        try:
+            kind = parse_omero_uri(str(source)).kind
+        except OmeroUriError:
+            return "other"
+        return {"Plate": "plate", "Image": "image"}.get(kind, "other")
     try:
         store, shown = open_source_store(source, storage_options=storage_options, timeout=timeout)
         meta = run_sync(read_group_meta(store, "", shown))
@@ -225,6 +118,11 @@ def read_plate(
 ) -> Plate:
     """Read the layout of an OME-Zarr plate (also one wrapped by bioformats2raw).
 
+    An ``omero://HOST/Plate:ID`` reference (or an OMERO.web link to a plate)
+    reads the OMERO Plate into the same model
+    (:func:`~napari_fbias.io.omero.plate.read_omero_plate`, through the
+    connection registered for that host).
+
     Raises
     ------
     NotOmeZarrError
@@ -234,8 +132,21 @@ def read_plate(
     TooLargeError
         More than :data:`MAX_WELLS` wells or :data:`MAX_FIELDS` fields in a well.
     """
+    if _is_omero(source):
+        from napari_fbias.io.omero.plate import read_omero_plate
+
+        return read_omero_plate(str(source))
     store, shown = open_source_store(source, storage_options=storage_options, timeout=timeout)
-    return run_sync(_read_plate(store, shown.rstrip("/")))
+    plate = run_sync(_read_plate(store, shown.rstrip("/")))
+    raw = str(source).rstrip("/")
+    access = raw if is_remote(raw) and sanitize_uri(raw) != raw else ""
+    return replace(plate, access=access, storage_options=storage_options)
+
+
+def _is_omero(source: str | os.PathLike[str]) -> bool:
+    from napari_fbias.io.open import is_omero_source
+
+    return isinstance(source, str) and is_omero_source(source)
 
 
 async def _read_plate(store: Any, source: str) -> Plate:
@@ -369,18 +280,31 @@ def plate_overview(
     overview's ``metadata["plate"]`` gives the tile size and each well's
     tile origin, for labelling.
 
+    An OMERO plate's fields are opened like any OMERO image (from their
+    OME-Zarr store when they have one); without a resolution level that fits,
+    a tile takes every n-th pixel (only the planes shown are read).
+
     Raises
     ------
     FbiasIOError
         When a field cannot be opened, or the fields disagree in their
         non-spatial dimensions (channels, time points, planes) or dtype.
     """
-    from napari_fbias.io.ome_zarr_read import _read_image
-
     wells = [w for w in plate.wells if field < len(w.fields)]
     if not wells:
         raise NotOmeZarrError(f"plate {plate.name!r}: no well has a field {field}")
-    store, shown = open_source_store(plate.source, storage_options=storage_options, timeout=timeout)
+    if plate.origin == "omero":
+        from napari_fbias.io.omero.plate import open_fields
+
+        images = open_fields(plate, wells, field)
+        return tile_overview(plate, images, field=field, tile=tile, stride=True)
+    from napari_fbias.io.ome_zarr_read import _read_image
+
+    store, shown = open_source_store(
+        plate.access or plate.source,
+        storage_options=storage_options if storage_options is not None else plate.storage_options,
+        timeout=timeout,
+    )
 
     async def read_all() -> list[Any]:
         return await asyncio.gather(
@@ -399,10 +323,27 @@ def plate_overview(
     # one concurrent round of metadata reads; dask arrays are made outside zarr's loop
     parsed = run_sync(read_all())
     images = {w.name: p.to_image() for w, p in zip(wells, parsed, strict=True)}
+    return tile_overview(plate, images, field=field, tile=tile)
+
+
+def tile_overview(
+    plate: Plate,
+    images: Mapping[str, MultiscaleImage],
+    *,
+    field: int = 0,
+    tile: int = OVERVIEW_TILE,
+    stride: bool = False,
+) -> MultiscaleImage:
+    """Tile one opened field per well (``images`` by well name) into the plate's overview.
+
+    Whatever the plate's origin: :func:`plate_overview` opens the fields,
+    this lays them out. With ``stride``, a field whose smallest level is
+    larger than ``tile`` takes every n-th pixel to fit.
+    """
     first_well, first = next(iter(images.items()))
     axes = first.axes
     yi, xi = axes.index("y"), axes.index("x")
-    chosen: dict[str, tuple[da.Array, int]] = {}
+    chosen: dict[str, tuple[da.Array, int, int]] = {}
     for name, img in images.items():
         if img.axes != axes:
             raise MetadataError(
@@ -413,20 +354,29 @@ def plate_overview(
             (i for i, lv in enumerate(img.levels) if max(lv.shape[yi], lv.shape[xi]) <= tile),
             len(img.levels) - 1,
         )
-        chosen[name] = (img.levels[level], level)
+        arr = img.levels[level]
+        step = -(-max(arr.shape[yi], arr.shape[xi]) // tile) if stride else 1
+        if step > 1:
+            arr = arr[
+                tuple(
+                    slice(None, None, step) if i in (yi, xi) else slice(None)
+                    for i in range(arr.ndim)
+                )
+            ]
+        chosen[name] = (arr, level, step)
 
     def rest(shape: tuple[int, ...]) -> list[int]:
         return [n for i, n in enumerate(shape) if i not in (yi, xi)]
 
-    ref, level = chosen[first_well]
-    for name, (arr, _) in chosen.items():
+    ref, level, step = chosen[first_well]
+    for name, (arr, *_) in chosen.items():
         if rest(arr.shape) != rest(ref.shape) or arr.dtype != ref.dtype:
             raise MetadataError(
                 f"plate {plate.name!r}: well {name}'s field {field} ({arr.dtype}, shape "
                 f"{arr.shape}) does not match well {first_well}'s ({ref.dtype}, {ref.shape})"
             )
-    th = max(a.shape[yi] for a, _ in chosen.values())
-    tw = max(a.shape[xi] for a, _ in chosen.values())
+    th = max(a.shape[yi] for a, *_ in chosen.values())
+    tw = max(a.shape[xi] for a, *_ in chosen.values())
     dtype = ref.dtype
     blank_shape = list(ref.shape)
     blank_shape[yi], blank_shape[xi] = th, tw
@@ -447,17 +397,18 @@ def plate_overview(
                 tiles.append(da.zeros(blank_shape, dtype=dtype, chunks=blank_shape))
         grid.append(tiles)
     data = da.concatenate([da.concatenate(t, axis=xi) for t in grid], axis=yi)
+    scale = tuple(v * step if i in (yi, xi) else v for i, v in enumerate(first.scales[level]))
     return MultiscaleImage(
         levels=(data,),
         axes=axes,
-        scales=(first.scales[level],),
+        scales=(scale,),
         translations=(tuple(0.0 for _ in axes),),
         units=first.units,
         channels=first.channels,
         name=f"{plate.name} (plate, field {field})",
         source=plate.source,
         metadata={
-            "format": "ome-zarr-plate",
+            "format": "omero-plate" if plate.origin == "omero" else "ome-zarr-plate",
             "plate": {
                 "name": plate.name,
                 "field": field,

@@ -23,12 +23,14 @@ checked against :mod:`napari_fbias.io.limits` before any dask array is made.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +44,7 @@ from zarr.errors import NodeNotFoundError
 from napari_fbias.io.credentials import sanitize_uri
 from napari_fbias.io.errors import (
     CorruptDataError,
+    ExtraAxesError,
     FbiasIOError,
     MetadataError,
     MissingDataError,
@@ -49,6 +52,7 @@ from napari_fbias.io.errors import (
     UnreachableSourceError,
     UnsupportedAxesError,
 )
+from napari_fbias.io.extra_axes import ExtraAxis, split_extra, with_extra
 from napari_fbias.io.image import (
     CANONICAL_AXES,
     SPACE_AXES,
@@ -79,11 +83,15 @@ __all__ = [
     "MAX_SERIES",
     "GroupMeta",
     "is_ome_zarr",
+    "list_extra_axes",
     "open_source_store",
+    "read_extra_images",
     "read_group_meta",
     "read_ome_zarr",
     "series_paths",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Most series a bioformats2raw container may hold.
 MAX_SERIES = 100_000
@@ -177,34 +185,55 @@ async def _open_array(
 # --- metadata parsing ------------------------------------------------------------------
 
 
-def _parse_axes(raw: Any, ndim: int, where: str) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
-    """Return axis names and units; infer ``tczyx``'s tail when ``raw`` is None."""
+#: NGFF axis types that name one of t, c, z, y, x: an axis of another type (or none)
+#: and another name is an extra axis.
+_CANONICAL_TYPES = ("space", "time", "channel")
+
+
+def _parse_axes(
+    raw: Any, ndim: int, where: str
+) -> tuple[tuple[str, ...], tuple[str | None, ...], dict[int, str | None]]:
+    """Return axis names, units and extra axes; infer ``tczyx``'s tail when ``raw`` is None.
+
+    An axis that is not one of ``tczyx`` by name and whose type is not
+    space, time or channel (``custom``, another type, or none) is an *extra*
+    axis: its position maps to its type in the third value, and its name is
+    kept as written. The other axes must be a subset of ``tczyx`` in order.
+    """
     if raw is None:
         if not 2 <= ndim <= 5:
             raise UnsupportedAxesError(f"{where}: {ndim}D data without axes metadata")
-        return CANONICAL_AXES[-ndim:], (None,) * ndim
+        return CANONICAL_AXES[-ndim:], (None,) * ndim, {}
     if not isinstance(raw, list):
         raise MetadataError(f"{where}: multiscales 'axes' is not a list")
     names: list[str] = []
     units: list[str | None] = []
+    extra: dict[int, str | None] = {}
     for i, ax in enumerate(raw):
         if isinstance(ax, str):
-            names.append(ax)
+            names.append(ax.lower())
             units.append(None)
-        elif isinstance(ax, dict) and isinstance(ax.get("name"), str):
-            names.append(ax["name"])
+        elif isinstance(ax, dict) and isinstance(ax.get("name"), str) and ax["name"]:
+            kind = ax.get("type")
+            kind = str(kind) if kind is not None else None
+            if ax["name"].lower() in CANONICAL_AXES or kind in _CANONICAL_TYPES:
+                names.append(ax["name"].lower())
+            else:
+                names.append(ax["name"])
+                extra[i] = kind
             unit = ax.get("unit")
             units.append(str(unit) if unit else None)
         else:
             raise MetadataError(f"{where}: axis {i} has no name: {ax!r}")
     if len(names) != ndim:
         raise MetadataError(f"{where}: {len(names)} axes {names} for data with {ndim} dimensions")
-    lowered = tuple(n.lower() for n in names)
+    if len(set(names)) != len(names):
+        raise UnsupportedAxesError(f"{where}: repeated axis in {names}")
     try:
-        validate_axes(lowered)
+        validate_axes(tuple(n for i, n in enumerate(names) if i not in extra))
     except UnsupportedAxesError as exc:
         raise UnsupportedAxesError(f"{where}: {exc}") from exc
-    return lowered, tuple(units)
+    return tuple(names), tuple(units), extra
 
 
 def _compose(
@@ -468,26 +497,145 @@ class _Parsed:
     labels: Mapping[str, _Parsed]
     is_label: bool
     metadata: Mapping[str, Any]
+    #: Extra axes (not tczyx; see :mod:`napari_fbias.io.extra_axes`), by position.
+    extra: Mapping[int, ExtraAxis] = field(default_factory=dict)
 
     def with_name(self, name: str) -> _Parsed:
         """Return a copy called ``name``."""
         return replace(self, name=name)
 
-    def to_image(self) -> MultiscaleImage:
-        """Build the :class:`MultiscaleImage` (dask arrays, no pixel read)."""
-        return MultiscaleImage(
-            levels=tuple(_dask_level(a, self.axes, self.source) for a in self.arrays),
-            axes=self.axes,
-            scales=self.scales,
-            translations=self.translations,
-            units=self.units,
-            channels=self.channels,
-            name=self.name,
-            source=self.source,
-            labels={k: v.to_image() for k, v in self.labels.items()},
-            is_label=self.is_label,
-            metadata=self.metadata,
+    def extra_axes(self) -> tuple[ExtraAxis, ...]:
+        """Return the extra axes, in their order in the data."""
+        return tuple(self.extra[i] for i in sorted(self.extra))
+
+    def to_image(self, extra: Mapping[str, int] | None = None) -> MultiscaleImage:
+        """Build the :class:`MultiscaleImage` (dask arrays, no pixel read).
+
+        An image with extra axes needs one index of each in ``extra``: the
+        image is then that index (levels sliced lazily, the extra axes
+        dropped from scales, translations and units, the index in its
+        source, name and ``metadata["extra_axes"]``). Its label images get
+        the same index along the extra axes they have.
+
+        Raises
+        ------
+        ExtraAxesError
+            When the image has extra axes and ``extra`` does not pick an
+            index of each, or names an axis or index it lacks.
+        """
+        levels = tuple(_dask_level(a, self.axes, self.source) for a in self.arrays)
+        picks = dict(extra or {})
+        if not self.extra:
+            if picks and not self.is_label:
+                raise ExtraAxesError(
+                    f"{self.source} has no extra axis {sorted(picks)} (axes {''.join(self.axes)})"
+                )
+            return self._image(levels, self.axes, self.scales, self.translations, self.units, {})
+        axes = self.extra_axes()
+        _check_picks(self.source, axes, picks, strict=not self.is_label)
+        pos = {i: picks[a.name] for i, a in self.extra.items()}
+        # levels that keep every index of the extra axes (a writer may have shrunk them)
+        n = next(
+            (
+                k
+                for k, lv in enumerate(levels)
+                if any(lv.shape[i] != a.size for i, a in self.extra.items())
+            ),
+            len(levels),
         )
+        keep = [i for i in range(len(self.axes)) if i not in pos]
+        cut = tuple(pos.get(i, slice(None)) for i in range(len(self.axes)))
+        return self._image(
+            tuple(lv[cut] for lv in levels[:n]),
+            tuple(self.axes[i] for i in keep),
+            tuple(tuple(s[i] for i in keep) for s in self.scales[:n]),
+            tuple(tuple(t[i] for i in keep) for t in self.translations[:n]),
+            tuple(self.units[i] for i in keep),
+            {a.name: picks[a.name] for a in axes},
+        )
+
+    def _image(
+        self,
+        levels: tuple[da.Array, ...],
+        axes: tuple[str, ...],
+        scales: tuple[tuple[float, ...], ...],
+        translations: tuple[tuple[float, ...], ...],
+        units: tuple[str | None, ...],
+        picks: Mapping[str, int],
+    ) -> MultiscaleImage:
+        metadata = dict(self.metadata)
+        name, source = self.name, self.source
+        if picks:
+            metadata["extra_axes"] = [
+                {**a.to_dict(), "index": picks[a.name]} for a in self.extra_axes()
+            ]
+            source = with_extra(source, picks)
+            where = ", ".join(f"{k} {v}" for k, v in picks.items())
+            name = name if self.is_label else f"{name} ({where})"
+        return MultiscaleImage(
+            levels=levels,
+            axes=axes,
+            scales=scales,
+            translations=translations,
+            units=units,
+            channels=self.channels,
+            name=name,
+            source=source,
+            labels=_label_images(self.labels, picks),
+            is_label=self.is_label,
+            metadata=metadata,
+        )
+
+
+def _check_picks(
+    source: str, axes: Sequence[ExtraAxis], picks: Mapping[str, int], *, strict: bool
+) -> None:
+    """Refuse a choice of indices that does not pick one index of every extra axis."""
+    names = [a.name for a in axes]
+    shown = ", ".join(f"{a.name!r} ({a.size} indices: 0 to {a.size - 1})" for a in axes)
+    example = ",".join(f"{a.name}=0" for a in axes)
+    as_dict = "{" + ", ".join(f"{n!r}: 0" for n in names) + "}"
+    how = (
+        f"open one index with read_ome_zarr(..., extra={as_dict}) "
+        f"or the source {with_extra(source, dict.fromkeys(names, 0))!r}; napari opens each "
+        "index as its own layer(s), `fbias run` runs each"
+    )
+    unknown = [k for k in picks if k not in names]
+    if unknown and strict:
+        raise ExtraAxesError(f"{source} has no extra axis {unknown}; its extra axes: {shown}", axes)
+    missing = [n for n in names if n not in picks]
+    if missing:
+        raise ExtraAxesError(
+            f"{source} has extra axes beyond t, c, z, y, x: {shown}. Pick one index of each "
+            f"({example}): {how}",
+            axes,
+        )
+    for a in axes:
+        if not 0 <= picks[a.name] < a.size:
+            raise ExtraAxesError(
+                f"{source}: {a.name} {picks[a.name]} does not exist (0 to {a.size - 1})", axes
+            )
+
+
+def _label_images(
+    labels: Mapping[str, _Parsed], picks: Mapping[str, int]
+) -> dict[str, MultiscaleImage]:
+    """Label images at the image's index along the extra axes they share with it.
+
+    A label image with an extra axis the image lacks, or without the index
+    picked, is left out (a warning says so).
+    """
+    out = {}
+    for name, lab in labels.items():
+        own = {a.name for a in lab.extra_axes()}
+        if not own <= set(picks):
+            _log.warning("label image %r has extra axes %s its image lacks: left out", name, own)
+            continue
+        try:
+            out[name] = lab.to_image({k: v for k, v in picks.items() if k in own})
+        except ExtraAxesError as exc:
+            _log.warning("label image %r left out: %s", name, exc)
+    return out
 
 
 # --- the reader ---------------------------------------------------------------------
@@ -576,7 +724,11 @@ async def _read_image(
                 f"level {i - 1} ({paths[i - 1]}, shape {tuple(arrays[i - 1].shape)}); "
                 "multiscales datasets must go from the largest to the smallest"
             )
-    axes, units = _parse_axes(ms.get("axes"), ndim, where)
+    axes, units, extra_types = _parse_axes(ms.get("axes"), ndim, where)
+    extra = {
+        i: ExtraAxis(axes[i], int(arrays[0].shape[i]), kind, units[i])
+        for i, kind in extra_types.items()
+    }
 
     scales, translations = [], []
     for i, d in enumerate(datasets):
@@ -618,6 +770,7 @@ async def _read_image(
         labels=labels,
         is_label=is_label,
         metadata=metadata,
+        extra=extra,
     )
 
 
@@ -726,6 +879,7 @@ def read_ome_zarr(
     labels: bool = True,
     missing_chunks: Literal["fill", "error"] = "fill",
     series: int | None = None,
+    extra: Mapping[str, int] | None = None,
 ) -> MultiscaleImage:
     """Open an OME-Zarr image lazily, from a local path or a URL.
 
@@ -736,6 +890,8 @@ def read_ome_zarr(
         OME-Zarr image, or of a bioformats2raw container (its series
         ``series``, default the first; ``metadata["series"]`` says which and
         how many there are: :func:`~.ome_zarr_plate.list_series` lists them).
+        A suffix ``[angle=2]`` at the end of the path picks one index of an
+        extra axis (see ``extra``).
     storage_options : mapping, optional
         fsspec options for remote sources (e.g. ``{"endpoint_url": ...}`` for
         S3, ``{"anon": False}`` to use credentials). S3 is anonymous by default.
@@ -750,6 +906,13 @@ def read_ome_zarr(
     series : int, optional
         Which series of a bioformats2raw container to open (0 = the first);
         an error for a plain image.
+    extra : mapping, optional
+        One index per extra axis of the image (an axis other than ``tczyx``,
+        of NGFF type ``custom``, another type or none), e.g.
+        ``{"angle": 2}``; it overrides a suffix of ``source``. The image is
+        then that index, ``tczyx`` as always, with
+        ``metadata["extra_axes"]`` (name, size, type, unit, index of each)
+        and the suffix in its ``source``. :func:`list_extra_axes` lists them.
 
     Returns
     -------
@@ -769,15 +932,41 @@ def read_ome_zarr(
         Metadata claiming more than the limits of :mod:`napari_fbias.io.limits`
         (a level's size, a chunk's size, the number of levels or label images).
     UnsupportedAxesError
-        Axes other than a subset of ``tczyx`` in that order.
+        Axes other than a subset of ``tczyx`` in that order, and extra axes.
+    ExtraAxesError
+        (an ``UnsupportedAxesError``) The image has extra axes and ``extra``
+        does not pick one index of each: the message names them, their
+        sizes and how to pick.
     MissingDataError
         A level array or a listed label image is missing.
     UnreachableSourceError
         A remote source cannot be reached (after ``timeout``).
     """
+    parsed, picks = _read_source(
+        source,
+        storage_options,
+        timeout,
+        labels=labels,
+        missing_chunks=missing_chunks,
+        series=series,
+    )
+    return parsed.to_image({**picks, **(extra or {})})
+
+
+def _read_source(
+    source: str | os.PathLike[str],
+    storage_options: Mapping[str, Any] | None,
+    timeout: float | None,
+    *,
+    labels: bool = True,
+    missing_chunks: str = "fill",
+    series: int | None = None,
+) -> tuple[_Parsed, dict[str, int]]:
+    """Read the metadata of ``source`` (its extra-axes suffix split off and returned)."""
     if missing_chunks not in ("fill", "error"):
         raise ValueError(f"missing_chunks must be 'fill' or 'error', not {missing_chunks!r}")
-    store, shown = open_source_store(source, storage_options=storage_options, timeout=timeout)
+    base, picks = split_extra(source)
+    store, shown = open_source_store(base, storage_options=storage_options, timeout=timeout)
     if missing_chunks == "error":
         store = StrictChunkStore(store, shown)
     parsed = run_sync(
@@ -785,7 +974,50 @@ def read_ome_zarr(
             store, "", shown.rstrip("/"), zarr_format=None, with_labels=labels, series=series
         )
     )
-    return parsed.to_image()
+    return parsed, picks
+
+
+def list_extra_axes(
+    source: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> tuple[ExtraAxis, ...]:
+    """Return the extra axes of an OME-Zarr image (those other than ``tczyx``); () if none.
+
+    Reads the image's metadata only (not its labels). A suffix of
+    ``source`` is ignored.
+    """
+    parsed, _ = _read_source(source, storage_options, timeout, labels=False)
+    return parsed.extra_axes()
+
+
+def read_extra_images(
+    source: str | os.PathLike[str],
+    *,
+    limit: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    labels: bool = True,
+) -> tuple[list[MultiscaleImage], tuple[ExtraAxis, ...]]:
+    """Open every index along the extra axes of an image (the first ``limit``), in one read.
+
+    Returns
+    -------
+    tuple
+        The images (one per index, as :func:`read_ome_zarr` with ``extra``
+        opens it; just the image when it has no extra axis) and the extra
+        axes.
+    """
+    from napari_fbias.io.extra_axes import extra_selections
+
+    parsed, _ = _read_source(source, storage_options, timeout, labels=labels)
+    axes = parsed.extra_axes()
+    if not axes:
+        return [parsed.to_image()], ()
+    picks = extra_selections(axes)
+    chosen = list(picks if limit is None else itertools.islice(picks, limit))
+    return [parsed.to_image(p) for p in chosen], axes
 
 
 def open_source_store(
@@ -825,7 +1057,7 @@ def is_ome_zarr(
     concurrent request for both. Any error (missing, unreachable, broken
     JSON) answers False; use :func:`read_ome_zarr` for the reason.
     """
-    src = str(source)
+    src = split_extra(source)[0]
     if not is_remote(src):
         try:
             p = local_path(src)

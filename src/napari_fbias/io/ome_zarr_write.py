@@ -347,6 +347,51 @@ def _image_label_meta(
 
 # --- group writing -------------------------------------------------------------------
 
+#: Largest region (pixels) of an array computed and written by one ``da.store`` call.
+STORE_REGION_PIXELS = 4096 * 4096
+
+
+def store_in_regions(
+    data: da.Array,
+    target: Any,
+    chunks: Sequence[int],
+    axes: Sequence[str],
+    region_pixels: int = STORE_REGION_PIXELS,
+) -> None:
+    """Write ``data`` into ``target`` region by region (whole chunks, about ``region_pixels``).
+
+    A lazy result (a chunk-wise run's labels) is computed while it is
+    written. Computed as one graph, dask walks it row after row of blocks,
+    and every source block a row reads stays in memory until the row is done:
+    a band as wide as the image, so the memory grew with the image. Region by
+    region (one frame, one channel and a square or cube of whole chunks each),
+    it holds one region's sources and their halos.
+    """
+    shape = tuple(int(n) for n in data.shape)
+    if math.prod(shape) <= region_pixels:
+        da.store(data, target, lock=False)
+        return
+    spatial = [i for i, a in enumerate(axes) if a in "zyx"]
+    chunk = [max(1, min(int(c), n)) for c, n in zip(chunks, shape, strict=True)]
+    step = list(chunk)  # one chunk per axis, then grow the spatial ones evenly
+    while True:
+        size = math.prod(step[i] for i in spatial)
+        growable = [
+            i
+            for i in spatial
+            if step[i] < shape[i]
+            and size // step[i] * min(step[i] + chunk[i], shape[i]) <= region_pixels
+        ]
+        if not growable:
+            break
+        i = min(growable, key=lambda j: step[j])
+        step[i] = min(step[i] + chunk[i], shape[i])
+    for corner in np.ndindex(*(-(-n // s) for n, s in zip(shape, step, strict=True))):
+        region = tuple(
+            slice(k * s, min((k + 1) * s, n)) for k, s, n in zip(corner, step, shape, strict=True)
+        )
+        da.store(data[region], target, regions=region, lock=False)
+
 
 def _write_multiscale_group(
     path: Path,
@@ -379,7 +424,7 @@ def _write_multiscale_group(
             fill_value=0,
             **kwargs,
         )
-        da.store(level.rechunk(ch), arr, lock=False)
+        store_in_regions(level.rechunk(ch), arr, ch, axes)
     ms = _multiscales_meta(axes, units, transforms, name, version, method)
     attrs: dict[str, Any] = {"multiscales": [ms], **(extra or {})}
     if version == "0.5":

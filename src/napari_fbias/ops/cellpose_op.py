@@ -33,11 +33,12 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
 
+from napari_fbias.ops.auto_scale import image_diameter
 from napari_fbias.ops.cellpose_models import (
     CellposeModelError,
     LoadedModel,
@@ -45,7 +46,8 @@ from napari_fbias.ops.cellpose_models import (
     default_model_name,
     load_model,
 )
-from napari_fbias.ops.registry import register_op
+from napari_fbias.ops.chosen import report_chosen
+from napari_fbias.ops.registry import keep_old_default, register_op
 from napari_fbias.ops.segment import relabel
 from napari_fbias.ops.types import Image, Labels
 
@@ -616,7 +618,7 @@ def segment(
     image: Image,
     *,
     model: str = DEFAULT_MODEL,
-    diameter: Annotated[float, {"min": 0.0, "max": 1000.0, "step": 1.0}] = 0.0,
+    diameter: Annotated[float | None, {"min": 0.0, "max": 1000.0, "step": 1.0}] = None,
     channel: Annotated[int, {"min": 0}] = 0,
     nuclear_channel: Annotated[int, {"min": -1}] = -1,
     flow_threshold: Annotated[float, {"min": 0.0, "max": 3.0, "step": 0.05}] = 0.4,
@@ -643,8 +645,11 @@ def segment(
         Intensity image with axes ``axes`` (any of t, c, z, y, x in that order).
     model : str
         Built-in model (cyto3, nuclei... in cellpose 3; cpsam in cellpose 4) or a model file.
-    diameter : float
-        Typical object diameter in pixels; 0 = estimate it, or use the model's own.
+    diameter : float, optional
+        Typical object diameter in pixels; empty = automatic: measured on the
+        image (``measure.object_size``, the channel segmented, in physical
+        space for anisotropic stacks) and recorded with the step; 0 = let
+        cellpose estimate it, or use the model's own.
     channel : int
         Channel to segment (cytoplasm, or nuclei for a nuclei model), when the image has channels.
     nuclear_channel : int
@@ -707,6 +712,8 @@ def segment(
         raise ValueError(f"{_OP}: {which} needs a z-stack, but the image axes are {axes!r}")
     if invert and not normalize:
         raise ValueError(f"{_OP}: invert=True needs normalize=True")
+    auto_diameter = diameter is None
+    diameter = 0.0 if diameter is None else diameter
     if diameter < 0 or anisotropy < 0 or min_size < 0 or niter < 0 or batch_size < 1:
         raise ValueError(
             f"{_OP}: diameter, anisotropy, min_size and niter must be >= 0 and batch_size >= 1"
@@ -739,6 +746,10 @@ def segment(
         where = f" (t={t})" if "t" in axes else ""
         x = _cellpose_input(block, block_axes, int(channel), int(nuclear_channel))
         x = _finite_block(x, where)
+        if auto_diameter:  # the channel segmented, in physical space (pixels along x)
+            d = round(image_diameter(x[..., 0], _spatial_spacing(axes, spacing)), 1)
+            s = replace(s, diameter=d)
+            report_chosen("diameter", d)
         if has_z and x.shape[0] == 1:
             labels = _segment_block(loaded, x[0], "2d", s)[np.newaxis]
         elif has_z:
@@ -751,3 +762,13 @@ def segment(
         else:
             result = labels
     return result  # type: ignore[return-value]
+
+
+keep_old_default(_OP, diameter=0.0)
+
+
+def _spatial_spacing(axes: str, spacing: Sequence[float] | None) -> tuple[float, ...] | None:
+    """Pixel size along the spatial axes of ``axes`` (None when unknown)."""
+    if spacing is None or len(spacing) != len(axes):
+        return None
+    return tuple(float(sp) for a, sp in zip(axes, spacing, strict=True) if a in "zyx")

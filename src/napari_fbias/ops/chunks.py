@@ -125,14 +125,15 @@ def merge_labels(
         int32 labels: objects numbered 1..N per time point / channel in raster
         order of their first pixel (as ``scipy.ndimage.label`` numbers them).
     """
-    import dask
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
+
+    from napari_fbias.ops.chunk_stats import compute_in_batches
 
     blocks = local.to_delayed()
     grid = blocks.shape
     locs = list(np.ndindex(*grid))
-    summaries = dask.compute(*[dask.delayed(_block_summary)(blocks[loc], n_loop) for loc in locs])
+    summaries = compute_in_batches([(_block_summary, blocks[loc], n_loop) for loc in locs])
     info = dict(zip(locs, summaries, strict=True))
     offsets: dict[tuple[int, ...], int] = {}
     total = 0
@@ -287,70 +288,16 @@ def _apply_lut(
 
 
 def _frame_reduce(x: da.Array, n_loop: int) -> tuple[np.ndarray, np.ndarray]:
-    import dask
+    from napari_fbias.ops.chunk_stats import frame_range
 
-    axes = tuple(range(n_loop, x.ndim))
-    lo, hi = dask.compute(x.min(axis=axes), x.max(axis=axes))
-    return np.asarray(lo), np.asarray(hi)
-
-
-def _block_histogram(block: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
-    if np.issubdtype(block.dtype, np.integer):
-        lo_i, hi_i = int(lo), int(hi)
-        shifted = block.ravel().astype(np.int64) - lo_i
-        return np.bincount(shifted, minlength=hi_i - lo_i + 1)
-    return np.histogram(block, bins=256, range=(lo, hi))[0]
-
-
-def _frame_histograms(
-    x: da.Array, n_loop: int, lo: np.ndarray, hi: np.ndarray, flat: np.ndarray
-) -> dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]:
-    """Histogram of each frame, exactly as ``skimage.exposure.histogram`` makes it."""
-    import dask
-
-    blocks = x.to_delayed()
-    tasks = []
-    keys = []
-    for loc in np.ndindex(*blocks.shape):
-        frame = loc[:n_loop]
-        if flat[frame]:
-            continue
-        tasks.append(dask.delayed(_block_histogram)(blocks[loc], lo[frame], hi[frame]))
-        keys.append(frame)
-    hists: dict[tuple[int, ...], np.ndarray] = {}
-    for frame, h in zip(keys, dask.compute(*tasks), strict=True):
-        hists[frame] = h if frame not in hists else hists[frame] + h
-    out = {}
-    for frame, counts in hists.items():
-        if np.issubdtype(x.dtype, np.integer):
-            centers = np.arange(int(lo[frame]), int(hi[frame]) + 1)
-        else:
-            edges = np.histogram_bin_edges(
-                np.empty(0, dtype=x.dtype), bins=256, range=(lo[frame], hi[frame])
-            )
-            centers = (edges[:-1] + edges[1:]) / 2.0
-        out[frame] = (counts, centers)
-    return out
+    return frame_range(x, n_loop)
 
 
 def _frame_thresholds(x: da.Array, n_loop: int, method: str) -> np.ndarray:
     """Threshold of each frame (NaN for a flat frame), as ``skimage.filters`` computes it."""
-    from skimage import filters
+    from napari_fbias.ops.chunk_stats import frame_thresholds
 
-    func = filters.threshold_otsu if method == "otsu" else filters.threshold_yen
-    lo, hi = _frame_reduce(x, n_loop)
-    if np.issubdtype(lo.dtype, np.floating) and (np.isnan(lo).any() or np.isnan(hi).any()):
-        raise ValueError(
-            "the image contains NaN (not-a-number) pixel values; "
-            "replace or crop them before this step"
-        )
-    flat = lo == hi
-    hists = _frame_histograms(x, n_loop, lo, hi, flat)
-    thresholds = np.full(tuple(x.shape[:n_loop]), np.nan)
-    for frame in np.ndindex(*thresholds.shape):
-        if not flat[frame]:
-            thresholds[frame] = float(func(hist=hists[frame]))
-    return thresholds
+    return frame_thresholds(x, n_loop, method)
 
 
 def _labelled(call: Callable[..., Any], n_loop: int, settings: Mapping[str, Any]) -> Any:
@@ -366,17 +313,16 @@ def _labelled(call: Callable[..., Any], n_loop: int, settings: Mapping[str, Any]
 def threshold_chunks(
     call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
 ) -> da.Array:
-    """``segment.threshold`` chunk-wise: otsu, yen or manual threshold of the whole image."""
+    """``segment.threshold`` chunk-wise: every method, on the whole image (reduction pass)."""
+    from napari_fbias.ops.chunk_stats import METHODS
+
     method = params["method"]
     if method == "manual":
         thresholds = np.full(tuple(data.shape[:n_loop]), float(params["value"]))
-    elif method in ("otsu", "yen"):
+    elif method in METHODS:
         thresholds = _frame_thresholds(data, n_loop, method)
     else:
-        raise NotChunkable(
-            f"method {method!r} needs the whole image in memory; "
-            "use otsu, yen or manual for images larger than memory"
-        )
+        raise ValueError(f"unknown threshold method {method!r}")
 
     def label_block(block: np.ndarray, block_info: Any = None) -> np.ndarray:
         t = thresholds[tuple(block_info[0]["chunk-location"][:n_loop])]
@@ -411,17 +357,17 @@ def remove_small_chunks(
     call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
 ) -> da.Array:
     """``segment.remove_small_objects`` chunk-wise: object sizes counted over the whole image."""
-    import dask
+    from napari_fbias.ops.chunk_stats import compute_in_batches
 
-    min_size, max_size = int(params["min_size"]), params["max_size"]
-    if max_size is not None and max_size < min_size:
+    min_size, max_size = params["min_size"], params["max_size"]
+    if min_size is not None and max_size is not None and max_size < min_size:
         raise ValueError(f"max_size ({max_size}) is below min_size ({min_size})")
     lo, _ = _frame_reduce(data, n_loop)
     if (lo < 0).any():
         raise ValueError("labels contain negative object ids")
     blocks = data.to_delayed()
     locs = list(np.ndindex(*blocks.shape))
-    counts = dask.compute(*[dask.delayed(_block_counts)(blocks[loc]) for loc in locs])
+    counts = compute_in_batches([(_block_counts, blocks[loc]) for loc in locs])
     per_frame: dict[tuple[int, ...], np.ndarray] = {}
     for loc, c in zip(locs, counts, strict=True):
         f = loc[:n_loop]
@@ -433,7 +379,7 @@ def remove_small_chunks(
             per_frame[f] = np.pad(prev, (0, n - prev.size)) + np.pad(c, (0, n - c.size))
     luts: dict[tuple[int, ...], np.ndarray] = {}
     for f, c in per_frame.items():
-        keep = c >= max(min_size, 1)
+        keep = c >= max(_min_size(min_size, c), 1)
         if max_size is not None:
             keep &= c <= max_size
         keep[0] = False
@@ -447,3 +393,15 @@ def remove_small_chunks(
     return data.map_blocks(
         relabel_block, dtype=np.int32, meta=np.empty((0,) * data.ndim, dtype=np.int32)
     )
+
+
+def _min_size(min_size: int | None, counts: np.ndarray) -> int:
+    """``min_size`` as given, or automatic (None): from the frame's object sizes, reported."""
+    if min_size is not None:
+        return int(min_size)
+    from napari_fbias.ops.auto_scale import min_size_from_counts
+    from napari_fbias.ops.chosen import report_chosen
+
+    chosen = min_size_from_counts(counts)
+    report_chosen("min_size", chosen)
+    return chosen

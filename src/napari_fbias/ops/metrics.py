@@ -228,3 +228,241 @@ def average_precision(
         1.0 when both images are empty.
     """
     return {s.threshold: s.average_precision for s in match_stats(gt, pred, thresholds)}
+
+
+# --- scores against (partial) annotations: one function for tuning, Compare and the report ---
+
+
+@dataclass(frozen=True)
+class Scores:
+    """How well a prediction matches annotated objects (one line of a scoreboard).
+
+    Attributes
+    ----------
+    average_precision : float
+        ``TP / (TP + FP + FN)`` at IoU ``threshold`` (for points: a prediction
+        matches a point when the point lies inside it).
+    f1 : float
+        ``2 TP / (2 TP + FP + FN)``.
+    mean_iou : float or None
+        For each annotated object, its IoU with the prediction it overlaps
+        most (0 when none), averaged; None for points (they have no extent).
+    tp, fp, fn : int
+        Counts. A false positive is an unmatched prediction that lies mostly
+        (at least half of its pixels) inside the region scored.
+    n_annotated : int
+        Annotated objects (or points).
+    threshold : float
+        The IoU threshold.
+    """
+
+    average_precision: float
+    f1: float
+    mean_iou: float | None
+    tp: int
+    fp: int
+    fn: int
+    n_annotated: int
+    threshold: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict (``ap``, ``f1``, ``mean_iou``, counts)."""
+        return {
+            "ap": round(self.average_precision, 4),
+            "f1": round(self.f1, 4),
+            "mean_iou": None if self.mean_iou is None else round(self.mean_iou, 4),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "n_annotated": self.n_annotated,
+            "threshold": self.threshold,
+        }
+
+
+def annotated_region(
+    gt: Any,
+    *,
+    mode: str = "objects",
+    margin: float | None = None,
+    spacing: Iterable[float] | None = None,
+) -> np.ndarray:
+    """Return where the annotation is complete: the region a prediction is scored in.
+
+    Parameters
+    ----------
+    gt : array-like
+        Annotated label image (0 = not annotated).
+    mode : {"objects", "box"}
+        ``"objects"`` (partial annotation: only the annotated objects are
+        known): the annotated objects grown by ``margin``; a correct object
+        nobody annotated lies mostly outside it and is never a false positive,
+        while a fragment or a spurious object on an annotated one is.
+        ``"box"`` (every object inside the annotations' bounding box was
+        annotated): that box, grown by ``margin``.
+    margin : float, optional
+        Pixels; default a quarter of the annotated objects' median diameter,
+        at least 2.
+    spacing : iterable of float, optional
+        Pixel size per axis (the margin is then in units of the finest axis).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    g = np.asarray(gt)
+    mask = g > 0
+    if not mask.any():
+        raise ValueError("the annotation holds no object")
+    if margin is None:
+        sizes = np.bincount(g[mask].astype(np.int64).ravel())
+        sizes = sizes[sizes > 0]
+        ball = 1.0 if g.ndim == 2 else 4.0 / 3.0
+        diameter = 2 * (float(np.median(sizes)) / (ball * np.pi)) ** (1.0 / g.ndim)
+        margin = max(2.0, diameter / 4)
+    if mode == "box":
+        box = np.zeros_like(mask)
+        idx = np.nonzero(mask)
+        box[tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)] = True
+        mask = box
+    elif mode != "objects":
+        raise ValueError(f"region mode must be 'objects' or 'box'; got {mode!r}")
+    return grow(mask, margin, spacing)
+
+
+def grow(mask: np.ndarray, margin: float, spacing: Iterable[float] | None = None) -> np.ndarray:
+    """Return ``mask`` grown by ``margin`` (pixels of the finest axis; exact Euclidean)."""
+    from scipy import ndimage as ndi
+
+    if margin <= 0:
+        return mask.astype(bool, copy=True)
+    sampling = None
+    if spacing is not None:
+        sp = np.asarray(tuple(spacing), float)
+        sampling = sp / sp.min()
+    return ndi.distance_transform_edt(~mask, sampling=sampling) <= margin
+
+
+def _in_region(pi: np.ndarray, n_pred: int, psize: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Return, per prediction (dense index), whether at least half of it lies in ``region``."""
+    inside = np.bincount(pi[region.ravel()], minlength=n_pred + 1)[1:]
+    return 2 * inside >= psize
+
+
+def scoreboard(gt: Any, pred: Any, region: Any = None, threshold: float = 0.5) -> Scores:
+    """Score a predicted label image against annotated objects.
+
+    Parameters
+    ----------
+    gt : array-like
+        Annotated (ground-truth) label image; every object in it counts.
+    pred : array-like
+        Predicted label image of the same shape.
+    region : array-like of bool, optional
+        Where the annotation is complete (see :func:`annotated_region`). An
+        unmatched prediction is a false positive only when at least half of
+        its pixels lie inside it. None: everywhere (a complete ground truth).
+    threshold : float
+        IoU threshold of a match.
+
+    Returns
+    -------
+    Scores
+    """
+    g, p = _check_pair(gt, pred)
+    gi, gt_ids, gsize = _dense_ids(g.astype(np.int64, copy=False))
+    pi, pred_ids, psize = _dense_ids(p.astype(np.int64, copy=False))
+    ov = overlaps(g, p)
+    _, matched, iou = _match(ov, float(threshold))
+    tp = int(iou.size)
+    counted = np.ones(pred_ids.size, bool)
+    if region is not None:
+        r = np.asarray(region, bool)
+        if r.shape != g.shape:
+            raise ValueError(f"region shape {r.shape} differs from the labels shape {g.shape}")
+        counted = _in_region(pi, pred_ids.size, psize, r)
+    counted[np.searchsorted(pred_ids, matched)] = False
+    fp = int(counted.sum())
+    fn = gt_ids.size - tp
+    best = np.zeros(gt_ids.size)
+    if ov.iou.size:
+        np.maximum.at(best, ov.pairs_gt, ov.iou)
+    return Scores(
+        average_precision=_ratio(tp, tp + fp + fn),
+        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+        mean_iou=float(best.mean()) if best.size else 0.0,
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        n_annotated=int(gt_ids.size),
+        threshold=float(threshold),
+    )
+
+
+def point_scoreboard(points: Any, pred: Any, region: Any = None) -> Scores:
+    """Score a predicted label image against points marked at object centres.
+
+    A prediction matches a point when the point lies inside it, one to one (a
+    prediction holding two points matches one of them; the other is missed).
+
+    Parameters
+    ----------
+    points : array-like
+        ``(n, ndim)`` pixel coordinates of the points (rounded to the nearest pixel).
+    pred : array-like
+        Predicted label image.
+    region : array-like of bool, optional
+        Where the marking is complete (e.g. discs around the points): an
+        unmatched prediction is a false positive only when at least half of
+        its pixels lie inside it. None: everywhere.
+
+    Returns
+    -------
+    Scores
+        ``mean_iou`` is None.
+    """
+    p = np.asarray(pred)
+    if p.dtype.kind not in "iub":
+        raise ValueError(f"prediction must be integer labels; got {p.dtype}")
+    idx = point_indices(points, p.shape)
+    pi, pred_ids, psize = _dense_ids(p.astype(np.int64, copy=False))
+    hit = pi.reshape(p.shape)[tuple(idx.T)] if idx.size else np.zeros(0, np.int64)
+    matched = np.unique(hit[hit > 0])  # dense indices, one point each
+    tp = int(matched.size)
+    counted = np.ones(pred_ids.size, bool)
+    if region is not None:
+        r = np.asarray(region, bool)
+        if r.shape != p.shape:
+            raise ValueError(f"region shape {r.shape} differs from the labels shape {p.shape}")
+        counted = _in_region(pi, pred_ids.size, psize, r)
+    counted[matched - 1] = False
+    fp = int(counted.sum())
+    fn = len(idx) - tp
+    return Scores(
+        average_precision=_ratio(tp, tp + fp + fn),
+        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+        mean_iou=None,
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        n_annotated=len(idx),
+    )
+
+
+def point_indices(points: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Return ``points`` as integer pixel indices, checked to lie inside ``shape``."""
+    pts = np.asarray(points, float)
+    if pts.size == 0:
+        return np.zeros((0, len(shape)), np.int64)
+    if pts.ndim != 2 or pts.shape[1] != len(shape):
+        raise ValueError(
+            f"points must be an (n, {len(shape)}) array of coordinates for a "
+            f"{len(shape)}D image; got shape {pts.shape}"
+        )
+    if not np.isfinite(pts).all():
+        raise ValueError("points hold coordinates that are not finite numbers")
+    idx = np.rint(pts).astype(np.int64)
+    out = (idx < 0) | (idx >= np.asarray(shape))
+    if out.any():
+        n = int(out.any(axis=1).sum())
+        raise ValueError(f"{n} point(s) lie outside the image of shape {tuple(shape)}")
+    return idx

@@ -85,6 +85,19 @@ def axis_position(axes: str, axis: str, ndim: int, op: str) -> int:
     return axes.index(axis)
 
 
+def usable_spacing(spacing: Any, ndim: int) -> tuple[float, ...] | None:
+    """Return ``spacing`` as floats if it gives one finite positive size per axis, else None.
+
+    The one rule for a pixel size the operations can use: a missing one, one
+    of the wrong length, or one with a size that is not finite and > 0 makes
+    the block isotropic (pixels).
+    """
+    if spacing is None or len(spacing) != ndim:
+        return None
+    sp = tuple(float(s) for s in spacing)
+    return sp if all(math.isfinite(s) and s > 0 for s in sp) else None
+
+
 def _usable_spacing(spacing: tuple[float, ...] | None, ndim: int) -> bool:
     """Tell whether ``spacing`` gives one positive pixel size per axis of an ``ndim`` block.
 
@@ -101,7 +114,7 @@ def _usable_spacing(spacing: tuple[float, ...] | None, ndim: int) -> bool:
         False for a missing spacing, one of the wrong length, or one with a size <= 0
         (the block is then treated as isotropic).
     """
-    return spacing is not None and len(spacing) == ndim and min(spacing) > 0
+    return usable_spacing(spacing, ndim) is not None
 
 
 def _sigma_per_axis(sigma: float, ndim: int, spacing: tuple[float, ...] | None) -> Any:

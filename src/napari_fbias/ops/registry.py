@@ -167,8 +167,16 @@ class OpSpec:
         raise KeyError(name)
 
     def defaults(self) -> dict[str, Any]:
-        """Default values of the settings that have one."""
-        return {p.name: p.default for p in self.params if not p.required}
+        """Return what a step that leaves a setting out gets (settings with a default).
+
+        The signature's default, except for a setting that became automatic
+        (None) after pipeline files and scripts were written without it: that
+        one keeps the number it had (:func:`keep_old_default`), so those files
+        rerun unchanged. A *new* step (widget, recorder) starts from
+        :attr:`ParamSpec.default` and records every setting, None included.
+        """
+        old = _OLD_DEFAULTS.get(self.name, {})
+        return {p.name: old.get(p.name, p.default) for p in self.params if not p.required}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description."""
@@ -193,6 +201,8 @@ class UnknownOpError(KeyError):
 
 
 _REGISTRY: dict[str, OpSpec] = {}
+#: Operation -> setting -> the number it defaulted to before it became automatic.
+_OLD_DEFAULTS: dict[str, dict[str, Any]] = {}
 _loaded = False
 
 
@@ -388,6 +398,17 @@ def _ensure_loaded() -> None:
             ) from exc
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
+
+
+def keep_old_default(op: str, **settings: Any) -> None:
+    """Declare settings of ``op`` that became automatic (default None) and the number they had.
+
+    A pipeline step or script call written before, that left such a setting
+    out, meant that number: :meth:`OpSpec.defaults` keeps giving it, so the
+    step reruns bit for bit; new steps record None (automatic) explicitly.
+    Called beside the operation's definition.
+    """
+    _OLD_DEFAULTS.setdefault(op, {}).update(settings)
 
 
 def get_op(name: str) -> OpSpec:

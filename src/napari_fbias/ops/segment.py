@@ -12,20 +12,23 @@ than memory) beside them; the strategies are in :mod:`.chunks`.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_fbias.ops.auto_scale import resolve_auto
+from napari_fbias.ops.chunk_stitch import nuclei_chunks, watershed_split_chunks
 from napari_fbias.ops.chunks import components_chunks, remove_small_chunks, threshold_chunks
 from napari_fbias.ops.preprocess import (
     _ellipsoid,
     _float_type,
     _sigma_per_axis,
-    _usable_spacing,
     spatial_block,
+    usable_spacing,
 )
-from napari_fbias.ops.registry import register_op
+from napari_fbias.ops.registry import keep_old_default, register_op
 from napari_fbias.ops.types import Image, Labels
 
 ThresholdMethod = Literal["otsu", "li", "triangle", "yen", "manual"]
@@ -258,7 +261,7 @@ def connected_components(
 def remove_small_objects(
     labels: Labels,
     *,
-    min_size: Annotated[int, {"min": 0, "max": 1000000}] = 64,
+    min_size: Annotated[int | None, {"min": 0, "max": 1000000}] = None,
     max_size: Annotated[int | None, {"min": 1}] = None,
 ) -> Labels:
     """Remove objects smaller (or larger) than a size, renumbering the others.
@@ -267,8 +270,10 @@ def remove_small_objects(
     ----------
     labels : Labels
         2D or 3D labels.
-    min_size : int
-        Objects with fewer pixels than this are removed.
+    min_size : int, optional
+        Objects with fewer pixels than this are removed; empty = automatic:
+        a share of the typical object (the one holding the median object
+        pixel), recorded with the step.
     max_size : int, optional
         Objects with more pixels than this are removed (debris, clumps);
         None keeps every large object.
@@ -280,10 +285,15 @@ def remove_small_objects(
     """
     op = "segment.remove_small_objects"
     arr = labels_block(labels, op)
+    if min_size is None:
+        min_size = resolve_auto(op, arr, {"min_size": None})[0]["min_size"]
     _check_min_size(min_size, op)
     if max_size is not None and max_size < min_size:
         raise ValueError(f"{op}: max_size ({max_size}) is below min_size ({min_size})")
     return _fresh(relabel(arr, min_size, max_size), labels)
+
+
+keep_old_default("segment.remove_small_objects", min_size=64)
 
 
 @register_op("segment.fill_holes", category="segment", memory=(20, 0))
@@ -425,9 +435,7 @@ def _thin_peaks(
 
 
 def _sampling(spacing: tuple[float, ...] | None, ndim: int) -> tuple[float, ...] | None:
-    if spacing is None or not _usable_spacing(spacing, ndim):
-        return None
-    return tuple(float(s) for s in spacing)
+    return usable_spacing(spacing, ndim)
 
 
 def _keep_input_boundaries(split: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -447,12 +455,14 @@ def _keep_input_boundaries(split: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out if key.min() == 0 else out + 1
 
 
-@register_op("segment.watershed_split", category="segment", memory=(64, 0))
+@register_op(
+    "segment.watershed_split", category="segment", memory=(64, 0), chunked=watershed_split_chunks
+)
 def watershed_split(
     labels: Labels,
     image: Image | None = None,
     *,
-    min_distance: Annotated[int, {"min": 1, "max": 200}] = 5,
+    min_distance: Annotated[int | None, {"min": 1, "max": 200}] = None,
     h: Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.5}] = 0.0,
     spacing: tuple[float, ...] | None = None,
 ) -> Labels:
@@ -469,9 +479,11 @@ def watershed_split(
     image : Image, optional
         Intensity image, bright objects: when given, split lines follow its
         dark valleys instead of the narrowest neck.
-    min_distance : int
+    min_distance : int, optional
         Smallest distance in pixels between two seeds: about the radius of
-        the smallest object to keep whole.
+        the smallest object to keep whole. Empty = automatic, from the
+        objects' typical width (twice their median largest inscribed
+        radius, in physical units with ``spacing``), recorded with the step.
     h : float
         If above 0, use h-maxima seeds instead: a bump of the distance map
         must rise ``h`` (pixels, or physical units with ``spacing``) above
@@ -493,11 +505,18 @@ def watershed_split(
             raise ValueError(
                 f"{op}: image shape {landscape.shape} differs from labels shape {arr.shape}"
             )
-    _check_min_distance(min_distance, op)
     if h < 0:
         raise ValueError(f"{op}: h must be >= 0; got {h}")
-    split = _split(arr, landscape, min_distance, h, _sampling(spacing, arr.ndim))
+    sampling = _sampling(spacing, arr.ndim)
+    if min_distance is None:
+        auto = {"min_distance": None, "h": h}
+        min_distance = resolve_auto(op, arr, auto, sampling)[0]["min_distance"]
+    _check_min_distance(min_distance, op)
+    split = _split(arr, landscape, min_distance, h, sampling)
     return _fresh(relabel(_keep_input_boundaries(split, arr)), labels)
+
+
+keep_old_default("segment.watershed_split", min_distance=5)
 
 
 @register_op(
@@ -538,20 +557,59 @@ def expand_labels(
     return _expand(arr, distance=distance, spacing=sampling).astype(np.int32, copy=False)
 
 
+def nuclei_from_threshold(
+    arr: np.ndarray,
+    t: float,
+    background: float,
+    *,
+    fill_holes: bool,
+    split_touching: bool,
+    min_size: int,
+    min_distance: int,
+    refine_edges: bool,
+    edge_level: float,
+    sampling: tuple[float, ...] | None,
+) -> np.ndarray:
+    """Run the nuclei recipe once its threshold ``t`` and background are known (steps 2 to 4).
+
+    ``arr`` is the smoothed image. Shared by :func:`nuclei` and its chunk-wise
+    run (:mod:`napari_fbias.ops.chunk_stitch`), which computes ``t`` and the
+    background on the whole image and runs this on each block with a halo.
+    """
+    labels = _nuclei_pass(arr > t, fill_holes, split_touching, min_size, min_distance, sampling)
+    if refine_edges and labels.any():
+        from skimage.segmentation import expand_labels as _expand
+
+        peak = ndi.maximum(arr, labels, np.arange(int(labels.max()) + 1))
+        level = background + edge_level * (np.asarray(peak, dtype=np.float64) - background)
+        level[0] = np.inf
+        finest = min(sampling) if sampling is not None else 1.0
+        grown = _expand(labels, distance=3 * finest, spacing=sampling or 1)
+        mask = arr > level[grown]
+        labels = _nuclei_pass(mask, fill_holes, split_touching, min_size, min_distance, sampling)
+    return labels
+
+
 # --- the default recipe ----------------------------------------------------------------
 
 
-@register_op("segment.nuclei", category="segment", memory=(72, 1.5))
+# the chunk-wise run gets the recipe's own code for what follows the threshold (no import back)
+@register_op(
+    "segment.nuclei",
+    category="segment",
+    memory=(72, 1.5),
+    chunked=partial(nuclei_chunks, after_threshold=nuclei_from_threshold),
+)
 def nuclei(
     image: Image,
     *,
-    smoothing_sigma: Annotated[float, {"min": 0.0, "max": 20.0, "step": 0.5}] = 1.5,
+    smoothing_sigma: Annotated[float | None, {"min": 0.0, "max": 20.0, "step": 0.5}] = None,
     threshold_method: ThresholdMethod = "otsu",
     threshold_value: float = 0.0,
-    min_size: Annotated[int, {"min": 0, "max": 100000}] = 30,
+    min_size: Annotated[int | None, {"min": 0, "max": 100000}] = None,
     fill_holes: bool = True,
     split_touching: bool = True,
-    min_distance: Annotated[int, {"min": 1, "max": 200}] = 5,
+    min_distance: Annotated[int | None, {"min": 1, "max": 200}] = None,
     refine_edges: bool = True,
     edge_level: Annotated[float, {"min": 0.05, "max": 0.95, "step": 0.05}] = 0.4,
     spacing: tuple[float, ...] | None = None,
@@ -571,26 +629,35 @@ def nuclei(
        to its own peak (bright and dim nuclei alike get an outline at the
        same relative level), then touching nuclei are split again.
 
+    The size-dependent settings (``smoothing_sigma``, ``min_size``,
+    ``min_distance``) left empty are automatic: they follow the typical
+    nucleus diameter measured on the image (``measure.object_size``, in
+    physical space for anisotropic volumes), and the values chosen are
+    recorded with the step (rules: :mod:`napari_fbias.ops.auto_scale`).
+
     Parameters
     ----------
     image : Image
         2D or 3D nuclear stain, bright nuclei on a dark background.
-    smoothing_sigma : float
-        Gaussian blur in pixels before thresholding (0 for none).
+    smoothing_sigma : float, optional
+        Gaussian blur in pixels before thresholding (0 for none); empty =
+        automatic (1.5 px for nuclei 21 px across, in proportion).
     threshold_method : {'otsu', 'li', 'triangle', 'yen', 'manual'}
         How the threshold that finds nuclei is chosen; ``manual`` uses
         ``threshold_value`` as is.
     threshold_value : float
         Threshold (on the smoothed image) when ``threshold_method`` is ``manual``.
-    min_size : int
-        Nuclei (and split fragments) smaller than this many pixels are removed.
+    min_size : int, optional
+        Nuclei (and split fragments) smaller than this many pixels are
+        removed; empty = automatic (about a tenth of a typical nucleus).
     fill_holes : bool
         Fill holes inside nuclei (dim nucleoli).
     split_touching : bool
         Split touching nuclei with a distance-transform watershed.
-    min_distance : int
+    min_distance : int, optional
         Smallest distance in pixels between the centres of two touching
-        nuclei: about the radius of the smallest nucleus.
+        nuclei: about the radius of the smallest nucleus; empty = automatic
+        (a quarter of the typical diameter).
     refine_edges : bool
         Fit each nucleus' outline to its own brightness (recommended when
         nuclei differ in brightness or the illumination is uneven).
@@ -607,13 +674,21 @@ def nuclei(
     """
     op = "segment.nuclei"
     arr = spatial_block(image, op)
+    if not 0 < edge_level < 1:
+        raise ValueError(f"{op}: edge_level must be between 0 and 1; got {edge_level}")
+    sampling = _sampling(spacing, arr.ndim)
+    if smoothing_sigma is None or min_size is None or min_distance is None:
+        given = {"smoothing_sigma": smoothing_sigma, "min_size": min_size}
+        got = resolve_auto(op, arr, {**given, "min_distance": min_distance}, sampling)[0]
+        smoothing_sigma, min_size, min_distance = (
+            got["smoothing_sigma"],
+            got["min_size"],
+            got["min_distance"],
+        )
     _check_min_size(min_size, op)
     if smoothing_sigma < 0:
         raise ValueError(f"{op}: smoothing_sigma must be >= 0; got {smoothing_sigma}")
     _check_min_distance(min_distance, op)
-    if not 0 < edge_level < 1:
-        raise ValueError(f"{op}: edge_level must be between 0 and 1; got {edge_level}")
-    sampling = _sampling(spacing, arr.ndim)
     if smoothing_sigma > 0:
         arr = ndi.gaussian_filter(
             arr,
@@ -632,18 +707,21 @@ def nuclei(
         background = float(np.median(below))
         if threshold_method != "manual":
             t = background + 0.5 * (t - background)
-    labels = _nuclei_pass(arr > t, fill_holes, split_touching, min_size, min_distance, sampling)
-    if refine_edges and labels.any():
-        from skimage.segmentation import expand_labels as _expand
+    return nuclei_from_threshold(
+        arr,
+        t,
+        background,
+        fill_holes=fill_holes,
+        split_touching=split_touching,
+        min_size=min_size,
+        min_distance=min_distance,
+        refine_edges=refine_edges,
+        edge_level=edge_level,
+        sampling=sampling,
+    )
 
-        peak = ndi.maximum(arr, labels, np.arange(int(labels.max()) + 1))
-        level = background + edge_level * (np.asarray(peak, dtype=np.float64) - background)
-        level[0] = np.inf
-        finest = min(sampling) if sampling is not None else 1.0
-        grown = _expand(labels, distance=3 * finest, spacing=sampling or 1)
-        mask = arr > level[grown]
-        labels = _nuclei_pass(mask, fill_holes, split_touching, min_size, min_distance, sampling)
-    return labels
+
+keep_old_default("segment.nuclei", smoothing_sigma=1.5, min_size=30, min_distance=5)
 
 
 def _nuclei_pass(

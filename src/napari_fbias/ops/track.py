@@ -26,7 +26,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
-from napari_fbias.ops.registry import register_op
+from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
+from napari_fbias.ops.chosen import report_chosen
+from napari_fbias.ops.registry import keep_old_default, register_op
 from napari_fbias.ops.track_features import (
     FEATURE_COLUMNS,
     build_tracks,
@@ -200,7 +202,7 @@ def _feature_columns(n_spatial: int, anisotropic: bool) -> list[str]:
 def locate_spots(
     image: Image,
     *,
-    diameter: Annotated[int, {"min": 3, "max": 99, "step": 2}] = 7,
+    diameter: Annotated[int | None, {"min": 3, "max": 99, "step": 2}] = None,
     minmass: Annotated[float | None, {"min": 0.0}] = None,
     separation: Annotated[float | None, {"min": 0.0}] = None,
     percentile: Annotated[float, {"min": 0.0, "max": 100.0}] = 64.0,
@@ -216,8 +218,11 @@ def locate_spots(
     ----------
     image : Image
         Movie ``(t, y, x)`` or ``(t, z, y, x)``, or a single 2D frame (t = 0).
-    diameter : int
-        Spot size in pixels: an odd number a bit larger than the spots.
+    diameter : int, optional
+        Spot size in pixels: an odd number a bit larger than the spots;
+        empty = automatic: the odd number nearest 1.5 times the spot size
+        measured on the first, middle and last frames (``measure.object_size``),
+        recorded with the step.
     minmass : float, optional
         Minimum total brightness of a spot; empty = automatic, from the noise.
         The automatic value lies just above the brightest "spot" that pure
@@ -253,6 +258,14 @@ def locate_spots(
     has_t, n_sp = _movie_layout(np.ndim(image), axes, op)
     if math.prod(np.shape(image)) == 0:
         raise ValueError(f"{op}: the image is empty (shape {tuple(np.shape(image))})")
+    pos_cols = ["z", "y", "x"][-n_sp:]
+    frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
+    n_t, frame_at = _frame_getter(image, has_t)
+    if diameter is None:
+        sample = sorted({0, n_t // 2, n_t - 1})
+        frames = [_prepare_frame(frame_at(i), invert, i, op) for i in sample]
+        diameter = spot_diameter_for(frames_diameter(frames, sp))
+        report_chosen("diameter", diameter)
     if int(diameter) != diameter or diameter < 3 or diameter % 2 == 0:
         raise ValueError(
             f"{op}: diameter must be an odd whole number of pixels >= 3; got {diameter} "
@@ -262,8 +275,6 @@ def locate_spots(
         raise ValueError(f"{op}: percentile must be between 0 and 100; got {percentile}")
     if noise_size <= 0:
         raise ValueError(f"{op}: noise_size must be > 0 pixels; got {noise_size}")
-    pos_cols = ["z", "y", "x"][-n_sp:]
-    frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
     anisotropic = sp is not None and max(sp) != min(sp)
     diam = _per_axis(float(diameter), sp, n_sp)
     kwargs: dict[str, Any] = {
@@ -280,7 +291,6 @@ def locate_spots(
         if anisotropic:
             raise ValueError(f"{op}: max_size cannot be used on anisotropic 3D stacks")
         kwargs["maxsize"] = float(max_size)
-    n_t, frame_at = _frame_getter(image, has_t)
     feature_cols = _feature_columns(n_sp, anisotropic)
     found: list[pd.DataFrame] = []
     with warnings.catch_warnings():
@@ -293,6 +303,7 @@ def locate_spots(
             sample = sorted({0, n_t // 2, n_t - 1})
             frames = [_prepare_frame(frame_at(i), invert, i, op) for i in sample]
             mass_min = _auto_minmass(frames, kwargs)
+            report_chosen("minmass", round(mass_min, 4))
         else:
             mass_min = float(minmass)
         for i in range(n_t):
@@ -318,6 +329,9 @@ def locate_spots(
             spots["t_physical"] = spots["t"] * frame_interval
     spots.attrs["minmass"] = mass_min
     return spots
+
+
+keep_old_default("track.locate_spots", diameter=7)
 
 
 # --- linking -------------------------------------------------------------------------------
@@ -504,7 +518,7 @@ def link_spots(
 def track_spots(
     image: Image,
     *,
-    diameter: Annotated[int, {"min": 3, "max": 99, "step": 2}] = 7,
+    diameter: Annotated[int | None, {"min": 3, "max": 99, "step": 2}] = None,
     minmass: Annotated[float | None, {"min": 0.0}] = None,
     separation: Annotated[float | None, {"min": 0.0}] = None,
     percentile: Annotated[float, {"min": 0.0, "max": 100.0}] = 64.0,
@@ -521,8 +535,9 @@ def track_spots(
     ----------
     image : Image
         Movie ``(t, y, x)`` or ``(t, z, y, x)``.
-    diameter : int
-        Spot size in pixels: an odd number a bit larger than the spots.
+    diameter : int, optional
+        Spot size in pixels: an odd number a bit larger than the spots;
+        empty = automatic, from the spot size measured on the movie.
     minmass : float, optional
         Minimum total brightness of a spot; empty = automatic, from the noise.
     separation : float, optional
@@ -566,6 +581,9 @@ def track_spots(
         axes=axes,
         spacing=spacing,
     )
+
+
+keep_old_default("track.track_spots", diameter=7)
 
 
 # --- label-based tracking --------------------------------------------------------------

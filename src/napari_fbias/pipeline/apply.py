@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from napari_fbias.ops.chosen import collect_chosen
 from napari_fbias.ops.types import ARRAY_KINDS, TABLE_KINDS
 from napari_fbias.pipeline.errors import StepError
 from napari_fbias.pipeline.parts import Step
@@ -101,9 +103,20 @@ def compute_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
 
 
 def apply_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
-    """Run one step in memory (numpy in, numpy/DataFrame out)."""
+    """Run one step in memory (numpy in, numpy/DataFrame out).
+
+    Settings the step leaves out take :meth:`~napari_fbias.ops.registry.OpSpec.defaults`
+    (for a setting that became automatic, the number it had before). What the
+    operation chose for its automatic settings comes back as the value's ``chosen``.
+    """
+    with collect_chosen() as chosen:
+        out = _apply_step(spec, step, args)
+    return replace(out, chosen=chosen.summary()) if chosen else out
+
+
+def _apply_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
     primary = primary_input(args)
-    params = dict(step.params)
+    params = {**spec.defaults(), **step.params}
     if primary is None:
         out = call_op(spec, step, [], params)
         check_output(spec, step, out)

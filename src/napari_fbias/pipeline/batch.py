@@ -59,6 +59,8 @@ class BatchReport:
     items: list[BatchItem] = field(default_factory=list)
     #: Plate summaries, object tables and heat maps written (batches over plates).
     plate_files: list[Path] = field(default_factory=list)
+    #: Per plate of the batch: its heat map as data (see ``plate_tables.plate_result``).
+    plates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         """Count the inputs with this status."""
@@ -210,7 +212,9 @@ def _with_plates(report: BatchReport, items: list[BatchInput], heatmap: str | No
         from napari_fbias.pipeline.plate_tables import write_plate_tables
 
         status = {i.stem: i.status for i in report.items}
-        report.plate_files = write_plate_tables(items, report.outdir, status, heatmap=heatmap)
+        report.plate_files = write_plate_tables(
+            items, report.outdir, status, heatmap=heatmap, results=report.plates
+        )
     return report
 
 

@@ -45,6 +45,12 @@ from napari_fbias.pipeline.parts import Step
 from napari_fbias.pipeline.values import Value
 
 
+def chunked_steps(record: Mapping[str, Any] | None) -> list[str]:
+    """Return ``"step (op)"`` for each step of a run record that ran chunk-wise."""
+    steps = (record or {}).get("steps", [])
+    return [f"{s.get('id')} ({s.get('op')})" for s in steps if s.get("mode") == "chunked"]
+
+
 def can_run_chunked(spec: Any) -> bool:
     """Tell whether operation ``spec`` can run chunk-wise (a strategy, or ``depth``)."""
     return spec.chunked is not None or (spec.spatial and spec.depth is not None)
@@ -103,6 +109,9 @@ def fit_blocks(value: Value, pixels: int) -> Value:
         )
     ):
         return value
+    if isinstance(data, da.Array):
+        chunks = _split_chunks(data.chunks, value.axes, pixels)
+        return Value(data.rechunk(chunks), value.kind, value.axes, value.spacing, value.units)
     target = {i: ("auto" if a in "zyx" else 1) for i, a in enumerate(value.axes)}
     chunks = da.core.normalize_chunks(
         tuple(target[i] for i in range(data.ndim)),
@@ -112,6 +121,38 @@ def fit_blocks(value: Value, pixels: int) -> Value:
     )
     data = data.rechunk(chunks) if isinstance(data, da.Array) else dask_view(data, chunks)
     return Value(data, value.kind, value.axes, value.spacing, value.units)
+
+
+def _split_chunks(chunks: tuple[tuple[int, ...], ...], axes: str, pixels: int) -> tuple:
+    """Split each chunk into equal parts (an integer number per axis) until it holds ``pixels``.
+
+    Only splitting, never merging, keeps every new block inside one old one:
+    a rechunk to unaligned sizes (1024 -> 915) makes dask hold the old blocks
+    that straddle several new ones, which was most of the memory a chunk-wise
+    run took (``docs/benchmarks.md``).
+    """
+    parts = [
+        1 if a in "zyx" else max(max(c, default=1), 1) for c, a in zip(chunks, axes, strict=True)
+    ]
+    size = [max(c, default=1) for c in chunks]
+
+    def piece(i: int) -> int:
+        return -(-size[i] // parts[i])
+
+    spatial = [i for i, a in enumerate(axes) if a in "zyx"]
+    while spatial and math.prod(piece(i) for i in spatial) > max(int(pixels), 1):
+        i = max(spatial, key=piece)
+        if piece(i) <= 1:
+            break
+        parts[i] += 1
+    out = []
+    for i, c in enumerate(chunks):
+        split = []
+        for n in c:
+            f = min(parts[i], n) if n else 1
+            split.extend(n // f + (1 if j < n % f else 0) for j in range(f))
+        out.append(tuple(split))
+    return tuple(out)
 
 
 def _n_loop(value: Value) -> int:
@@ -186,21 +227,25 @@ def _strategy_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
     from napari_fbias.ops.chunks import NotChunkable
 
     arrays = _aligned_arrays(step, args)
-    if len(arrays) != 1:
+    several = getattr(spec.chunked, "takes_several", False)
+    if len(arrays) != 1 and not several:
         raise ChunkingError(
             f"step {step.id!r} ({step.op}): its chunk-wise strategy takes one image, "
             f"not {len(arrays)}"
         )
     value = arrays[0]
+    spatial = value.spatial_axes
+    context = context_kwargs(spec, spatial, value.spacing_of(spatial))
 
-    def call(block: np.ndarray, **settings: Any) -> Any:
-        out = call_op(spec, step, [block], settings)
+    def call(*blocks: np.ndarray, **settings: Any) -> Any:
+        out = call_op(spec, step, list(blocks), settings)
         check_output(spec, step, out)
         return out
 
-    params = {**spec.defaults(), **dict(step.params)}
+    params = {**spec.defaults(), **dict(step.params), **context}
+    data = tuple(a.data.rechunk(value.data.chunks) for a in arrays) if several else value.data
     try:
-        out = spec.chunked(call, value.data, _n_loop(value), params)
+        out = spec.chunked(call, data, _n_loop(value), params)
     except NotChunkable as exc:
         raise ChunkingError(f"step {step.id!r} ({step.op}): {exc}") from None
     except StepError:

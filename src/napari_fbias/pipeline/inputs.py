@@ -42,22 +42,30 @@ class PlatePlace:
 class Selection:
     """Which images of containers a batch runs (None: all of them).
 
-    Wells and fields of OME-Zarr plates, series of bioformats2raw containers.
+    Wells and fields of OME-Zarr plates, series of bioformats2raw containers,
+    indices along the extra axes of images (``(("angle", (0, 2)),)``: the
+    other extra axes, all their indices).
     """
 
     wells: tuple[str, ...] | None = None
     fields: tuple[int, ...] | None = None
     series: tuple[int, ...] | None = None
+    extra: tuple[tuple[str, tuple[int, ...]], ...] | None = None
 
     @classmethod
-    def parse(cls, wells: str = "", fields: str = "", series: str = "") -> Selection:
+    def parse(
+        cls, wells: str = "", fields: str = "", series: str = "", extra: str = ""
+    ) -> Selection:
         """Read typed wells (``"A1, B3"``), fields and series (``"0, 2"``); empty: all.
+
+        ``extra`` picks indices along extra axes: ``"angle=0,2"``, several axes
+        separated by ``;`` (``"angle=0,2; view=1"``).
 
         Raises
         ------
         BatchError
-            For a well that is not a row letter and a column number, or a field
-            or series that is not a whole number.
+            For a well that is not a row letter and a column number, or a field,
+            series or index that is not a whole number.
         """
         from napari_fbias.io.ome_zarr_plate import parse_well_names
 
@@ -73,7 +81,18 @@ class Selection:
             names = tuple(parse_well_names(wells)) if (wells or "").strip() else None
         except ValueError as exc:
             raise BatchError(f"Wells: {exc}") from None
-        return cls(names, numbers(fields, "Fields"), numbers(series, "Series"))
+        picks = []
+        for part in (p.strip() for p in (extra or "").split(";")):
+            if not part:
+                continue
+            axis, eq, text = (x.strip() for x in part.partition("="))
+            found = numbers(text, f"Extra axis {axis!r}") if axis and eq else None
+            if found is None:
+                raise BatchError(f"Extra axes: name=indices (angle=0,2), not {part!r}")
+            picks.append((axis, found))
+        return cls(
+            names, numbers(fields, "Fields"), numbers(series, "Series"), tuple(picks) or None
+        )
 
 
 @dataclass(frozen=True)
@@ -117,7 +136,16 @@ def is_url(source: str) -> bool:
 
 
 def stem_of(source: str) -> str:
-    """Return the result folder name of an image: its name without image suffixes, made safe."""
+    """Return the result folder name of an image: its name without image suffixes, made safe.
+
+    One index along extra axes (``a.ome.zarr[angle=2]``) gives ``a_angle2``.
+    """
+    from napari_fbias.io.extra_axes import extra_stem, split_extra
+
+    base, picks = split_extra(source)
+    if picks:
+        tail = extra_stem(picks)
+        return stem_of(base)[: max(80 - len(tail), 1)] + tail
     if is_url(source):
         from napari_fbias.io.credentials import sanitize_uri
 
@@ -151,6 +179,8 @@ def _omero_images(source: str) -> list[str] | None:
     ref = parse_omero_uri(source)
     if ref.kind == "Image":
         return [ref.uri]
+    if ref.kind == "Plate":
+        return None  # a plate: its wells and fields, with their places (see _members)
     from napari_fbias.io.omero.browse import expand_omero_inputs
     from napari_fbias.io.omero.connection import get_connection
 
@@ -190,9 +220,12 @@ def _members(
     Each as ``(source, container, stem or None, plate place or None)``.
     """
     from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.io.extra_axes import split_extra
     from napari_fbias.io.ome_zarr_plate import container_kind, list_series, read_plate
     from napari_fbias.io.remote import join_key
 
+    if split_extra(source)[1]:  # one index along extra axes, named by the user
+        return [(source, container, None, None)]
     kind = container_kind(source)
     base = stem_of(source)
     if kind == "plate":
@@ -222,7 +255,35 @@ def _members(
                 f"{source} has {len(paths)} series (0 to {len(paths) - 1}); no series {bad}"
             )
         return [(join_key(source, paths[i]), container, f"{base}_s{i}", None) for i in chosen]
+    if kind == "image":
+        return [(s, container, None, None) for s in _extra_indices(source, select)]
     return [(source, container, None, None)]
+
+
+def _extra_indices(source: str, select: Selection) -> list[str]:
+    """Return the image itself, or one source per index along its extra axes (``a[angle=2]``)."""
+    from napari_fbias.io.errors import FbiasIOError
+    from napari_fbias.io.extra_axes import extra_selections, with_extra
+    from napari_fbias.io.ome_zarr_read import list_extra_axes
+
+    try:
+        axes = list_extra_axes(source)
+    except FbiasIOError:
+        return [source]  # the run of this input says what is wrong
+    if not axes:
+        return [source]
+    sizes = {a.name: a.size for a in axes}
+    wanted = dict(select.extra or ())
+    unknown = [a for a in wanted if a not in sizes]
+    bad = [f"{a}={i}" for a, idx in wanted.items() if a in sizes for i in idx if i >= sizes[a]]
+    if unknown or bad:
+        shown = ", ".join(f"{a} (0 to {n - 1})" for a, n in sizes.items())
+        raise BatchError(f"{source}: no {', '.join(unknown + bad)}; its extra axes: {shown}")
+    return [
+        with_extra(source, picks)
+        for picks in extra_selections(axes)
+        if all(picks[a] in idx for a, idx in wanted.items())
+    ]
 
 
 def expand_inputs(
@@ -238,9 +299,12 @@ def expand_inputs(
         (every TIFF and OME-Zarr directly in it) or a glob (``"data/*.tif"``).
         An OME-Zarr plate gives every field of every well (results
         ``<plate>_B3_f0``), a bioformats2raw container every series
-        (``<name>_s1``).
+        (``<name>_s1``), an image with extra axes every index along them
+        (``<name>_angle2``, source ``<store>[angle=2]``; such a source given
+        directly is that index alone).
     select : Selection, optional
-        Only these wells, fields or series of plates and containers.
+        Only these wells, fields or series of plates and containers, or
+        indices along extra axes.
 
     Returns
     -------
@@ -253,6 +317,8 @@ def expand_inputs(
         For an input that does not exist, a folder or glob with no images,
         or a file that is not an image we can read.
     """
+    from napari_fbias.io.extra_axes import split_extra, with_extra
+
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     select = select or Selection()
@@ -267,6 +333,14 @@ def expand_inputs(
                 found.extend(_members(s, None, select))
             continue
         s = s.removeprefix("file://")
+        base, picks = split_extra(s)
+        if picks:  # one index along the extra axes of an image: store[angle=2]
+            b = Path(base).expanduser()
+            if not _is_ome_zarr_dir(b):
+                raise BatchError(f"input {s!r}: {base!r} is not an OME-Zarr image folder")
+            root = str(b.resolve())
+            found.append((with_extra(root, picks), root, None, None))
+            continue
         if _has_magic(s) and not Path(s).exists():
             matches = sorted(glob.glob(os.path.expanduser(s), recursive=True))
             images = [Path(m) for m in matches if _is_image(Path(m))]

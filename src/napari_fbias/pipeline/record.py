@@ -79,17 +79,30 @@ class RunRecorder:
         self.inputs[name] = entry
         return value
 
-    def add_step(self, spec: Any, step: Step, seconds: float, *, chunked: bool = False) -> None:
-        """Record one step that ran: its settings (defaults filled in) and how long it took."""
-        self.steps.append(
-            {
-                "id": step.id,
-                "op": step.op,
-                "params": thaw({**spec.defaults(), **step.params}),
-                "seconds": round(seconds, 6),
-                "mode": "chunked" if chunked else "in-memory",
-            }
-        )
+    def add_step(
+        self,
+        spec: Any,
+        step: Step,
+        seconds: float,
+        *,
+        chunked: bool = False,
+        chosen: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record one step that ran: its settings (defaults filled in) and how long it took.
+
+        ``chosen``: what the operation chose for its automatic settings
+        (:mod:`napari_fbias.ops.chosen`), recorded as the step's ``chosen``.
+        """
+        entry: dict[str, Any] = {
+            "id": step.id,
+            "op": step.op,
+            "params": thaw({**spec.defaults(), **step.params}),
+            "seconds": round(seconds, 6),
+            "mode": "chunked" if chunked else "in-memory",
+        }
+        if chosen:
+            entry["chosen"] = thaw(dict(chosen))
+        self.steps.append(entry)
 
     def finish(
         self,

@@ -168,7 +168,7 @@ def run_pipeline(
         live = live_bytes([*values.values(), *inputs.values()])
         out = apply_step_chunked(spec, step, args, limit, live=live)
         lazy = out.is_array and out.is_lazy
-        recorder.add_step(spec, step, time.perf_counter() - t0, chunked=lazy)
+        recorder.add_step(spec, step, time.perf_counter() - t0, chunked=lazy, chosen=out.chosen)
         if step.id in sources:
             fed[step.id] = {k: values[ref] for k, ref in step.inputs.items()}
         for ref in step.inputs.values():  # let go of what no later step or output needs

@@ -10,7 +10,7 @@ the time axis of the movie the spots came from.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Value:
         Physical size of a pixel along each axis of ``axes``; None if unknown.
     units : tuple of str or None, or None
         Unit along each axis (``"micrometer"``), when known.
+    chosen : mapping, optional
+        What the step that made it chose for its automatic settings
+        (:mod:`napari_fbias.ops.chosen`); None when it chose nothing.
     """
 
     data: Any
@@ -50,6 +53,7 @@ class Value:
     axes: str = ""
     spacing: tuple[float, ...] | None = None
     units: tuple[str | None, ...] | None = None
+    chosen: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def is_array(self) -> bool:

@@ -10,6 +10,7 @@ does I/O. The mutable side is :class:`~napari_fbias.session.recorder.SessionReco
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -240,6 +241,11 @@ class RecordedStep:
     stale : bool
         True when a step it depends on was re-run after it: its layer no
         longer matches what the pipeline would compute until it is re-run.
+    chosen : Mapping[str, Any]
+        What the operation chose for its automatic settings when it ran
+        (``{"min_size": 40, "object_diameter": 14.2}``; numbers only), shown
+        in the widget and the report. A rerun re-estimates them (the same
+        image gives the same values).
     """
 
     id: str
@@ -249,6 +255,7 @@ class RecordedStep:
     output_layer: str | None = None
     time: str = ""
     stale: bool = False
+    chosen: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def reads_steps(self) -> set[str]:
         """Ids of the steps whose outputs this step reads."""
@@ -266,6 +273,8 @@ class RecordedStep:
         }
         if self.stale:
             d["stale"] = True
+        if self.chosen:
+            d["chosen"] = dict(self.chosen)
         return d
 
     @classmethod
@@ -284,7 +293,23 @@ class RecordedStep:
             output_layer=d.get("output_layer"),
             time=str(d.get("time", "")),
             stale=bool(d.get("stale", False)),
+            chosen=chosen_numbers(d.get("chosen")),
         )
+
+
+def chosen_numbers(value: Any) -> dict[str, Any]:
+    """Keep the entries of a recorded ``chosen`` that are numbers (or lists of numbers)."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        str(k): v if number(v) else list(v)
+        for k, v in value.items()
+        if number(v) or (isinstance(v, list) and v and all(number(x) for x in v))
+    }
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from napari_fbias.session.model import (
     Session,
     StepInput,
     check_select,
+    chosen_numbers,
     evolve,
     utc_now,
 )
@@ -493,6 +494,7 @@ class SessionRecorder:
         *,
         replaces: str | None = None,
         select: Mapping[str, Mapping[str, int]] | None = None,
+        chosen: Mapping[str, Any] | None = None,
     ) -> str:
         """Record that ``op`` ran and produced ``output_layer``; return the step id.
 
@@ -514,6 +516,10 @@ class SessionRecorder:
         select : mapping, optional
             Data parameter -> extra index along ``t``/``c``/``z`` it read (e.g.
             the current time point only).
+        chosen : mapping, optional
+            What the operation chose for its automatic settings (the ``chosen``
+            of the value it returned, :mod:`napari_fbias.ops.chosen`): recorded
+            with the step, numbers only.
 
         Raises
         ------
@@ -525,6 +531,7 @@ class SessionRecorder:
         if not isinstance(output_layer, str) or not output_layer:
             raise InvalidStepError(f"cannot record {op}: the output layer needs a name")
         clean = check_params(spec, params)
+        picked = chosen_numbers(chosen)
         with self._lock:
             resolved = {
                 str(k): self._resolve(op, str(k), v, (select or {}).get(k))
@@ -536,12 +543,14 @@ class SessionRecorder:
             now = utc_now()
             if target is None:
                 key = self._approach_key(None)
-                step = RecordedStep(self._new_id(op), op, resolved, clean, output_layer, now)
+                step = RecordedStep(
+                    self._new_id(op), op, resolved, clean, output_layer, now, chosen=picked
+                )
                 self._used_ids.add(step.id)
                 self._emit("step_recorded", {"approach": key, "step": step.to_dict()}, now)
             else:
                 approach, old = target
-                step = RecordedStep(old.id, op, resolved, clean, output_layer, now)
+                step = RecordedStep(old.id, op, resolved, clean, output_layer, now, chosen=picked)
                 self._replace(approach, old, step)
             if before is not None and before[1] != step.id:
                 self._take_over_layer(before, output_layer, step.id)

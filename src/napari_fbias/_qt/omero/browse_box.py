@@ -5,6 +5,8 @@ Children and thumbnails are fetched in workers when a node is expanded
 pasted ``omero://`` URI or OMERO.web link: lazily (metadata only), shown
 with the same layer data as our reader (multiscale for pyramids) and, when a
 session is running, recorded in it by their URI (never credentials).
+*Open plate* shows a selected Plate in the Plate widget: the same overview
+and well/field picker as for OME-Zarr plates.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class BrowseBox(OmeroBox):
         self.open_button.clicked.connect(self.open_selected)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
+        self.plate_button = QPushButton("Open plate")
+        self.plate_button.setToolTip(
+            "Show the selected plate's overview and pick a well and field (Plate widget)"
+        )
+        self.plate_button.clicked.connect(self.open_plate)
         self.uri = QLineEdit()
         self.uri.setPlaceholderText("omero://HOST/Image:ID or an OMERO.web link")
         self.uri.returnPressed.connect(self.open_uri)
@@ -59,6 +66,7 @@ class BrowseBox(OmeroBox):
         layout.addWidget(self.tree, 1)
         row = QHBoxLayout()
         row.addWidget(self.open_button)
+        row.addWidget(self.plate_button)
         row.addWidget(self.refresh_button)
         layout.addLayout(row)
         row = QHBoxLayout()
@@ -68,7 +76,7 @@ class BrowseBox(OmeroBox):
 
     def enable(self, on: bool) -> None:
         """Let the tree and its buttons be used (only while connected)."""
-        for w in (self.tree, self.open_button, self.refresh_button):
+        for w in (self.tree, self.open_button, self.plate_button, self.refresh_button):
             w.setEnabled(on)
 
     # --- browsing ------------------------------------------------------------------------
@@ -130,6 +138,20 @@ class BrowseBox(OmeroBox):
         pairs = [(conn, OmeroRef(conn.host, conn.port, "Image", n.id)) for n in nodes if n.is_image]
         return self._open(pairs)
 
+    def open_plate(self, node: Node | None = None) -> Any:
+        """Show the selected Plate (or ``node``) in the Plate widget; return that widget."""
+        from napari_fbias._qt.plate_widget import show_plate
+
+        if not isinstance(node, Node):
+            items = self.tree.tree.selectedItems()
+            plates = [n for it in items if (n := self.tree.node(it)) and n.kind == "Plate"]
+            node = plates[0] if plates else None
+        if node is None or node.uri is None:
+            self.jobs.say("Select a plate first")
+            return None
+        self.jobs.say(f"Showing {node.name} in the Plate widget")
+        return show_plate(self.viewer, node.uri)
+
     def open_uri(self, text: str | None = None) -> Any:
         """Open ``omero://HOST/Image:ID`` or an OMERO.web link (default: the link field)."""
         from napari.utils.notifications import show_error
@@ -137,6 +159,10 @@ class BrowseBox(OmeroBox):
         text = (self.uri.text() if text is None or isinstance(text, bool) else text).strip()
         try:
             refs = parse_omero_uris(text)
+            if len(refs) == 1 and refs[0].kind == "Plate":  # a plate: its overview and picker
+                from napari_fbias._qt.plate_widget import show_plate
+
+                return show_plate(self.viewer, refs[0].uri)
             not_images = [r for r in refs if r.kind != "Image"]
             if not_images:
                 r = not_images[0]

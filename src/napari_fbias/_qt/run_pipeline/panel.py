@@ -55,8 +55,10 @@ from napari_fbias._qt.run_pipeline.run_model import (
     batch_summary,
     output_layer_name,
     pipeline_job,
+    record_plates,
 )
 from napari_fbias._qt.run_pipeline.run_status import RunStatus
+from napari_fbias._qt.workspace import get_workspace
 from napari_fbias.pipeline.errors import BatchError, Problem
 from napari_fbias.pipeline.model import Pipeline
 
@@ -439,6 +441,9 @@ class RunPipelineWidget(QWidget):
     def _show_report(self, job: Job, report: Any) -> None:
         self.report = report
         first, text = batch_summary(report)
+        recorded = record_plates(get_workspace(self.viewer).recorder, report.plates)
+        if recorded:
+            text += f"\n{recorded}"
         self.run_status.show_summary(text)
         if report.ok:
             self._report(first)

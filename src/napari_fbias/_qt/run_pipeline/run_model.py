@@ -262,6 +262,26 @@ def batch_plan(
     return BatchPlan(tuple(inputs), str(out), len(items), options)
 
 
+def record_plates(recorder: Any, plates: Mapping[str, Any]) -> str | None:
+    """Record a batch's plate heat maps as the result of the approach being recorded.
+
+    They go under the approach result's ``plates`` (plate name -> the heat map
+    as data, see ``pipeline.plate_tables.plate_result``; a plate run again
+    replaces its earlier one), so the session report draws them. Returns what
+    was recorded, or None when no session records into an approach.
+    """
+    from napari_fbias.session.export.results import PLATES
+
+    if not plates or recorder is None or recorder.active is None:
+        return None
+    approach = recorder.active
+    earlier = approach.result.get(PLATES)
+    merged = {**(dict(earlier) if isinstance(earlier, Mapping) else {}), **plates}
+    recorder.set_result({**approach.result, PLATES: merged})
+    names = ", ".join(plates)
+    return f"plate heat map of {names} recorded in approach {approach.key}"
+
+
 def batch_summary(report: Any) -> tuple[str, str]:
     """Return the first line of a batch report and the whole text (with each failure)."""
     lines = [f"{report.summary()} \u2192 {report.outdir}"]

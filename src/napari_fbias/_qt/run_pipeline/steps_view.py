@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_fbias._qt.auto_number import AutoNumber
 from napari_fbias._qt.op_widget import ParamError, param_value, param_widget
 from napari_fbias.ops.registry import OpSpec, ParamSpec, UnknownOpError, get_op
 from napari_fbias.pipeline.errors import Problem
@@ -57,6 +58,17 @@ def _decimals(*values: Any) -> int:
     return min(places, 12)
 
 
+def _setting(step: Any, name: str) -> Any:
+    """Return what ``step`` runs with for setting ``name``: its own value, else the default.
+
+    The default is what a run gives a step that leaves the setting out
+    (``OpSpec.defaults``: the number a setting had before it became automatic).
+    """
+    if name in step.params:
+        return step.params[name]
+    return get_op(step.op).defaults().get(name)
+
+
 def show_value(spec: ParamSpec, widget: Any, value: Any) -> None:
     """Put a step's ``value`` into a setting's widget without announcing a change.
 
@@ -65,7 +77,10 @@ def show_value(spec: ParamSpec, widget: Any, value: Any) -> None:
     (out of its range: the pipeline's problem list says so) is shown clamped.
     """
     with widget.changed.blocked():
-        if isinstance(widget, LineEdit):
+        if isinstance(widget, AutoNumber):
+            if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                widget.value = value if value is None else min(max(value, widget.min), widget.max)
+        elif isinstance(widget, LineEdit):
             if value is None:
                 widget.value = ""
             elif isinstance(value, (tuple, list)):
@@ -210,7 +225,7 @@ class PipelineStepsView(QWidget):
             return
         spec = self._specs[name]
         step = self._pipeline.step(step_id)
-        show_value(spec, self.form[name], step.params.get(name, spec.default))  # type: ignore[arg-type]
+        show_value(spec, self.form[name], _setting(step, name))  # type: ignore[arg-type]
 
     # --- internals ----------------------------------------------------------------------
     def _on_selection(self) -> None:
@@ -245,13 +260,13 @@ class PipelineStepsView(QWidget):
         self.step_title.setText(f"Step {step.id!r}: {spec.title} \u2014 {spec.summary}")
         if self._form_step == step.id and self._form_op == step.op and self._specs:
             for name, pspec in self._specs.items():
-                show_value(pspec, self.form[name], step.params.get(name, pspec.default))  # type: ignore[arg-type]
+                show_value(pspec, self.form[name], _setting(step, name))  # type: ignore[arg-type]
             return
         self._clear_form()
         self._form_step, self._form_op = step.id, step.op
         for pspec in spec.params:
             w = param_widget(spec, pspec)
-            show_value(pspec, w, step.params.get(pspec.name, pspec.default))
+            show_value(pspec, w, _setting(step, pspec.name))
             self._specs[pspec.name] = pspec
             announce = partial(self._announce, step.id, pspec, w)
             if isinstance(w, (SpinBox, FloatSpinBox)):  # typed numbers count once complete

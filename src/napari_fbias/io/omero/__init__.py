@@ -9,6 +9,8 @@ this package never imports it; functions that need it raise
   session, groups, keep-alive, reconnect) and the registry readers use;
 * :mod:`.browse` — lazy tree of :class:`Node` values, thumbnails, batch expansion;
 * :mod:`.pixels` — lazy, pyramid-aware reader returning ``MultiscaleImage``;
+* :mod:`.zarr_pixels` — images stored as OME-Zarr read from their store (fallback: pixels);
+* :mod:`.plate` — OMERO Plates in the plate model shared with OME-Zarr plates;
 * :mod:`.sendback` — labels as ROIs, tables, report/pipeline as attachments.
 """
 
@@ -48,6 +50,7 @@ from napari_fbias.io.omero.uri import (
     parse_omero_uri,
     parse_omero_uris,
 )
+from napari_fbias.io.omero.zarr_pixels import ZarrAccess, set_zarr_access
 
 __all__ = [
     "ALL_GROUPS",
@@ -67,6 +70,7 @@ __all__ = [
     "OmeroSendBackError",
     "OmeroUriError",
     "SendBackResult",
+    "ZarrAccess",
     "expand_omero_inputs",
     "format_omero_uri",
     "get_connection",
@@ -81,5 +85,6 @@ __all__ = [
     "read_omero_image",
     "register_connection",
     "send_back",
+    "set_zarr_access",
     "unregister_connection",
 ]

@@ -33,6 +33,10 @@ blocks are fetched at the same time. Stores belong to a session: after
 :meth:`~napari_fbias.io.omero.connection.OmeroConnection.reconnect` the pool
 opens new ones.
 
+OME-Zarr. An image whose pixels are an OME-Zarr store (registered with
+omero-cli-zarr, or served by omero-web-zarr) is read from the store instead
+when it agrees with OMERO (:mod:`.zarr_pixels`); the source stays the OMERO URI.
+
 Distributed. The dask graph refers to the image by host and ids only (no
 secret is pickled): an unpickled task finds the connection for that host in
 the process-wide registry and reuses the image's store pool when the image
@@ -71,6 +75,7 @@ from napari_fbias.io.omero.errors import (
     OmeroUriError,
 )
 from napari_fbias.io.omero.uri import OmeroRef, format_omero_uri, parse_omero_uri
+from napari_fbias.io.omero.zarr_pixels import ZarrAccess, with_zarr_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -563,7 +568,11 @@ def get_image(connection: OmeroConnection, image_id: int) -> Any:
 
 
 def read_omero_image(
-    connection: OmeroConnection, image_id: int, *, max_stores: int = DEFAULT_MAX_STORES
+    connection: OmeroConnection,
+    image_id: int,
+    *,
+    max_stores: int = DEFAULT_MAX_STORES,
+    zarr: ZarrAccess | None = None,
 ) -> MultiscaleImage:
     """Open an OMERO image lazily (metadata now, pixels when computed).
 
@@ -575,6 +584,10 @@ def read_omero_image(
         OMERO Image id.
     max_stores : int
         Pixel stores used concurrently by this image (see the module docstring).
+    zarr : ZarrAccess, optional
+        Where to look for the image's OME-Zarr store, read instead of the
+        pixel service when it agrees with OMERO (:mod:`.zarr_pixels`);
+        default: the setting for the connection's host.
 
     Returns
     -------
@@ -661,7 +674,7 @@ def read_omero_image(
         },
         **({"ignored_pixel_sizes": ignored} if ignored else {}),
     }
-    return MultiscaleImage(
+    service = MultiscaleImage(
         levels=tuple(arrays),
         axes=axes,
         scales=tuple(scales),
@@ -671,6 +684,7 @@ def read_omero_image(
         source=uri,
         metadata=metadata,
     )
+    return with_zarr_pixels(connection, image, service, zarr)
 
 
 def open_omero_image(
@@ -678,6 +692,7 @@ def open_omero_image(
     *,
     connection: OmeroConnection | None = None,
     max_stores: int = DEFAULT_MAX_STORES,
+    zarr: ZarrAccess | None = None,
 ) -> MultiscaleImage:
     """Open ``omero://HOST/Image:ID`` (or an OMERO.web link to one image) lazily.
 
@@ -690,6 +705,8 @@ def open_omero_image(
         (:func:`~napari_fbias.io.omero.connection.get_connection`).
     max_stores : int
         Pixel stores used concurrently.
+    zarr : ZarrAccess, optional
+        Where to look for an OME-Zarr store of the image (:mod:`.zarr_pixels`).
 
     Raises
     ------
@@ -706,4 +723,4 @@ def open_omero_image(
             "(expand_omero_inputs, or the pipeline's batch mode)"
         )
     conn = connection if connection is not None else get_connection(ref.host)
-    return read_omero_image(conn, ref.id, max_stores=max_stores)
+    return read_omero_image(conn, ref.id, max_stores=max_stores, zarr=zarr)

@@ -25,8 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from napari_fbias.io.text_limits import printable_text
+from napari_fbias.ops.chosen import describe_chosen
 from napari_fbias.session.export.figures import FigurePNG
-from napari_fbias.session.export.results import result_rows
+from napari_fbias.session.export.results import PLATES, result_rows
 from napari_fbias.session.model import Approach, Session
 
 TEMPLATE_NAME = "report_template.html"
@@ -192,6 +193,58 @@ def _results_table(approach: Approach, fig: ApproachFigures | None) -> str:
     )
 
 
+#: Result key of an approach's scores against a ground truth (recorded by the Compare view).
+TRUTH_KEY = "ground_truth"
+
+
+def _score_text(value: Any) -> str:
+    return (
+        f"{value:.3f}"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else "&ndash;"
+    )
+
+
+def _truth_table(session: Session) -> str:
+    """Return the scoreboard against ground truth: AP@0.5, F1, mean IoU per approach."""
+    rows = []
+    for a in session.approaches:
+        gt = a.result.get(TRUTH_KEY)
+        if not isinstance(gt, Mapping) or "ap50" not in gt:
+            continue
+        truth = esc(gt.get("truth", "")) + (" (partial)" if gt.get("partial") else "")
+        rows.append([esc(a.key), esc(gt.get("layer", "")), truth, _score_text(gt.get("ap50")),
+                     _score_text(gt.get("f1")), _score_text(gt.get("mean_iou"))])  # fmt: skip
+    if not rows:
+        return ""
+    head = ["Approach", "Result scored", "Ground truth", "AP@0.5", "F1", "Mean IoU"]
+    return "<h3>Scoreboard against ground truth</h3>" + _table(head, rows)
+
+
+def _plate_heatmaps(approach: Approach) -> str:
+    """Return the heat map of each plate the approach ran over (recorded by a napari batch)."""
+    from napari_fbias.pipeline.plate_tables import check_plate_result, heatmap_png
+
+    plates = approach.result.get(PLATES)
+    if not isinstance(plates, Mapping):
+        return ""
+    figs = []
+    for plate, found in list(plates.items())[:MAX_PLATES_SHOWN]:
+        try:
+            r = check_plate_result(found)
+        except ValueError:
+            continue  # said in the results table
+        column = str(r.get("column", ""))
+        title = f"Plate {plate}: {column}"
+        caption = f"mean over each well's fields; {r.get('fields', '?')} fields"
+        figs.append(FigurePNG(heatmap_png(r, title), title, caption))
+    return ("<h3>Plates</h3>" + _figures_html(figs)) if figs else ""
+
+
+#: Most plate heat maps drawn per approach.
+MAX_PLATES_SHOWN = 8
+
+
 def _found(counts: Mapping[str, int]) -> str:
     return "<br>".join(esc(f"{k}: {v:,}") for k, v in counts.items()) or "&ndash;"
 
@@ -213,8 +266,13 @@ def _steps_table(approach: Approach) -> str:
             for k, v in st.inputs.items()
         )
         settings = "<br>".join(
-            f"<code>{esc(k)}</code> = {esc(_value_text(v))}" for k, v in st.params.items()
+            f"<code>{esc(k)}</code> = "
+            + esc("auto" if v is None and k in st.chosen else _value_text(v))
+            for k, v in st.params.items()
         )
+        if st.chosen:  # what the automatic settings came to (ops/chosen.py)
+            auto = esc(f"auto: chose {describe_chosen(st.chosen)}")
+            settings = (settings + "<br>" if settings else "") + f"<em>{auto}</em>"
         made = esc(st.output_layer or "") + (" <em>(stale)</em>" if st.stale else "")
         rows.append([str(i), what, reads, settings or "&ndash;", made])
     return _table(["#", "Operation", "Reads", "Settings", "Result"], rows)
@@ -343,6 +401,7 @@ def render_report(
         parts.append(_table(head, rows))
     else:
         parts.append("<p>No approach was recorded.</p>")
+    parts.append(_truth_table(s))
     if charts:
         parts.append(f'<div class="charts">{_figures_html(charts)}</div>')
     # each approach
@@ -362,6 +421,7 @@ def render_report(
         if a.notes:
             parts.append("<h3>Notes</h3>" + _paragraphs(a.notes))
         parts.append(_results_table(a, fig))
+        parts.append(_plate_heatmaps(a))
         if a.steps:
             parts.append("<h3>Steps</h3>" + _steps_table(a))
         else:

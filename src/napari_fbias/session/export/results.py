@@ -97,6 +97,27 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+#: The result key under which a batch over plates is recorded: plate name -> plate result
+#: (``pipeline.plate_tables.plate_result``); the report draws each as a heat map.
+PLATES = "plates"
+
+
+def plate_row(plate: Any, found: Any) -> ResultRow:
+    """One row saying what a plate result holds (its numbers are in the heat map)."""
+    from napari_fbias.pipeline.plate_tables import check_plate_result
+
+    try:
+        r = check_plate_result(found)
+    except ValueError as exc:
+        return ResultRow(f"Plate {plate}", f"not shown: {exc}", "")
+    wells = [v for line in r["values"] for v in line if v is not None]
+    mean = sum(wells) / len(wells) if wells else None
+    text = f"{label(r.get('column', ''))}: mean {value_text(mean)} over {len(wells):,} wells"
+    if r.get("failed"):
+        text += f" ({value_text(r['failed'])} fields failed)"
+    return ResultRow(f"Plate {plate}", text, "")
+
+
 def result_rows(result: Mapping[str, Any]) -> list[ResultRow]:
     """Return the rows of an approach's result mapping, in its order.
 
@@ -106,7 +127,9 @@ def result_rows(result: Mapping[str, Any]) -> list[ResultRow]:
     rows: list[ResultRow] = []
     for key, value in result.items():
         name, unit = split_unit(key)
-        if isinstance(value, Mapping) and value:
+        if key == PLATES and isinstance(value, Mapping):
+            rows += [plate_row(plate, found) for plate, found in value.items()]
+        elif isinstance(value, Mapping) and value:
             rows += [ResultRow(f"{name}: {k}", value_text(v), unit) for k, v in value.items()]
         else:
             rows.append(ResultRow(name, value_text(value), unit))

@@ -220,7 +220,7 @@ class StepRunner:
         step = Step(step_id, spec.name, inputs=refs, params=params)
         t0 = time.perf_counter()
         out = compute_step(spec, step, args)
-        self._record.add_step(spec, step, time.perf_counter() - t0)
+        self._record.add_step(spec, step, time.perf_counter() - t0, chosen=out.chosen)
         self._made[step_id] = out
         self._feeds[step_id] = {
             d.name: v for d, v in zip(spec.inputs, args, strict=True) if v is not None

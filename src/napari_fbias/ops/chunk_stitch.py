@@ -1,0 +1,396 @@
+"""Label stitching across block borders: object-level operations in blocks with a halo.
+
+``segment.nuclei`` and ``segment.watershed_split`` decide each object from
+its whole extent (a watershed, the distance to its edge, its own peak
+brightness), so they cannot run on plain chunks. Here each block is
+processed *with a halo* (``depth`` pixels of its neighbours, none past the
+image border), like cellpose's distributed segmentation; every object then
+gets a global key, the position (global raster index, per time point /
+channel) of its first pixel in the extended block, and the block keeps the
+keys of its own core pixels. An object that lies whole inside the extended
+blocks of every block it touches gets the same key in each of them, so an
+object cut by a block border becomes one object without any merge step.
+The keys are finally renumbered 1..N per frame in raster order of the
+objects' first pixels (:func:`renumber_keys`): ids are globally unique and
+deterministic (the same for any chunking where the result is exact).
+
+Exactness: the result equals the in-memory one up to renumbering when every
+connected part of the foreground that touches a block lies inside the
+block's extended region; a larger cluster of touching objects can be cut
+differently near a border. ``segment.watershed_split`` sizes its halo from
+the largest object of its input (measured in a first pass), so it is exact
+up to :data:`MAX_HALO`; ``segment.nuclei`` takes a halo of
+:data:`NUCLEI_HALO_DIAMETERS` object diameters and is measured (AP@0.5 of
+chunk-wise against in-memory labels, ``tests/test_ops_chunk_stitch.py``).
+
+Settings left automatic (None) are resolved once per frame before any block
+runs (:func:`resolve_nuclei_auto`, :func:`resolve_split_auto`), with the same
+rules as in memory (:mod:`napari_fbias.ops.auto_scale`): on the whole frame
+when it has at most :data:`AUTO_FULL_PIXELS` pixels (then the settings equal
+the in-memory ones), otherwise on its central crop of that size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+__all__ = [
+    "halo_keys",
+    "nuclei_chunks",
+    "renumber_keys",
+    "resolve_nuclei_auto",
+    "watershed_split_chunks",
+]
+
+#: Frames with at most this many pixels resolve automatic settings on the whole frame.
+AUTO_FULL_PIXELS = 4096 * 4096
+#: Halo of ``segment.nuclei``, in object diameters (plus the 3 pixels its outlines grow).
+NUCLEI_HALO_DIAMETERS = 5.0
+#: Largest halo (pixels); larger objects make a watershed split near borders approximate.
+MAX_HALO = 512
+
+Frame = tuple[int, ...]
+
+
+# --- blocks with a halo ---------------------------------------------------------------------
+
+
+def _with_halo(
+    arrays: Sequence[da.Array], n_loop: int, depth: int
+) -> tuple[list[da.Array], list[da.Array]]:
+    """Return the arrays rechunked, and overlapped by ``depth`` pixels (none past the border)."""
+    from dask.array.overlap import ensure_minimum_chunksize, overlap
+
+    x = arrays[0]
+    chunks = list(x.chunks)
+    for i in range(n_loop, x.ndim):
+        if depth and depth < x.shape[i]:
+            chunks[i] = ensure_minimum_chunksize(depth, x.chunks[i])
+        elif depth:
+            chunks[i] = (x.shape[i],)
+    return [a.rechunk(tuple(chunks)) for a in arrays], [
+        overlap(
+            a.rechunk(tuple(chunks)),
+            depth={i: (depth if i >= n_loop and len(chunks[i]) > 1 else 0) for i in range(a.ndim)},
+            boundary="none",
+        )
+        for a in arrays
+    ]
+
+
+def halo_keys(
+    arrays: Sequence[da.Array],
+    n_loop: int,
+    depth: int,
+    block_fn: Callable[..., np.ndarray],
+) -> da.Array:
+    """Label blocks with a halo and key each object by its first pixel (global raster index).
+
+    Parameters
+    ----------
+    arrays : sequence of dask.array.Array
+        Inputs of the same shape; the first ``n_loop`` axes have chunks of 1.
+    n_loop : int
+        Number of leading loop axes (t, c).
+    depth : int
+        Halo in pixels along every spatial axis.
+    block_fn : callable
+        ``block_fn(frame, *blocks) -> labels`` on the spatial extended blocks.
+
+    Returns
+    -------
+    dask.array.Array
+        int64 keys (-1 for background): ``frame_index * pixels + raster index``.
+    """
+    cores, extended = _with_halo(arrays, n_loop, depth)
+    core = cores[0]
+    spatial_shape = core.shape[n_loop:]
+    pixels = math.prod(spatial_shape)
+    starts = [np.cumsum((0, *c[:-1])) for c in core.chunks]
+    frames = list(np.ndindex(*core.shape[:n_loop]))
+    frame_index = {f: i for i, f in enumerate(frames)}
+
+    def run(*blocks: np.ndarray, block_info: Any = None) -> np.ndarray:
+        loc = tuple(block_info[None]["chunk-location"])
+        frame = loc[:n_loop]
+        spatial = [b.reshape(b.shape[n_loop:]) for b in blocks]
+        origin, core_sl, out_shape = [], [], []
+        for k in range(len(spatial_shape)):
+            i = n_loop + k
+            lo = depth if loc[i] > 0 and len(core.chunks[i]) > 1 else 0
+            start = int(starts[i][loc[i]])
+            size = core.chunks[i][loc[i]]
+            origin.append(start - lo)
+            core_sl.append(slice(lo, lo + size))
+            out_shape.append(size)
+        labels = np.asarray(block_fn(frame, *spatial))
+        flat = labels.ravel()
+        ids, first = np.unique(flat, return_index=True)
+        coords = np.unravel_index(first, labels.shape)
+        glob = tuple(c + o for c, o in zip(coords, origin, strict=True))
+        lin = np.ravel_multi_index(glob, spatial_shape).astype(np.int64)
+        lut = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+        lut[ids] = lin + frame_index[frame] * pixels
+        lut[0] = -1
+        keys = lut[labels[tuple(core_sl)]]
+        return keys.reshape((1,) * n_loop + tuple(out_shape))
+
+    return extended[0].map_blocks(
+        run,
+        *extended[1:],
+        chunks=core.chunks,
+        dtype=np.int64,
+        meta=np.empty((0,) * core.ndim, dtype=np.int64),
+    )
+
+
+def _block_keys(block: np.ndarray) -> np.ndarray:
+    u = np.unique(block)
+    return u[u >= 0]
+
+
+def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
+    """Renumber object keys 1..N per frame in raster order of their first pixel (int32).
+
+    Reads the keys twice: once to collect them, once to write the labels.
+    """
+    from napari_fbias.ops.chunk_stats import compute_in_batches
+
+    pixels = math.prod(keys.shape[n_loop:])
+    parts = compute_in_batches([(_block_keys, b) for b in keys.to_delayed().ravel()])
+    every = np.unique(np.concatenate([np.empty(0, np.int64), *parts]))
+    frame = every // pixels
+    first_of_frame = np.searchsorted(frame, frame, side="left")
+    new_ids = (np.arange(every.size) - first_of_frame + 1).astype(np.int32)
+
+    def relabel(block: np.ndarray) -> np.ndarray:
+        out = np.zeros(block.shape, dtype=np.int32)
+        fg = block >= 0
+        out[fg] = new_ids[np.searchsorted(every, block[fg])]
+        return out
+
+    return keys.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
+
+
+def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Array:
+    """Smooth the image as ``segment.nuclei`` does, exactly (a halo of the kernel's radius)."""
+    from napari_fbias.ops.preprocess import _float_type
+
+    radius = max(
+        (int(4.0 * float(np.max(s)) + 0.5) for s in sigmas.values() if np.max(s) > 0), default=0
+    )
+    out_dtype = np.dtype(_float_type(data.dtype))
+    if radius == 0:
+        return data.astype(out_dtype) if data.dtype != out_dtype else data
+    cores, extended = _with_halo([data], n_loop, radius)
+    core = cores[0]
+
+    def smooth(block: np.ndarray, block_info: Any = None) -> np.ndarray:
+        loc = tuple(block_info[None]["chunk-location"])
+        b = block.reshape(block.shape[n_loop:])
+        sigma = sigmas[loc[:n_loop]]
+        out = (
+            ndi.gaussian_filter(b, sigma, output=out_dtype, mode="nearest")
+            if np.max(sigma) > 0
+            else b.astype(out_dtype)
+        )
+        sl = []
+        for k in range(b.ndim):
+            i = n_loop + k
+            lo = radius if loc[i] > 0 and len(core.chunks[i]) > 1 else 0
+            sl.append(slice(lo, lo + core.chunks[i][loc[i]]))
+        return out[tuple(sl)].reshape((1,) * n_loop + out[tuple(sl)].shape)
+
+    return extended[0].map_blocks(
+        smooth, chunks=core.chunks, dtype=out_dtype, meta=np.empty((0,) * core.ndim, out_dtype)
+    )
+
+
+# --- automatic settings, once per frame -------------------------------------------------------
+
+
+def _frame_view(x: da.Array, frame: Frame, n_loop: int) -> np.ndarray:
+    """One frame in memory, or its central crop of :data:`AUTO_FULL_PIXELS` pixels."""
+    spatial = x.shape[n_loop:]
+    if math.prod(spatial) > AUTO_FULL_PIXELS:
+        side = int(AUTO_FULL_PIXELS ** (1 / len(spatial)))
+        sl = tuple(slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side) for n in spatial)
+    else:
+        sl = tuple(slice(None) for _ in spatial)
+    return np.asarray(x[frame + sl].compute())
+
+
+def resolve_nuclei_auto(
+    data: da.Array, n_loop: int, params: Mapping[str, Any], sampling: Any
+) -> dict[Frame, dict[str, Any]]:
+    """Per frame, ``segment.nuclei``'s settings with the automatic ones resolved, plus ``d``.
+
+    The rules are the in-memory ones (:func:`~napari_fbias.ops.auto_scale.resolve_auto`),
+    applied to the whole frame (or its central crop, see :func:`_frame_view`).
+    ``d``, the typical object diameter, sizes the halo.
+    """
+    from napari_fbias.ops.auto_scale import TUNED_DIAMETER, TUNED_DIAMETER_3D, resolve_auto
+
+    out = {}
+    nd = data.ndim - n_loop
+    auto = any(params.get(k) is None for k in ("smoothing_sigma", "min_size", "min_distance"))
+    tuned = TUNED_DIAMETER if nd == 2 else TUNED_DIAMETER_3D
+    for frame in np.ndindex(*data.shape[:n_loop]):
+        chosen: dict[str, Any] = {}
+        p = dict(params)
+        if auto:
+            view = _frame_view(data, frame, n_loop)
+            p, chosen = resolve_auto("segment.nuclei", view, p, sampling)
+        # the diameter measured, else the one the recipe's min_distance is made for
+        d = chosen.get("object_diameter") or tuned * float(p["min_distance"]) / 5.0
+        p["d"] = float(d)
+        out[frame] = p
+    return out
+
+
+# --- segment.nuclei -----------------------------------------------------------------------
+
+
+def _sampling_of(params: Mapping[str, Any], ndim: int) -> tuple[float, ...] | None:
+    from napari_fbias.ops.preprocess import usable_spacing
+
+    return usable_spacing(params.get("spacing"), ndim)
+
+
+def nuclei_chunks(
+    call: Callable[..., Any],
+    data: da.Array,
+    n_loop: int,
+    params: Mapping[str, Any],
+    *,
+    after_threshold: Callable[..., np.ndarray],
+) -> da.Array:
+    """``segment.nuclei`` chunk-wise: global threshold and background, then blocks with a halo.
+
+    1. automatic settings resolved per frame (:func:`resolve_nuclei_auto`);
+    2. the smoothed image, lazily and exactly (a halo of the Gaussian's radius);
+    3. its threshold and the median of the pixels below it, by reduction passes
+       (:mod:`napari_fbias.ops.chunk_stats`: exact, li on float images to a tolerance);
+    4. the rest of the recipe per block with a halo, stitched by object keys:
+       ``after_threshold`` is the in-memory recipe's own code for it
+       (``segment.nuclei_from_threshold``, bound where the strategy is registered).
+    """
+    from napari_fbias.ops.chunk_stats import frame_medians_below, frame_thresholds
+    from napari_fbias.ops.preprocess import _sigma_per_axis
+
+    nd = data.ndim - n_loop
+    sampling = _sampling_of(params, nd)
+    per_frame = resolve_nuclei_auto(data, n_loop, params, sampling)
+    for p in per_frame.values():
+        if p["min_size"] < 0 or p["smoothing_sigma"] < 0 or p["min_distance"] < 1:
+            raise ValueError("min_size, smoothing_sigma must be >= 0 and min_distance >= 1")
+        if not 0 < p["edge_level"] < 1:
+            raise ValueError(f"edge_level must be between 0 and 1; got {p['edge_level']}")
+    sigmas = {
+        f: _sigma_per_axis(p["smoothing_sigma"], nd, sampling) if p["smoothing_sigma"] > 0 else 0
+        for f, p in per_frame.items()
+    }
+    smooth = _smoothed(data, n_loop, sigmas)
+    shape = tuple(data.shape[:n_loop])
+    method = params["threshold_method"]
+    if method == "manual":
+        t = np.full(shape, float(params["threshold_value"]))
+    else:
+        t = frame_thresholds(smooth, n_loop, method)
+    background = np.zeros(shape)
+    if params["refine_edges"]:
+        ok = ~np.isnan(t)
+        background = frame_medians_below(smooth, n_loop, np.where(ok, t, -np.inf))
+        if method != "manual":
+            t = background + 0.5 * (t - background)
+    depth = max(int(math.ceil(NUCLEI_HALO_DIAMETERS * p["d"])) + 4 for p in per_frame.values())
+
+    def block_fn(frame: Frame, block: np.ndarray) -> np.ndarray:
+        if np.isnan(t[frame]) or np.isnan(background[frame]):
+            return np.zeros(block.shape, dtype=np.int32)
+        p = per_frame[frame]
+        return after_threshold(
+            block,
+            t[frame],
+            background[frame],
+            fill_holes=p["fill_holes"],
+            split_touching=p["split_touching"],
+            min_size=int(p["min_size"]),
+            min_distance=int(p["min_distance"]),
+            refine_edges=p["refine_edges"],
+            edge_level=p["edge_level"],
+            sampling=sampling,
+        )
+
+    return renumber_keys(halo_keys([smooth], n_loop, depth, block_fn), n_loop)
+
+
+# --- segment.watershed_split -------------------------------------------------------------------
+
+
+def _largest_object(labels: da.Array, n_loop: int) -> int:
+    """Return the largest bounding-box side of any object of ``labels`` (whole image)."""
+    from napari_fbias.ops.measure_chunks import label_bboxes
+
+    bb = label_bboxes(labels, n_loop)
+    if not bb:
+        return 0
+    return int(max(int(np.max(hi - lo)) for lo, hi in bb.values()))
+
+
+def resolve_split_auto(
+    labels: da.Array, n_loop: int, params: Mapping[str, Any], sampling: Any
+) -> dict[Frame, dict[str, Any]]:
+    """Per frame, ``segment.watershed_split``'s settings with ``min_distance`` resolved."""
+    from napari_fbias.ops.auto_scale import labels_diameter, min_distance_for
+    from napari_fbias.ops.chosen import report_chosen
+
+    out = {}
+    for frame in np.ndindex(*labels.shape[:n_loop]):
+        p = dict(params)
+        if p.get("min_distance") is None:
+            p["min_distance"] = min_distance_for(
+                labels_diameter(_frame_view(labels, frame, n_loop), sampling)
+            )
+            report_chosen("min_distance", p["min_distance"])
+        out[frame] = p
+    return out
+
+
+def watershed_split_chunks(
+    call: Callable[..., Any],
+    data: da.Array | tuple[da.Array, ...],
+    n_loop: int,
+    params: Mapping[str, Any],
+) -> da.Array:
+    """``segment.watershed_split`` chunk-wise: the op itself on blocks with a halo.
+
+    The halo is the largest object's bounding-box side (found by a first pass)
+    plus ``min_distance`` and 2 pixels, at most :data:`MAX_HALO`: every object
+    touching a block then lies whole in its extended block, and the result is
+    exact up to renumbering.
+    """
+    arrays = list(data) if isinstance(data, tuple) else [data]
+    labels = arrays[0]
+    nd = labels.ndim - n_loop
+    sampling = _sampling_of(params, nd)
+    per_frame = resolve_split_auto(labels, n_loop, params, sampling)
+    reach = max(int(p["min_distance"]) for p in per_frame.values())
+    depth = min(MAX_HALO, _largest_object(labels, n_loop) + reach + 2)
+    settings = {k: v for k, v in params.items() if k not in ("min_distance",)}
+
+    def block_fn(frame: Frame, *blocks: np.ndarray) -> np.ndarray:
+        return call(*blocks, **{**settings, "min_distance": per_frame[frame]["min_distance"]})
+
+    return renumber_keys(halo_keys(arrays, n_loop, depth, block_fn), n_loop)
+
+
+watershed_split_chunks.takes_several = True  # type: ignore[attr-defined]
