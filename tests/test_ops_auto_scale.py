@@ -80,7 +80,7 @@ def test_nuclei_on_auto_follows_object_size_in_2d(d: float, bar: float, margin: 
     assert set(got) == {"object_diameter", "smoothing_sigma", "min_size", "min_distance"}
 
 
-@pytest.mark.parametrize("z_step", [3.0, 4.0])
+@pytest.mark.parametrize("z_step", [2.0, 3.0, 4.0, 8.0])
 def test_nuclei_on_auto_uses_the_voxel_size_of_an_anisotropic_volume(z_step: float) -> None:
     img, truth = crowded(24, shape=(24, 128, 128), spacing=(z_step, 1, 1), seed=int(z_step))
     spacing = (z_step, 1.0, 1.0)
