@@ -6,20 +6,22 @@ object diameter ``d`` (pixels along the finest axis):
 * for ``segment.nuclei``, from the **image** (:func:`nuclei_diameter`): the
   scale-space estimate of :func:`~napari_fbias.ops.object_size.object_diameter`
   sets a light smoothing, the smoothed image is thresholded (Otsu), and ``d``
-  is twice the median of the found objects' largest inscribed radius (in
-  physical space for anisotropic volumes; specks narrower than 3 pixels do
-  not count). Touching nuclei measure as their members, not as the clump;
+  is twice the median height of the distance transform's local maxima in
+  what was found (in physical space for anisotropic volumes; specks narrower
+  than 3 pixels do not count): one maximum per nucleus, inside a clump of
+  touching nuclei too, so ``d`` does not depend on how they clump;
 * for trackpy's spot diameter and cellpose's diameter, the scale-space
   estimate itself (:func:`image_diameter`);
-* from **labels** (:func:`labels_diameter`, the same inscribed-radius
-  measure) for ``segment.watershed_split``, and from the objects' pixel
+* from **labels** (:func:`labels_diameter`: twice the median over labels of
+  their largest inscribed radius) for ``segment.watershed_split``, and from the objects' pixel
   counts for ``segment.remove_small_objects``.
 
 The rules scale the numbers the nuclei recipe was tuned with (smoothing 1.5,
 seed distance 5, min size 30) by ``k = d / D``, where ``D`` is what
 :func:`nuclei_diameter` measures on the project's own sample the numbers were
-tuned on (:data:`TUNED_DIAMETER` on ``nuclei_2d`` in 2D,
-:data:`TUNED_DIAMETER_3D` on ``cells_3d`` in 3D). ``k`` is rounded to half
+tuned on (:data:`TUNED_DIAMETER`, the middle of what it measures on ``nuclei_2d``
+and the ``nuclei_batch`` images, in 2D; :data:`TUNED_DIAMETER_3D` on ``cells_3d``
+in 3D). ``k`` is rounded to half
 octaves (:func:`scale_factor`: 1, 1.41, 2, 2.83... and 0.71, 0.5...): the
 estimate is good to about 15 %, and the recipe's result can change a lot with
 a 10 % change of smoothing (measured: AP@0.5 1.0 -> 0.83 on a ``nuclei_batch``
