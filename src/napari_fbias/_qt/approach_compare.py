@@ -40,6 +40,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_fbias._qt.layer_axes import layer_kind
 from napari_fbias.ops.metrics import Scores, annotated_region, scoreboard
 from napari_fbias.session.model import Approach, Session
 
@@ -83,7 +84,7 @@ def approach_layers(layers: Iterable[Any], session: Session, key: str) -> list[A
 
 
 def _is_labels(layer: Any) -> bool:
-    return layer.__class__.__name__ == "Labels"  # __class__: also through napari's plugin proxy
+    return layer_kind(layer) == "labels"  # also through napari's plugin proxy
 
 
 def approach_label_data(layers: Iterable[Any], session: Session) -> dict[str, dict[str, Any]]:

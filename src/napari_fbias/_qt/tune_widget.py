@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_fbias._qt.layer_axes import layer_kind
 from napari_fbias._qt.workers import start_worker
 from napari_fbias._qt.workspace import get_workspace
 from napari_fbias.ops.registry import get_op, list_ops
@@ -81,7 +82,7 @@ def image_value(layer: Any) -> Value:
 
 def annotations_of(layer: Any, image_layer: Any) -> Annotations:
     """Return the annotations of a Labels or Points layer, in the image layer's pixels."""
-    if _layer_type(layer) == "labels":
+    if layer_kind(layer) == "labels":
         data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
         return Annotations(labels=np.asarray(data))
     pts = np.asarray(layer.data, float)
@@ -210,7 +211,7 @@ class TuneWidget(QWidget):
             combo.blockSignals(True)
             combo.clear()
             for layer in self.viewer.layers:
-                if _layer_type(layer) in types:
+                if layer_kind(layer) in types:
                     combo.addItem(layer.name)
             if current:
                 combo.setCurrentText(current)
@@ -385,11 +386,6 @@ class TuneWidget(QWidget):
                 op, inputs, self.result.params, replaces=step.id, output_name=step.output_layer
             )
         return self.workspace.run_op(op, inputs, self.result.params)
-
-
-def _layer_type(layer: Any) -> str:
-    """Napari's layer type, lower case (``__class__`` sees through the viewer proxy of plugins)."""
-    return layer.__class__.__name__.lower()
 
 
 def _short(value: Any) -> str:

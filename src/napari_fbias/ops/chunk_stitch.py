@@ -86,6 +86,19 @@ def _with_halo(
     ]
 
 
+def _core_slice(
+    chunks: Sequence[Sequence[int]], axis: int, loc: Sequence[int], depth: int
+) -> slice:
+    """Where block ``loc``'s own pixels lie along ``axis`` of its extended block.
+
+    An extended block has ``depth`` pixels of its neighbour before it, except
+    the first block of an axis (none past the image border) and an axis in
+    one block (not overlapped).
+    """
+    lo = depth if loc[axis] > 0 and len(chunks[axis]) > 1 else 0
+    return slice(lo, lo + chunks[axis][loc[axis]])
+
+
 def halo_keys(
     arrays: Sequence[da.Array],
     n_loop: int,
@@ -125,12 +138,10 @@ def halo_keys(
         origin, core_sl, out_shape = [], [], []
         for k in range(len(spatial_shape)):
             i = n_loop + k
-            lo = depth if loc[i] > 0 and len(core.chunks[i]) > 1 else 0
-            start = int(starts[i][loc[i]])
-            size = core.chunks[i][loc[i]]
-            origin.append(start - lo)
-            core_sl.append(slice(lo, lo + size))
-            out_shape.append(size)
+            sl = _core_slice(core.chunks, i, loc, depth)
+            origin.append(int(starts[i][loc[i]]) - sl.start)
+            core_sl.append(sl)
+            out_shape.append(sl.stop - sl.start)
         labels = np.asarray(block_fn(frame, *spatial))
         flat = labels.ravel()
         ids, first = np.unique(flat, return_index=True)
@@ -202,12 +213,8 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
             if np.max(sigma) > 0
             else b.astype(out_dtype)
         )
-        sl = []
-        for k in range(b.ndim):
-            i = n_loop + k
-            lo = radius if loc[i] > 0 and len(core.chunks[i]) > 1 else 0
-            sl.append(slice(lo, lo + core.chunks[i][loc[i]]))
-        return out[tuple(sl)].reshape((1,) * n_loop + out[tuple(sl)].shape)
+        sl = tuple(_core_slice(core.chunks, n_loop + k, loc, radius) for k in range(b.ndim))
+        return out[sl].reshape((1,) * n_loop + out[sl].shape)
 
     return extended[0].map_blocks(
         smooth, chunks=core.chunks, dtype=out_dtype, meta=np.empty((0,) * core.ndim, out_dtype)

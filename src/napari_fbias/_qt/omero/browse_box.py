@@ -17,7 +17,7 @@ from typing import Any
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout
 
-from napari_fbias._qt.layer_axes import image_ref
+from napari_fbias._qt.layer_axes import image_ref, layer_kind
 from napari_fbias._qt.omero.box import OmeroBox
 from napari_fbias._qt.omero.browse_model import children, open_images, thumbnails
 from napari_fbias._qt.omero.jobs import connection_for
@@ -207,7 +207,7 @@ class BrowseBox(OmeroBox):
         from napari.utils.notifications import show_warning
 
         rec = self.workspace.recorder
-        images = [layer for layer in layers if type(layer).__name__ == "Image"]
+        images = [layer for layer in layers if layer_kind(layer) == "image"]
         if rec is None or not images:
             return
         shown: dict[str, dict[str, int]] = {}

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
+from napari_fbias._qt.layer_axes import layer_kind
 from napari_fbias._qt.omero.box import OmeroBox
 from napari_fbias._qt.omero.jobs import connection_for
 from napari_fbias._qt.omero.sendback_model import (
@@ -143,7 +144,7 @@ class SendBox(OmeroBox):
 
     def refresh_choices(self) -> None:
         """Refill the labels, table and image lists (keeping what was chosen)."""
-        labels = [layer.name for layer in self.viewer.layers if type(layer).__name__ == "Labels"]
+        labels = [layer.name for layer in self.viewer.layers if layer_kind(layer) == "labels"]
         _refill(self.labels_choice, labels)
         _refill(self.table_choice, [NO_TABLE, *self.workspace.tables])
         _refill(self.target_choice, self.omero_images())
