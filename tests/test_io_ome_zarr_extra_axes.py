@@ -1,6 +1,7 @@
 """OME-Zarr images with an extra axis (``angle``, NGFF type custom or none), written by
 ome-zarr-py: each index opens as a ``tczyx`` image with the right pixels, scales, units and
-labels, napari opens each index as its own layer(s), and ``fbias run`` runs each index."""
+labels, napari shows the extra axis as a slider of one layer per channel, and ``fbias run``
+runs each index."""
 
 from __future__ import annotations
 
@@ -161,31 +162,66 @@ def test_fbias_run_runs_each_angle_and_a_selection(tmp_path: Path) -> None:
     assert sorted(p.name for p in out2.iterdir() if p.is_dir()) == ["spim_angle2"]
 
 
-def test_napari_opens_each_angle_as_its_own_layers(make_napari_viewer, tmp_path: Path) -> None:
+def test_napari_shows_the_angle_axis_as_a_slider(make_napari_viewer, tmp_path: Path) -> None:
+    from napari.layers import Image
+
+    from napari_fbias._qt.layer_axes import (
+        LayerAxesError,
+        guess_axes,
+        image_ref,
+        layer_array,
+        layer_axes,
+        layer_extra,
+        layer_shape,
+        shown_extra,
+    )
     from napari_fbias._reader import napari_get_reader
 
     root = write_angles(tmp_path / "spim.ome.zarr", "0.5")
     assert napari_get_reader(str(root)) is not None
     viewer = make_napari_viewer()
-    with pytest.warns(UserWarning, match=r"extra axes angle \(3\)"):
-        layers = viewer.open(str(root), plugin="napari-fbias")
+    layers = viewer.open(str(root), plugin="napari-fbias")
     images = [ly for ly in layers if ly.__class__.__name__ == "Image"]
     labels = [ly for ly in layers if ly.__class__.__name__ == "Labels"]
-    assert len(images) == 2 * ANGLES and len(labels) == ANGLES
-    for k, ly in enumerate(images):
-        angle, channel = divmod(k, 2)
-        assert ly.metadata["extra_axes"][0]["index"] == angle
-        assert ly.metadata["source"] == f"{root}[angle={angle}]"
-        assert ly.metadata["axes"] == "yx"
-        np.testing.assert_array_equal(np.asarray(ly.data[0]), PIXELS[angle, channel])
-        np.testing.assert_allclose(ly.scale, (0.5, 0.25))
-    for angle, ly in enumerate(labels):
-        np.testing.assert_array_equal(np.asarray(ly.data[0]), MASKS[angle])
-    # what a step records for these layers reopens the same index
-    from napari_fbias._qt.layer_axes import image_ref
-
-    ref, sel = image_ref(images[3], "image")
+    # one layer per channel and one per label image, the angle a leading dimension
+    assert len(images) == 2 and len(labels) == 1
+    assert "angle" in viewer.dims.axis_labels
+    k = viewer.dims.axis_labels.index("angle")
+    assert viewer.dims.nsteps[k] == ANGLES
+    axis = {"name": "angle", "size": ANGLES, "type": "custom", "unit": None}
+    for channel, ly in enumerate(images):
+        assert ly.multiscale and type(ly.data[0]).__module__.startswith("dask")
+        assert ly.data[0].shape == (ANGLES, 32, 24) and ly.data[1].shape == (ANGLES, 16, 12)
+        assert ly.axis_labels == ("angle", "y", "x")
+        np.testing.assert_allclose(ly.scale, (1.0, 0.5, 0.25))
+        assert ly.metadata["extra_axes"] == [axis] and ly.metadata["source"] == str(root)
+        assert layer_extra(ly) == (("angle", ANGLES),)
+        assert layer_axes(ly) == "yx" and layer_shape(ly) == (32, 24)
+        for angle in range(ANGLES):
+            got = layer_array(ly, {"angle": angle})
+            np.testing.assert_array_equal(np.asarray(got), PIXELS[angle, channel])
+        with pytest.raises(LayerAxesError, match="say which index of angle"):
+            layer_array(ly)  # never a guess
+    (lab,) = labels
+    assert lab.data[0].shape == (ANGLES, 32, 24) and lab.metadata["extra_axes"] == [axis]
+    np.testing.assert_array_equal(np.asarray(layer_array(lab, {"angle": 2})), MASKS[2])
+    # the index an operation reads is the one the slider shows
+    viewer.dims.set_current_step(k, 2)
+    assert shown_extra(images[1], viewer.dims) == {"angle": 2}
+    viewer.dims.set_current_step(k, 1)
+    assert shown_extra(images[1], viewer.dims) == {"angle": 1}
+    # what a step records for that index reopens exactly it
+    ref, sel = image_ref(images[1], "image", shown_extra(images[1], viewer.dims))
     assert ref.source == f"{root}[angle=1]" and sel == {"c": 1}
-    lref, _ = image_ref(labels[2], "labels")
+    assert ref.name.endswith("(angle 1)") and ref.shape == (2, 32, 24)
+    np.testing.assert_array_equal(np.asarray(open_image(ref.source).data), PIXELS[1])
+    with pytest.raises(LayerAxesError, match="angle 3 does not exist"):
+        image_ref(images[1], "image", {"angle": 3})
+    lref, _ = image_ref(lab, "labels", {"angle": 2})
     assert lref.source == f"{root}/labels/cells[angle=2]"
     np.testing.assert_array_equal(np.asarray(open_image(lref.source).data), MASKS[2])
+    # a layer whose axis labels name another axis is not guessed as t or z
+    plain = Image(np.zeros((3, 8, 8)), axis_labels=("angle", "y", "x"))
+    with pytest.raises(LayerAxesError, match="'angle', which is not t, c, z, y or x"):
+        guess_axes(plain)
+    assert guess_axes(Image(np.zeros((3, 8, 8)))) == "zyx"

@@ -2,9 +2,9 @@
 
 Each ``napari_get_*reader`` answers quickly and only for what it can read:
 ``napari_get_reader`` for OME-Zarr (a cheap look at the top-level metadata;
-images, bioformats2raw series and each index of an extra axis such as
-``angle`` as one layer each, plates as a tiled overview with their wells
-outlined and named),
+images and bioformats2raw series as layers, an extra axis such as ``angle``
+as a slider of the image's layers, plates as a tiled overview with their
+wells outlined and named),
 ``napari_get_tiff_reader`` for local TIFF files whose axes it can tell (their
 metadata are parsed, no pixels read). For anything else they return None so
 that other readers can try; the manifest claims only ``*.zarr``, folders and
@@ -15,7 +15,6 @@ No Qt here.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ import numpy as np
 from napari_fbias._layers import image_to_layer_data
 from napari_fbias.io.errors import ExtraAxesError, FbiasIOError
 from napari_fbias.io.ome_zarr_plate import Plate, container_kind, plate_overview, read_plate
-from napari_fbias.io.ome_zarr_read import read_extra_images, read_ome_zarr
+from napari_fbias.io.ome_zarr_read import read_extra_stack, read_ome_zarr
 from napari_fbias.io.open import is_ome_zarr, is_omero_source, is_tiff, open_image
 from napari_fbias.io.remote import is_remote, local_path
 
@@ -136,32 +135,42 @@ def read_ome_zarr_layers(path: PathOrPaths) -> list[LayerData]:
 
 
 def _extra_axes_layers(p: str) -> list[LayerData]:
-    """Open each index along an image's extra axes (``angle``...) as its own layer(s).
+    """Open an image with extra axes (``angle``...) as layers with a slider for each.
 
-    The first :data:`MAX_SERIES_LAYERS` indices, with a notice. Each layer is
-    a ``tczyx`` image whose source names its index (``store[angle=2]``), so
-    an operation run on it is recorded, and reruns, on exactly that index;
-    its metadata carry ``extra_axes`` (name, size, index).
+    One layer per channel (and label image) as for any image, with the extra
+    axes as leading dimensions (lazy, multiscale kept), labelled with their
+    names so that napari's sliders say ``angle``. Their metadata carry
+    ``extra_axes`` (name, size, type, unit of each leading dimension) and the
+    ``tczyx`` axes of one index in ``axes``: an operation run on such a layer
+    reads the index shown on the sliders, recorded as ``store[angle=2]``
+    (see :func:`napari_fbias._qt.layer_axes.shown_extra`). A label image
+    without the extra axes is the same at every index: no leading dimension.
     """
-    images, axes = read_extra_images(p, limit=MAX_SERIES_LAYERS)
-    total = math.prod(a.size for a in axes)
-    what = ", ".join(f"{a.name} ({a.size})" for a in axes)
-    if total > len(images):
-        warnings.warn(
-            f"{p} has extra axes {what}: the first {len(images)} of {total} indices are opened "
-            f"as layers. Open another one as {p}[{axes[0].name}=N] in the Open widget, or "
-            "run a pipeline on all of them with `fbias run`.",
-            stacklevel=3,
-        )
-    else:
-        warnings.warn(
-            f"{p} has extra axes {what}: each index is opened as its own layer(s)", stacklevel=3
-        )
+    stack = read_extra_stack(p)
+    n = len(stack.axes)
+    extra = [a.to_dict() for a in stack.axes]
+    lead: dict[str, tuple[Any, ...]] = {
+        "scale": (1.0,) * n,
+        "translate": (0.0,) * n,
+        "axis_labels": tuple(a.name for a in stack.axes),
+        "units": ("pixel",) * n,
+    }
     layers = []
-    for img in images:
-        for data, kwargs, kind in image_to_layer_data(img):
-            kwargs["metadata"] = {**kwargs["metadata"], "extra_axes": img.metadata["extra_axes"]}
-            layers.append((data, kwargs, kind))
+    for data, kwargs, kind in image_to_layer_data(stack.image):
+        if kind == "labels":
+            levels = stack.labels.get(kwargs["metadata"].get("label_name"))
+            if levels is None:  # no extra axis of its own: shown at every index
+                layers.append((data, kwargs, kind))
+                continue
+        else:
+            levels = stack.levels
+        data = list(levels) if kwargs.get("multiscale") else levels[0]
+        for key, values in lead.items():
+            kwargs[key] = (*values, *kwargs[key])
+        if "channel_axis" in kwargs:
+            kwargs["channel_axis"] += n
+        kwargs["metadata"] = {**kwargs["metadata"], "extra_axes": extra}
+        layers.append((data, kwargs, kind))
     return layers
 
 

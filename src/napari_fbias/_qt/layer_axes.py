@@ -8,6 +8,15 @@ a layer made by a recorded step carries ``metadata["fbias"] = {"step_id",
 its axis labels when they are axis letters, else from its number of
 dimensions (``yx``, ``zyx``, ``tzyx``, ``tczyx``), and the analyst may correct
 them (:func:`set_layer_axes`). Plain functions of a layer: no widgets here.
+
+A layer of an image with extra axes (``angle``..., see
+:mod:`napari_fbias.io.extra_axes`) has them as leading dimensions, one
+napari slider each, and lists them in ``metadata["extra_axes"]``
+(:func:`layer_extra`). Everything here but :func:`layer_extra` and
+:func:`shown_extra` describes one index of them: :func:`layer_axes`,
+:func:`layer_ndim` and :func:`layer_shape` leave them out, and
+:func:`layer_array` and :func:`image_ref` need the index (``extra``), which
+the widgets take from the sliders (:func:`shown_extra`); they never guess it.
 """
 
 from __future__ import annotations
@@ -32,13 +41,16 @@ __all__ = [
     "image_ref",
     "is_step_output",
     "layer_array",
+    "layer_extra",
     "layer_kind",
     "layer_axes",
     "layer_ndim",
+    "layer_shape",
     "layer_spacing",
     "made_from",
     "reader_info",
     "set_layer_axes",
+    "shown_extra",
     "step_info",
     "unwrap",
 ]
@@ -46,6 +58,9 @@ __all__ = [
 #: Axes assumed for a layer that does not say, by number of dimensions.
 DEFAULT_AXES: dict[int, str] = {2: "yx", 3: "zyx", 4: "tzyx", 5: "tczyx"}
 _NAPARI_COPY = re.compile(r" \[\d+\]$")
+#: napari's own axis labels (``"-1"``, ``"axis -2"``...): they name no axis.
+_DEFAULT_LABEL = re.compile(r"^(axis )?-?\d+$")
+_AXIS_LETTERS = ("t", "c", "z", "y", "x")
 
 
 class LayerAxesError(ValueError):
@@ -95,22 +110,122 @@ def axes_editable(layer: Any) -> bool:
     return reader_info(layer) is None and not is_step_output(layer)
 
 
-def layer_array(layer: Any) -> Any:
-    """Return a layer's full-resolution pixel array (level 0 of a multiscale layer)."""
+def _full_array(layer: Any) -> Any:
+    """Level 0 of a layer's data, with its leading extra axes."""
     data = layer.data
     if getattr(layer, "multiscale", False):
         return data[0]
     return data
 
 
+def layer_extra(layer: Any) -> tuple[tuple[str, int], ...]:
+    """Return the extra axes a layer has as leading dimensions: ``(name, size)`` each.
+
+    They are listed by our reader in ``metadata["extra_axes"]`` (an entry
+    with an ``index`` is an index already picked, not a dimension); ``()``
+    for any other layer.
+    """
+    meta = getattr(layer, "metadata", {}).get("extra_axes")
+    if not isinstance(meta, list | tuple) or not meta or not hasattr(layer, "data"):
+        return ()
+    names = [str(d["name"]) for d in meta if isinstance(d, Mapping) and "index" not in d]
+    if not names or layer_kind(layer) not in ("image", "labels"):
+        return ()
+    shape = tuple(int(n) for n in getattr(_full_array(layer), "shape", ()))
+    if len(shape) < len(names) + 2:
+        return ()
+    return tuple(zip(names, shape[: len(names)], strict=True))
+
+
+def _picks(layer: Any, extra: Mapping[str, int] | None) -> tuple[int, ...]:
+    """Index along each leading extra axis of ``layer`` from ``extra``, checked."""
+    lead = layer_extra(layer)
+    extra = dict(extra or {})
+    unknown = sorted(set(extra) - {n for n, _ in lead})
+    if unknown:
+        raise LayerAxesError(f"layer {layer.name!r} has no extra axis {', '.join(unknown)}")
+    missing = [n for n, _ in lead if n not in extra]
+    if missing:
+        raise LayerAxesError(
+            f"layer {layer.name!r} has the extra axes {', '.join(n for n, _ in lead)} "
+            f"(sliders); say which index of {', '.join(missing)} to use"
+        )
+    out = []
+    for name, size in lead:
+        i = int(extra[name])
+        if not 0 <= i < size:
+            raise LayerAxesError(
+                f"layer {layer.name!r}: {name} {i} does not exist (0 to {size - 1})"
+            )
+        out.append(i)
+    return tuple(out)
+
+
+def shown_extra(layer: Any, dims: Any) -> dict[str, int]:
+    """Return the index the viewer's sliders show along each extra axis of ``layer``.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer
+        A layer (``{}`` when it has no extra axis, see :func:`layer_extra`).
+    dims : napari.components.Dims
+        The viewer's dims (``viewer.dims``): its current point, in world
+        coordinates, aligned with the layer's trailing dimensions.
+
+    Raises
+    ------
+    LayerAxesError
+        When the sliders stand outside the layer along an extra axis.
+    """
+    lead = layer_extra(layer)
+    if not lead:
+        return {}
+    coords = layer.world_to_data(tuple(dims.point))
+    out = {}
+    for k, (name, size) in enumerate(lead):
+        i = int(round(float(coords[k])))
+        if not 0 <= i < size:
+            raise LayerAxesError(
+                f"layer {layer.name!r}: the {name} slider is at {i}, outside the layer "
+                f"(0 to {size - 1}); move it onto the layer"
+            )
+        out[name] = i
+    return out
+
+
+def layer_array(layer: Any, extra: Mapping[str, int] | None = None) -> Any:
+    """Return a layer's full-resolution pixel array (level 0 of a multiscale layer).
+
+    For a layer with extra axes (:func:`layer_extra`), the index ``extra``
+    picks along them (``{"angle": 2}``), those axes dropped (lazily).
+
+    Raises
+    ------
+    LayerAxesError
+        When ``extra`` does not pick one existing index of each extra axis.
+    """
+    data = _full_array(layer)
+    picks = _picks(layer, extra)
+    return data[picks] if picks else data
+
+
+def layer_shape(layer: Any) -> tuple[int, ...]:
+    """Return the shape of one index of a layer's pixels (its extra axes left out)."""
+    shape = tuple(int(n) for n in getattr(_full_array(layer), "shape", ()))
+    return shape[len(layer_extra(layer)) :]
+
+
 def layer_ndim(layer: Any) -> int:
-    """Return the number of data dimensions of a layer (coordinates for points, tracks)."""
+    """Return the number of data dimensions of a layer (coordinates for points, tracks).
+
+    Extra axes (:func:`layer_extra`) do not count: an operation sees one index.
+    """
     kind = layer_kind(layer)
     if kind == "tracks":
         return int(layer.data.shape[1]) - 1
     if kind == "points":
         return int(layer.data.shape[1])
-    return int(layer_array(layer).ndim)
+    return len(layer_shape(layer))
 
 
 def check_axes(axes: str, ndim: int, what: str = "layer") -> str:
@@ -137,16 +252,37 @@ def check_axes(axes: str, ndim: int, what: str = "layer") -> str:
 
 
 def guess_axes(layer: Any) -> str:
-    """Axes of a layer that does not record them: its axis labels, else by dimensions."""
+    """Axes of a layer that does not record them: its axis labels, else by dimensions.
+
+    Leading extra axes (:func:`layer_extra`) are left out. An axis label that
+    names another axis (``angle``...) is never taken for t, c or z.
+
+    Raises
+    ------
+    LayerAxesError
+        When the layer has too many dimensions, or an axis label that is not
+        t, c, z, y or x.
+    """
     ndim = layer_ndim(layer)
     labels = getattr(layer, "axis_labels", None)
+    if labels is not None:
+        labels = [str(a) for a in labels][len(layer_extra(layer)) :]
     if labels is not None and len(labels) == ndim:
-        text = "".join(str(a).lower() for a in labels)
+        text = "".join(a.lower() for a in labels)
         if len(text) == ndim:
             try:
                 return check_axes(text, ndim)
             except LayerAxesError:
                 pass
+        other = [
+            a for a in labels if not _DEFAULT_LABEL.match(a) and a.lower() not in _AXIS_LETTERS
+        ]
+        if other:
+            raise LayerAxesError(
+                f"layer {layer.name!r} has the axis {other[0]!r}, which is not t, c, z, y or x; "
+                "open its image with napari-fbias (an extra axis becomes a slider) or type "
+                "its axes (e.g. 'tczyx')"
+            )
     axes = DEFAULT_AXES.get(ndim)
     if axes is None:
         raise LayerAxesError(
@@ -230,7 +366,7 @@ def layer_spacing(layer: Any, axes: str | None = None) -> tuple[float, ...] | No
         if len(full) == len(scale):
             by_axis = dict(zip(full, (float(s) for s in scale), strict=True))
     if by_axis is None:
-        scale = [float(s) for s in layer.scale]
+        scale = [float(s) for s in layer.scale][len(layer_extra(layer)) :]
         if len(scale) != len(own) or all(s == 1.0 for s in scale):
             return None
         by_axis = dict(zip(own, scale, strict=True))
@@ -293,8 +429,22 @@ def channel_index(layer: Any) -> int | None:
     )
 
 
-def image_ref(layer: Any, kind: str) -> tuple[ImageRef, dict[str, int]]:
+def image_ref(
+    layer: Any, kind: str, extra: Mapping[str, int] | None = None
+) -> tuple[ImageRef, dict[str, int]]:
     """Describe the image a layer shows, for ``SessionRecorder.add_image``.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer
+        The layer an operation read.
+    kind : str
+        The input's kind (``"image"``, ``"labels"``...).
+    extra : mapping, optional
+        The index read along the layer's extra axes (``{"angle": 2}``, see
+        :func:`shown_extra`); required for a layer that has them. The image
+        is then that index: its source ends with ``[angle=2]`` (so a session
+        or pipeline reruns exactly that index) and its name says it.
 
     Returns
     -------
@@ -302,7 +452,14 @@ def image_ref(layer: Any, kind: str) -> tuple[ImageRef, dict[str, int]]:
         The :class:`~napari_fbias.session.model.ImageRef` (source without
         credentials) and the index the layer shows along ``c`` (``{"c": 1}``
         for one channel of a multi-channel image, else ``{}``).
+
+    Raises
+    ------
+    LayerAxesError
+        When ``extra`` does not pick one index of each extra axis of the layer.
     """
+    picked = _picks(layer, extra)
+    picks = {n: i for (n, _), i in zip(layer_extra(layer), picked, strict=True)}
     info = reader_info(layer)
     if info is not None:
         source = str(info.get("source") or "")
@@ -311,15 +468,20 @@ def image_ref(layer: Any, kind: str) -> tuple[ImageRef, dict[str, int]]:
         if label and parent and source == parent:
             # a label image of an OME-Zarr image, or ground truth bundled with a sample
             # (of one index along extra axes: the index stays at the end, store/labels/x[angle=2])
-            base, picks = split_extra(source)
+            base, own = split_extra(source)
             labels = f"{base.rstrip('/')}/labels/{label}"
-            source = with_extra(labels, picks) if _is_zarr(base) else ""
+            source = with_extra(labels, {**own, **picks}) if _is_zarr(base) else ""
+        elif source and picks:
+            source = with_extra(source, picks)
         sel = {}
         c = channel_index(layer)
         if c is not None:
             sel = {"c": c}
+        name = str(info.get("name") or layer.name)
+        if picks:
+            name = f"{name} ({', '.join(f'{k} {v}' for k, v in picks.items())})"
         ref = ImageRef(
-            name=str(info.get("name") or layer.name),
+            name=name,
             source=source,
             axes=str(info.get("axes", "")),
             shape=tuple(int(n) for n in info.get("shape") or ()),
@@ -331,7 +493,7 @@ def image_ref(layer: Any, kind: str) -> tuple[ImageRef, dict[str, int]]:
         name=layer.name,
         source=str(src),
         axes=layer_axes(layer),
-        shape=tuple(int(n) for n in layer_array(layer).shape),
+        shape=layer_shape(layer),
         kind=kind,
     )
     return ref, {}

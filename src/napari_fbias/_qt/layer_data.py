@@ -21,6 +21,7 @@ from napari_fbias._qt.layer_axes import (
     axes_editable,
     layer_array,
     layer_axes,
+    layer_extra,
     layer_kind,
     layer_spacing,
 )
@@ -96,6 +97,7 @@ def layer_value(
     axes: str | None = None,
     select: Mapping[str, int] | None = None,
     cached: Value | None = None,
+    extra: Mapping[str, int] | None = None,
 ) -> Value:
     """Return the data of ``layer`` as the op would receive it in a pipeline.
 
@@ -112,19 +114,23 @@ def layer_value(
     cached : Value, optional
         For tables: the value the step that made this layer returned (it
         keeps its exact columns and dtypes that way).
+    extra : mapping, optional
+        Index along the layer's extra axes (``{"angle": 2}``, the index the
+        sliders show, :func:`~napari_fbias._qt.layer_axes.shown_extra`);
+        required for a layer that has them, which are dropped.
 
     Raises
     ------
     LayerAxesError
-        When the axes or the selection do not fit the layer.
+        When the axes, the selection or the extra index do not fit the layer.
     """
     axes = axes or layer_axes(layer)
     if kind in ("image", "labels"):
-        data = layer_array(layer)
+        data = layer_array(layer, extra)
         spacing = layer_spacing(layer, axes)
         value = Value(data, kind, axes, spacing, None)
         return select_value(value, select or {}, f"layer {layer.name!r}")
-    if select:
+    if select or extra:
         raise LayerAxesError(f"layer {layer.name!r}: a {kind} table cannot be cut to one plane")
     if cached is not None and not cached.is_array:
         return Value(cached.data, kind, cached.axes, cached.spacing, cached.units)
@@ -146,13 +152,15 @@ def _grid(like: Any, axes: str) -> dict[str, tuple[Any, ...]]:
     if like is None:
         return {"scale": (1.0,) * len(axes), "translate": (0.0,) * len(axes)}
     own = layer_axes(like)
-    scale = dict(zip(own, (float(s) for s in like.scale), strict=False))
-    shift = dict(zip(own, (float(t) for t in like.translate), strict=False))
+    lead = len(layer_extra(like))  # extra axes (angle...) lead; results have one index
+    scale = dict(zip(own, (float(s) for s in like.scale[lead:]), strict=False))
+    shift = dict(zip(own, (float(t) for t in like.translate[lead:]), strict=False))
     grid: dict[str, tuple[Any, ...]] = {
         "scale": tuple(scale.get(a, 1.0) for a in axes),
         "translate": tuple(shift.get(a, 0.0) for a in axes),
     }
     units = getattr(like, "units", None)
+    units = tuple(units)[lead:] if units is not None else None
     if units is not None and len(units) == len(own):
         by_axis = {a: str(u) for a, u in zip(own, units, strict=True)}
         grid["units"] = tuple(by_axis.get(a, "pixel") for a in axes)
@@ -167,7 +175,10 @@ def value_layer_data(
     Images and labels keep their axes; tracks become a Tracks layer
     (``track_id, t, (z), y, x``, every column as a feature); spots become a
     Points layer. Scale and translation follow the input layer ``like`` so
-    that results overlay the image they came from.
+    that results overlay the image they came from. A result of one index
+    along extra axes (``angle``...) has none of them: napari aligns layers by
+    their trailing dimensions, so it lies on the image's ``zyx``/``yx`` grid
+    whichever index the sliders show (its name says which index it is of).
     """
     kwargs: dict[str, Any] = {"name": name, "metadata": dict(metadata)}
     if value.kind in ("image", "labels"):

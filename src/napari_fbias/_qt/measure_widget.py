@@ -19,7 +19,7 @@ import napari
 import pandas as pd
 from magicgui.widgets import PushButton, Select
 
-from napari_fbias._qt.layer_axes import layer_array, made_from, step_info
+from napari_fbias._qt.layer_axes import layer_shape, made_from, step_info
 from napari_fbias._qt.op_widget import OpWidget
 from napari_fbias._qt.table_widget import TableView
 from napari_fbias.io.tables import write_table_csv
@@ -78,7 +78,7 @@ class MeasureWidget(OpWidget):
 
     def _on_labels_picked(self, labels: Any) -> None:
         image = made_from(labels, self.viewer.layers) if labels is not None else None
-        if image is None or layer_array(image).shape != layer_array(labels).shape:
+        if image is None or layer_shape(image) != layer_shape(labels):
             return
         picker = self.inputs["image"]
         if image in picker.choices:

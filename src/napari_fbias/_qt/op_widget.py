@@ -40,9 +40,9 @@ from napari_fbias._qt.layer_axes import (
     LayerAxesError,
     axes_editable,
     fit_axes,
-    layer_array,
     layer_axes,
     layer_kind,
+    layer_shape,
     step_info,
     unwrap,
 )
@@ -455,7 +455,7 @@ class OpWidget(Container):
         return frozenset(self._present)
 
     def _update_selectors(self, axes: str, layer: Any) -> None:
-        shape = getattr(layer_array(layer), "shape", ())
+        shape = layer_shape(layer)
         self._present = {a for a in self.selectors if a in axes and len(shape) == len(axes)}
         for a, box in self.selectors.items():
             present = a in self._present

@@ -92,7 +92,7 @@ def open_layer_data(source: str) -> list[tuple[Any, dict[str, Any], str]]:
 
     try:
         return image_to_layer_data(open_image(source))
-    except ExtraAxesError:  # an extra axis (angle...): each index as its own layer(s)
+    except ExtraAxesError:  # an extra axis (angle...): a slider of the layers
         from napari_fbias._reader import read_ome_zarr_layers
 
         return read_ome_zarr_layers(source)

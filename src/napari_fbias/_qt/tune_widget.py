@@ -14,7 +14,7 @@ keeps it), not to the pipeline.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_fbias._qt.layer_axes import layer_kind
+from napari_fbias._qt.layer_axes import (
+    layer_array,
+    layer_extra,
+    layer_kind,
+    layer_ndim,
+    shown_extra,
+)
 from napari_fbias._qt.workers import start_worker
 from napari_fbias._qt.workspace import get_workspace
 from napari_fbias.ops.registry import get_op, list_ops
@@ -67,17 +73,21 @@ def tunable_ops() -> list[str]:
     return out
 
 
-def image_value(layer: Any) -> Value:
-    """Return an Image layer's pixels (2D or 3D) with their pixel size."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    arr = np.asarray(data)
+def image_value(layer: Any, extra: Mapping[str, int] | None = None) -> Value:
+    """Return an Image layer's pixels (2D or 3D) with their pixel size.
+
+    For a layer with extra axes (``angle``...), the index ``extra`` (the
+    sliders') of them.
+    """
+    arr = np.asarray(layer_array(layer, extra))
     axes = default_axes(arr.ndim)
     if axes is None or getattr(layer, "rgb", False):
         raise ValueError(
             f"layer {layer.name!r} has {arr.ndim} dimensions: tuning needs one 2D or 3D "
             "grey-level image (split channels and time points into layers first)"
         )
-    return Value(arr, "image", axes, tuple(float(s) for s in layer.scale), None)
+    scale = tuple(float(s) for s in layer.scale)[len(layer_extra(layer)) :]
+    return Value(arr, "image", axes, scale, None)
 
 
 def annotations_of(layer: Any, image_layer: Any) -> Annotations:
@@ -86,11 +96,12 @@ def annotations_of(layer: Any, image_layer: Any) -> Annotations:
         data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
         return Annotations(labels=np.asarray(data))
     pts = np.asarray(layer.data, float)
+    n = layer_ndim(image_layer)  # its extra axes (angle...) left out
     if pts.size == 0:
-        return Annotations(points=np.zeros((0, image_layer.ndim)))
+        return Annotations(points=np.zeros((0, n)))
     world = pts * np.asarray(layer.scale) + np.asarray(layer.translate)
     data = (world - np.asarray(image_layer.translate)) / np.asarray(image_layer.scale)
-    return Annotations(points=data[:, -image_layer.ndim :])
+    return Annotations(points=data[:, -n:])
 
 
 def run_tuning(
@@ -269,7 +280,7 @@ class TuneWidget(QWidget):
             return None
         try:
             op, params, _ = self._picked()
-            value = image_value(image_layer)
+            value = image_value(image_layer, shown_extra(image_layer, self.viewer.dims))
             annotations = annotations_of(ann_layer, image_layer)
         except ValueError as exc:
             self.status.setText(str(exc))

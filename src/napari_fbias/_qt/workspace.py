@@ -45,6 +45,7 @@ from napari_fbias._qt.layer_axes import (
     layer_axes,
     layer_kind,
     set_layer_axes,
+    shown_extra,
     step_info,
     unwrap,
 )
@@ -61,7 +62,7 @@ from napari_fbias.pipeline.values import Value
 from napari_fbias.session import checksums
 from napari_fbias.session.checks import check_params
 from napari_fbias.session.errors import InvalidStepError, SessionError
-from napari_fbias.session.model import ImageRef, RecordedStep, Session
+from napari_fbias.session.model import ImageRef, RecordedStep, Session, StepInput
 from napari_fbias.session.recorder import SessionRecorder
 from napari_fbias.session.restore import image_layers
 
@@ -121,6 +122,10 @@ class RunJob:
     new_result: bool = False
     replaces: str | None = None
     like: Any = None
+    #: Data parameter -> index read along its layer's extra axes (the sliders).
+    extra: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The index along extra axes the result is of (its inputs' or their steps').
+    index: dict[str, int] = field(default_factory=dict)
     worker: Any = None
     cancelled: bool = False
     done: bool = False
@@ -374,16 +379,21 @@ class Workspace:
         return [layer.name for layer in (out if isinstance(out, list) else [out])]
 
     # --- running ops --------------------------------------------------------------------
-    def output_name(self, op: str, *, new_result: bool = False) -> str:
+    def output_name(
+        self, op: str, *, new_result: bool = False, extra: Mapping[str, int] | None = None
+    ) -> str:
         """Layer name for the result of ``op`` in the active approach (``"A: nuclei"``).
 
         With ``new_result``, or when a layer of that name shows something else
         than an earlier result of ``op``, a name no layer or result has yet
-        (``"A: nuclei (2)"``).
+        (``"A: nuclei (2)"``). A result of one index along extra axes says
+        which (``extra={"angle": 2}``: ``"A: nuclei (angle 2)"``).
         """
         rec = self.recorder
         key = rec.session.active if rec is not None and rec.session.active else "A"
         base = f"{key}: {OUTPUT_NAMES.get(op, op.rsplit('.', 1)[-1].replace('_', ' '))}"
+        if extra:
+            base += f" ({', '.join(f'{k} {v}' for k, v in extra.items())})"
         if not new_result:
             layer = self._layer(base)
             info = step_info(layer) if layer is not None else None
@@ -516,6 +526,8 @@ class Workspace:
         values: list[Value | None] = []
         names: dict[str, str] = {}
         refs: dict[str, tuple[ImageRef, dict[str, int]]] = {}
+        extra_of: dict[str, dict[str, int]] = {}
+        index: dict[str, int] = {}
         like = None
         for inp in spec.inputs:
             layer = inputs.get(inp.name)
@@ -539,15 +551,32 @@ class Workspace:
                 ax = set_layer_axes(layer, ax) if ax else layer_axes(layer)
                 info = step_info(layer)
                 cached = self._outputs.get(str(info["step_id"])) if info else None
+                # the index the sliders show along extra axes (angle...), never a guess
+                shown = shown_extra(layer, self.viewer.dims)
                 values.append(
                     layer_value(
-                        layer, inp.kind, axes=ax, select=sel_of.get(inp.name), cached=cached
+                        layer,
+                        inp.kind,
+                        axes=ax,
+                        select=sel_of.get(inp.name),
+                        cached=cached,
+                        extra=shown,
                     )
                 )
+                refs[inp.name] = image_ref(layer, inp.kind, shown)
             except LayerAxesError as exc:
                 raise WorkspaceError(f"{spec.title}: {exc}") from None
             names[inp.name] = layer.name
-            refs[inp.name] = image_ref(layer, inp.kind)
+            if shown:
+                extra_of[inp.name] = shown
+            made = dict((info or {}).get("extra") or {})  # a result of one index (angle 2)
+            for axis, i in {**made, **shown}.items():
+                if index.setdefault(axis, i) != i:
+                    raise WorkspaceError(
+                        f"{spec.title}: the inputs are of different {axis}s ({index[axis]} and "
+                        f"{i}, layer {layer.name!r}); move the {axis} slider to the index of "
+                        "the result you use"
+                    )
             if like is None and kind in ("image", "labels"):
                 like = weakref.ref(layer)
         step = Step(id=op_name.rsplit(".", 1)[-1], op=op_name, params=clean)
@@ -561,6 +590,8 @@ class Workspace:
             new_result=new_result,
             replaces=replaces,
             like=like,
+            extra=extra_of,
+            index=index,
         )
         self.ensure_session()
         return spec, step, values, job
@@ -593,15 +624,28 @@ class Workspace:
 
     def _record(self, job: RunJob, value: Value) -> None:
         rec = self.ensure_session()
-        name = job.output_name or self.output_name(job.op, new_result=job.new_result)
+        shown = job.index
+        name = job.output_name
+        if name is not None and name in self.viewer.layers:
+            made = step_info(self.viewer.layers[name]) or {}
+            if dict(made.get("extra") or {}) != shown:
+                name = None  # a result of another index (angle...) is kept
+        name = name or self.output_name(job.op, new_result=job.new_result, extra=shown)
+        inputs: dict[str, Any] = dict(job.inputs)
         for param, layer_name in job.inputs.items():
-            if rec.layer_source(layer_name) is None:
-                ref, sel = job.refs[param]
+            ref, sel = job.refs[param]
+            if param in job.extra:
+                # one index of the layer's extra axes: an image of its own (store[angle=2]),
+                # which no layer shows alone
+                image = rec.add_image(ref, layers={})
+                self._checksum_later(rec, image)
+                inputs[param] = StepInput(image=image, select=sel, layer=layer_name)
+            elif rec.layer_source(layer_name) is None:
                 self._checksum_later(rec, rec.add_image(ref, layers={layer_name: sel}))
         step_id = rec.record_step(
             job.op,
             job.params,
-            job.inputs,
+            inputs,
             name,
             replaces=job.replaces,
             select=job.select or None,
@@ -610,6 +654,8 @@ class Workspace:
         found = rec.session.find_step(step_id)
         key = found[0].key if found else rec.session.active
         meta = _result_meta(step_id, str(key), job.op, value, job.inputs)
+        if shown:
+            meta["fbias"]["extra"] = dict(shown)
         self._outputs[step_id] = value
         like = job.like() if job.like is not None else None
         if value.kind == "table":

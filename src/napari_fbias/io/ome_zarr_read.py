@@ -23,7 +23,6 @@ checked against :mod:`napari_fbias.io.limits` before any dask array is made.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import math
@@ -80,12 +79,13 @@ from napari_fbias.io.remote import (
 
 __all__ = [
     "DASK_CHUNK_TARGET_BYTES",
+    "ExtraStack",
     "MAX_SERIES",
     "GroupMeta",
     "is_ome_zarr",
     "list_extra_axes",
     "open_source_store",
-    "read_extra_images",
+    "read_extra_stack",
     "read_group_meta",
     "read_ome_zarr",
     "series_paths",
@@ -597,8 +597,8 @@ def _check_picks(
     as_dict = "{" + ", ".join(f"{n!r}: 0" for n in names) + "}"
     how = (
         f"open one index with read_ome_zarr(..., extra={as_dict}) "
-        f"or the source {with_extra(source, dict.fromkeys(names, 0))!r}; napari opens each "
-        "index as its own layer(s), `fbias run` runs each"
+        f"or the source {with_extra(source, dict.fromkeys(names, 0))!r}; napari shows the "
+        "axes as sliders, `fbias run` runs each index"
     )
     unknown = [k for k in picks if k not in names]
     if unknown and strict:
@@ -992,32 +992,85 @@ def list_extra_axes(
     return parsed.extra_axes()
 
 
-def read_extra_images(
+@dataclass(frozen=True)
+class ExtraStack:
+    """An image with extra axes as a whole, for a viewer that shows them as sliders.
+
+    Attributes
+    ----------
+    image : MultiscaleImage
+        Index 0 along every extra axis as a ``tczyx`` image (its axes, scales,
+        channels and label images), named and sourced as the whole store
+        (no suffix); ``metadata["extra_axes"]`` lists the extra axes (name,
+        size, type, unit; no index).
+    axes : tuple of ExtraAxis
+        The extra axes, in their order in the data.
+    levels : tuple of dask.array.Array
+        Every index: the image's levels with the extra axes first (in
+        ``axes`` order), then ``image.axes``; as many as ``image.levels``.
+    labels : mapping
+        Label image name -> its levels with the extra axes first, for the
+        label images of ``image`` that have all of them; those without any
+        are not here (they are the same at every index).
+    """
+
+    image: MultiscaleImage
+    axes: tuple[ExtraAxis, ...]
+    levels: tuple[da.Array, ...]
+    labels: Mapping[str, tuple[da.Array, ...]]
+
+
+def _extra_first(parsed: _Parsed, n: int) -> tuple[da.Array, ...]:
+    """Return the first ``n`` levels of ``parsed``, its extra axes moved to the front (lazily)."""
+    order = [*sorted(parsed.extra), *(i for i in range(len(parsed.axes)) if i not in parsed.extra)]
+    return tuple(
+        _dask_level(a, parsed.axes, parsed.source).transpose(order) for a in parsed.arrays[:n]
+    )
+
+
+def read_extra_stack(
     source: str | os.PathLike[str],
     *,
-    limit: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     labels: bool = True,
-) -> tuple[list[MultiscaleImage], tuple[ExtraAxis, ...]]:
-    """Open every index along the extra axes of an image (the first ``limit``), in one read.
+) -> ExtraStack:
+    """Open an image with extra axes (``angle``...) with every index at once, lazily.
 
-    Returns
-    -------
-    tuple
-        The images (one per index, as :func:`read_ome_zarr` with ``extra``
-        opens it; just the image when it has no extra axis) and the extra
-        axes.
+    The napari reader shows it as one layer per channel whose leading
+    dimensions are the extra axes (a slider each); an operation then reads
+    one index, recorded as ``store[angle=2]`` (:func:`read_ome_zarr` with
+    ``extra``). A label image with only some of the image's extra axes is
+    left out (logged).
+
+    Raises
+    ------
+    ExtraAxesError
+        When the image has no extra axis.
     """
-    from napari_fbias.io.extra_axes import extra_selections
-
     parsed, _ = _read_source(source, storage_options, timeout, labels=labels)
     axes = parsed.extra_axes()
     if not axes:
-        return [parsed.to_image()], ()
-    picks = extra_selections(axes)
-    chosen = list(picks if limit is None else itertools.islice(picks, limit))
-    return [parsed.to_image(p) for p in chosen], axes
+        raise ExtraAxesError(f"{parsed.source} has no extra axis (axes {''.join(parsed.axes)})")
+    first = parsed.to_image({a.name: 0 for a in axes})
+    order = [a.name for a in axes]
+    stacked: dict[str, tuple[da.Array, ...]] = {}
+    kept: dict[str, MultiscaleImage] = {}
+    for name, lab in first.labels.items():
+        own = [a.name for a in parsed.labels[name].extra_axes()]
+        meta = {k: v for k, v in lab.metadata.items() if k != "extra_axes"}
+        if own == order:
+            stacked[name] = _extra_first(parsed.labels[name], len(lab.levels))
+            meta["extra_axes"] = [a.to_dict() for a in axes]
+        elif own:
+            _log.warning(
+                "label image %r has extra axes %s, its image %s: left out", name, own, order
+            )
+            continue
+        kept[name] = lab.with_(source=parsed.source, metadata=meta)
+    metadata = {**first.metadata, "extra_axes": [a.to_dict() for a in axes]}
+    image = first.with_(name=parsed.name, source=parsed.source, labels=kept, metadata=metadata)
+    return ExtraStack(image, axes, _extra_first(parsed, len(first.levels)), stacked)
 
 
 def open_source_store(
