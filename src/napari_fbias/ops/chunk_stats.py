@@ -418,8 +418,9 @@ def frame_percentiles(x: da.Array, n_loop: int, q: Sequence[float]) -> dict[Fram
         res = []
         for k, k1, f in fracs:
             a, b = by_rank[k], by_rank[k1]
-            # numpy's _lerp: a + (b - a) * t, from the other end when t >= 0.5
-            diff = b - a
+            # numpy's _lerp: a + (b - a) * t, from the other end when t >= 0.5; numpy
+            # subtracts in the image's dtype (float32 rounds b - a)
+            diff = float(np.subtract(b, a, dtype=x.dtype)) if x.dtype.kind == "f" else b - a
             res.append(float(b - diff * (1 - f)) if f >= 0.5 else float(a + diff * f))
         out[frame] = res
     return out

@@ -2,17 +2,22 @@
 
 :func:`regionprops` wraps :func:`skimage.measure.regionprops_table` for the
 shape measurements and :mod:`scipy.ndimage` label statistics for the
-intensities, and gives the columns plain, stable, snake_case names.
+intensities, and gives the columns plain, stable, snake_case names. Labels
+larger than memory are measured chunk-wise by
+:func:`~napari_fbias.ops.measure_chunks.regionprops_chunks` (the same table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from napari_fbias.ops.measure_chunks import regionprops_chunks
 from napari_fbias.ops.registry import register_op
 from napari_fbias.ops.types import Image, Labels, Table
 
@@ -155,6 +160,59 @@ def _columns(
     return cols, units
 
 
+@dataclass(frozen=True)
+class MeasurePlan:
+    """What :func:`regionprops` measures, checked from the shapes and settings alone."""
+
+    labels_shape: tuple[int, ...]
+    spatial_axes: str
+    spacing: tuple[float, ...] | None
+    props: list[str]
+    c_pos: int | None
+    n_channels: int
+    has_t: bool
+    columns: list[str]
+    units: dict[str, str]
+
+
+def measure_plan(
+    labels_shape: Sequence[int],
+    image_shape: Sequence[int] | None,
+    properties: Sequence[str],
+    axes: str,
+    spacing: Sequence[float] | None,
+) -> MeasurePlan:
+    """Check the settings of :func:`regionprops` against the data's shapes; say what it measures.
+
+    Raises
+    ------
+    ValueError
+        Axes, shapes, spacing or properties that cannot be measured.
+    """
+    lab_shape = tuple(int(n) for n in labels_shape)
+    lab_axes = _label_axes(axes, len(lab_shape))
+    if 0 in lab_shape:
+        raise ValueError(f"{_OP}: the labels are empty (shape {lab_shape})")
+    spatial_axes = lab_axes.replace("t", "")
+    sp = _spatial_spacing(spacing, lab_axes, axes)
+    props = _check_properties(properties, len(spatial_axes))
+    c_pos = None
+    n_channels = 0
+    if image_shape is not None:
+        img_shape = tuple(int(n) for n in image_shape)
+        c_pos = _channel_layout(lab_shape, img_shape, lab_axes, axes)
+        n_channels = 1 if c_pos is None else img_shape[c_pos]
+    has_t = lab_axes.startswith("t")
+    columns, units = _columns(props, spatial_axes, sp is not None, n_channels, has_t)
+    return MeasurePlan(lab_shape, spatial_axes, sp, props, c_pos, n_channels, has_t, columns, units)
+
+
+def check_labels_dtype(dtype: Any) -> None:
+    """Raise ValueError unless ``dtype`` holds integer object ids."""
+    if np.dtype(dtype).kind not in "iu":
+        raise ValueError(f"{_OP}: labels must hold integer object ids; got {np.dtype(dtype)}")
+
+
 def _measure_block(
     lab: np.ndarray,
     img: np.ndarray | None,
@@ -165,8 +223,7 @@ def _measure_block(
     """Measure one spatial block; ``img`` has the channel axis last (or is None)."""
     from skimage.measure import regionprops_table
 
-    if lab.dtype.kind not in "iu":
-        raise ValueError(f"{_OP}: labels must hold integer object ids; got {lab.dtype}")
+    check_labels_dtype(lab.dtype)
     if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
         raise ValueError(f"{_OP}: labels contain negative object ids")
     sk_props = ["label", *props]
@@ -176,14 +233,9 @@ def _measure_block(
     for p in props:
         if p == "area":
             out["area"] = np.asarray(raw["area"]).round().astype(np.int64)
-            if spacing is not None:
-                out["area_physical"] = out["area"] * float(np.prod(spacing))
         elif p == "centroid":
             for i, a in enumerate(spatial_axes):
                 out[f"centroid_{a}"] = np.asarray(raw[f"centroid-{i}"], dtype=np.float64)
-            if spacing is not None:
-                for i, a in enumerate(spatial_axes):
-                    out[f"centroid_{a}_physical"] = out[f"centroid_{a}"] * spacing[i]
         elif p == "bbox":
             for i, a in enumerate(spatial_axes):
                 out[f"bbox_min_{a}"] = np.asarray(raw[f"bbox-{i}"], dtype=np.int64)
@@ -205,7 +257,41 @@ def _measure_block(
             out[f"min_intensity_{c}"] = lo
             out[f"max_intensity_{c}"] = hi
             out[f"sum_intensity_{c}"] = total
+    add_physical(out, spatial_axes, spacing)
     return out
+
+
+def add_physical(
+    out: dict[str, np.ndarray], spatial_axes: str, spacing: tuple[float, ...] | None
+) -> None:
+    """Add the physical columns (``area_physical``, ``centroid_<axis>_physical``) to ``out``."""
+    if spacing is None:
+        return
+    if "area" in out:
+        out["area_physical"] = out["area"] * float(np.prod(spacing))
+    for i, a in enumerate(spatial_axes):
+        if f"centroid_{a}" in out:
+            out[f"centroid_{a}_physical"] = out[f"centroid_{a}"] * spacing[i]
+
+
+def assemble_table(
+    per_frame: Iterable[tuple[int | None, dict[str, np.ndarray]]],
+    columns: Sequence[str],
+    units: dict[str, str],
+    spacing: tuple[float, ...] | None,
+) -> pd.DataFrame:
+    """Build the :func:`regionprops` table from per-frame columns (``t`` None without a t axis)."""
+    frames: list[pd.DataFrame] = []
+    for t, data in per_frame:
+        if not data["label"].size:
+            continue
+        if t is not None:
+            data = {"t": np.full(data["label"].size, t, dtype=np.int64), **data}
+        frames.append(pd.DataFrame(data, columns=columns))
+    df = pd.concat(frames, ignore_index=True) if frames else _empty_frame(columns)
+    df.attrs["units"] = units
+    df.attrs["spacing"] = list(spacing) if spacing is not None else None
+    return df
 
 
 def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
@@ -218,7 +304,13 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
     )
 
 
-@register_op("measure.regionprops", category="measure", spatial=False, memory=(64, 0))
+@register_op(
+    "measure.regionprops",
+    category="measure",
+    spatial=False,
+    memory=(64, 0),
+    chunked=regionprops_chunks,
+)
 def regionprops(
     labels: Labels,
     image: Image | None = None,
@@ -270,43 +362,24 @@ def regionprops(
     Table
         One row per object (and time point).
     """
-    lab_nd = np.ndim(labels)
-    lab_axes = _label_axes(axes, lab_nd)
-    lab_shape = tuple(int(n) for n in np.shape(labels))
-    if 0 in lab_shape:
-        raise ValueError(f"{_OP}: the labels are empty (shape {lab_shape})")
-    spatial_axes = lab_axes.replace("t", "")
-    sp = _spatial_spacing(spacing, lab_axes, axes)
-    props = _check_properties(properties, len(spatial_axes))
-    c_pos = None
-    n_channels = 0
-    if image is not None:
-        img_shape = tuple(int(n) for n in np.shape(image))
-        c_pos = _channel_layout(lab_shape, img_shape, lab_axes, axes)
-        n_channels = 1 if c_pos is None else img_shape[c_pos]
-    has_t = lab_axes.startswith("t")
-    columns, units = _columns(props, spatial_axes, sp is not None, n_channels, has_t)
+    plan = measure_plan(
+        np.shape(labels), None if image is None else np.shape(image), properties, axes, spacing
+    )
+    has_t, c_pos, sp = plan.has_t, plan.c_pos, plan.spacing
 
-    frames: list[pd.DataFrame] = []
-    for t in range(lab_shape[0]) if has_t else [None]:
-        lab = np.asarray(labels if t is None else labels[t])
-        img = None
-        if image is not None:
-            block = image if t is None else image[t]
-            if c_pos is None:
-                img = np.asarray(block)[..., np.newaxis]
-            else:
-                img = np.moveaxis(np.asarray(block), c_pos - (1 if has_t else 0), -1)
-        data = _measure_block(lab, img, props, spatial_axes, sp)
-        if not data["label"].size:
-            continue
-        if has_t:
-            data = {"t": np.full(data["label"].size, t, dtype=np.int64), **data}
-        frames.append(pd.DataFrame(data, columns=columns))
-    df = pd.concat(frames, ignore_index=True) if frames else _empty_frame(columns)
-    df.attrs["units"] = units
-    df.attrs["spacing"] = list(sp) if sp is not None else None
-    return df
+    def per_frame() -> Iterator[tuple[int | None, dict[str, np.ndarray]]]:
+        for t in range(plan.labels_shape[0]) if has_t else [None]:
+            lab = np.asarray(labels if t is None else labels[t])
+            img = None
+            if image is not None:
+                block = image if t is None else image[t]
+                if c_pos is None:
+                    img = np.asarray(block)[..., np.newaxis]
+                else:
+                    img = np.moveaxis(np.asarray(block), c_pos - (1 if has_t else 0), -1)
+            yield t, _measure_block(lab, img, plan.props, plan.spatial_axes, sp)
+
+    return assemble_table(per_frame(), plan.columns, plan.units, sp)
 
 
 def measured_columns(

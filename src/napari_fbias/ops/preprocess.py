@@ -286,7 +286,54 @@ def _subtract_background_2d(arr: np.ndarray, method: str, radius: int) -> np.nda
 # --- intensity -----------------------------------------------------------------------
 
 
-@register_op("preprocess.normalize", category="preprocess", memory=(4, 1))
+def _check_percentiles(low: float, high: float) -> None:
+    if not 0 <= low < high <= 100:
+        raise ValueError(
+            f"preprocess.normalize: need 0 <= low < high <= 100; got low={low}, high={high}"
+        )
+
+
+def _rescale(arr: np.ndarray, lo: Any, hi: Any, clip: bool) -> np.ndarray:
+    """Map ``lo`` to 0 and ``hi`` to 1 (float32); all zeros when ``hi <= lo``."""
+    out = arr.astype(np.float32)
+    if hi <= lo:
+        out.fill(0)
+        return out
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def normalize_chunks(call: Any, data: Any, n_loop: int, params: Mapping[str, Any]) -> Any:
+    """``preprocess.normalize`` chunk-wise: whole-frame percentiles, then block by block.
+
+    The two percentiles of each frame (``t``/``c`` index) come from reduction
+    passes over the chunks (:func:`~napari_fbias.ops.chunk_stats.frame_percentiles`:
+    exactly ``np.percentile``'s numbers), then every block is rescaled with
+    them as in memory, so the result is identical to the in-memory one.
+    """
+    from napari_fbias.ops.chunk_stats import frame_percentiles
+
+    low, high, clip = float(params["low"]), float(params["high"]), bool(params["clip"])
+    _check_percentiles(low, high)
+    if np.dtype(data.dtype).kind not in "iuf":  # np.percentile cannot take booleans either
+        raise ValueError(
+            f"preprocess.normalize: the image must hold numbers; got pixel type {data.dtype}"
+        )
+    bounds = np.zeros((*data.shape[:n_loop], 2), dtype=np.float64)
+    for frame, values in frame_percentiles(data, n_loop, (low, high)).items():
+        bounds[frame] = values
+
+    def block(b: np.ndarray, block_info: Any = None) -> np.ndarray:
+        lo, hi = bounds[tuple(block_info[0]["chunk-location"][:n_loop])]
+        return _rescale(b, lo, hi, clip)
+
+    return data.map_blocks(block, dtype=np.float32, meta=np.empty((0,) * data.ndim, np.float32))
+
+
+@register_op("preprocess.normalize", category="preprocess", memory=(4, 1), chunked=normalize_chunks)
 def normalize(
     image: Image,
     *,
@@ -317,20 +364,9 @@ def normalize(
         float32 image of the same shape; all zeros when the image is flat.
     """
     arr = spatial_block(image, "preprocess.normalize")
-    if not 0 <= low < high <= 100:
-        raise ValueError(
-            f"preprocess.normalize: need 0 <= low < high <= 100; got low={low}, high={high}"
-        )
+    _check_percentiles(low, high)
     lo, hi = np.percentile(arr, (low, high))
-    out = arr.astype(np.float32)
-    if hi <= lo:
-        out.fill(0)
-        return out
-    out -= np.float32(lo)
-    out *= np.float32(1.0 / (hi - lo))
-    if clip:
-        np.clip(out, 0.0, 1.0, out=out)
-    return out
+    return _rescale(arr, lo, hi, clip)
 
 
 # --- axes: selection and projection ------------------------------------------------------

@@ -40,6 +40,7 @@ from napari_fbias.pipeline.apply import (
     wrap_output,
 )
 from napari_fbias.pipeline.errors import ChunkingError, MemoryLimitError, StepError
+from napari_fbias.pipeline.freed_memory import return_freed_memory
 from napari_fbias.pipeline.memory import block_pixels, format_gb, step_bytes
 from napari_fbias.pipeline.parts import Step
 from napari_fbias.pipeline.values import Value
@@ -195,6 +196,7 @@ def apply_step_chunked(
             "machine has the memory, crop or downsample the image, select a channel/time "
             "point, or run on a machine with more memory."
         )
+    return_freed_memory()  # else freed blocks stay in the threads' heaps (about 2x)
     if memory_limit > 0:  # blocks sized for the budget
         pixels = block_pixels(spec, args, memory_limit - live)
         args = [None if v is None else fit_blocks(v, pixels) for v in args]
@@ -205,16 +207,43 @@ def apply_step_chunked(
     return _map_overlap_step(spec, step, args)
 
 
-def _aligned_arrays(step: Step, args: list[Value | None]) -> list[Value]:
+def _aligned_arrays(
+    step: Step, args: list[Value | None], *, channel_axis_ok: bool = False
+) -> list[Value]:
+    """Return the array inputs after checking they have the first one's axes and shape.
+
+    With ``channel_axis_ok`` (a strategy's ``channel_axis_ok`` attribute), a
+    later input may also have a ``c`` axis that the first lacks.
+    """
     arrays = [v for v in args if v is not None and v.is_array]
     first = arrays[0]
     for v in arrays[1:]:
-        if v.axes != first.axes or tuple(v.data.shape) != tuple(first.data.shape):
-            raise ChunkingError(
-                f"step {step.id!r} ({step.op}): chunk-wise runs need inputs with the same axes "
-                f"and shape ({first.axes} {first.data.shape} vs {v.axes} {v.data.shape})"
-            )
+        if v.axes == first.axes and tuple(v.data.shape) == tuple(first.data.shape):
+            continue
+        if channel_axis_ok and _extra_channel(first, v):
+            continue
+        raise ChunkingError(
+            f"step {step.id!r} ({step.op}): chunk-wise runs need inputs with the same axes "
+            f"and shape ({first.axes} {first.data.shape} vs {v.axes} {v.data.shape})"
+        )
     return arrays
+
+
+def _extra_channel(first: Value, v: Value) -> bool:
+    """Tell whether ``v`` is ``first`` plus a ``c`` axis."""
+    if "c" in first.axes or "c" not in v.axes or v.axes.replace("c", "") != first.axes:
+        return False
+    ci = v.axes.index("c")
+    return tuple(v.data.shape[:ci] + v.data.shape[ci + 1 :]) == tuple(first.data.shape)
+
+
+def _chunked_like(v: Value, first: Value) -> Any:
+    """``v``'s data in ``first``'s chunks (one channel per chunk along an extra ``c`` axis)."""
+    chunks = list(first.data.chunks)
+    if v.axes != first.axes:
+        ci = v.axes.index("c")
+        chunks.insert(ci, (1,) * int(v.data.shape[ci]))
+    return v.data.rechunk(tuple(chunks))
 
 
 def _depth_of(spec: Any, params: Mapping[str, Any]) -> int:
@@ -223,10 +252,17 @@ def _depth_of(spec: Any, params: Mapping[str, Any]) -> int:
 
 
 def _strategy_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
-    """Run the chunk-wise strategy the operation declares (on its one array input)."""
+    """Run the chunk-wise strategy the operation declares.
+
+    It gets the operation's one array input, or all of them in the first
+    one's chunks when the strategy ``takes_several``; a strategy that may
+    return a table (``measure.regionprops``) gives a value marked
+    ``chunkwise``.
+    """
     from napari_fbias.ops.chunks import NotChunkable
 
-    arrays = _aligned_arrays(step, args)
+    channel_axis_ok = getattr(spec.chunked, "channel_axis_ok", False)
+    arrays = _aligned_arrays(step, args, channel_axis_ok=channel_axis_ok)
     several = getattr(spec.chunked, "takes_several", False)
     if len(arrays) != 1 and not several:
         raise ChunkingError(
@@ -235,7 +271,10 @@ def _strategy_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
         )
     value = arrays[0]
     spatial = value.spatial_axes
-    context = context_kwargs(spec, spatial, value.spacing_of(spatial))
+    if spec.spatial:
+        context = context_kwargs(spec, spatial, value.spacing_of(spatial))
+    else:  # the whole array's axes, as in memory (apply._apply_step)
+        context = context_kwargs(spec, value.axes, value.spacing)
 
     def call(*blocks: np.ndarray, **settings: Any) -> Any:
         out = call_op(spec, step, list(blocks), settings)
@@ -243,7 +282,7 @@ def _strategy_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
         return out
 
     params = {**spec.defaults(), **dict(step.params), **context}
-    data = tuple(a.data.rechunk(value.data.chunks) for a in arrays) if several else value.data
+    data = tuple(_chunked_like(a, value) for a in arrays) if several else value.data
     try:
         out = spec.chunked(call, data, _n_loop(value), params)
     except NotChunkable as exc:
@@ -252,7 +291,7 @@ def _strategy_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
         raise
     except ValueError as exc:
         raise StepError(step.id, step.op, str(exc)) from exc
-    return Value(out, spec.output, value.axes, value.spacing, value.units)
+    return Value(out, spec.output, value.axes, value.spacing, value.units, chunkwise=True)
 
 
 def _map_overlap_step(spec: Any, step: Step, args: list[Value | None]) -> Value:

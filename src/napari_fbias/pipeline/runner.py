@@ -167,7 +167,7 @@ def run_pipeline(
         t0 = time.perf_counter()
         live = live_bytes([*values.values(), *inputs.values()])
         out = apply_step_chunked(spec, step, args, limit, live=live)
-        lazy = out.is_array and out.is_lazy
+        lazy = (out.is_array and out.is_lazy) or out.chunkwise
         recorder.add_step(spec, step, time.perf_counter() - t0, chunked=lazy, chosen=out.chosen)
         if step.id in sources:
             fed[step.id] = {k: values[ref] for k, ref in step.inputs.items()}

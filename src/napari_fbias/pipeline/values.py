@@ -46,6 +46,9 @@ class Value:
     chosen : mapping, optional
         What the step that made it chose for its automatic settings
         (:mod:`napari_fbias.ops.chosen`); None when it chose nothing.
+    chunkwise : bool
+        True when a chunk-wise strategy computed it (a table measured block
+        by block is in memory, yet its step ran chunk-wise).
     """
 
     data: Any
@@ -54,6 +57,7 @@ class Value:
     spacing: tuple[float, ...] | None = None
     units: tuple[str | None, ...] | None = None
     chosen: Mapping[str, Any] | None = field(default=None, compare=False)
+    chunkwise: bool = field(default=False, compare=False)
 
     @property
     def is_array(self) -> bool:

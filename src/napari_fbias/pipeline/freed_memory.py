@@ -1,0 +1,54 @@
+"""Give freed memory back to the system during chunk-wise runs (glibc's ``malloc``).
+
+A chunk-wise run allocates and frees block-sized arrays (a few MiB each) from
+several dask threads. glibc's allocator raises its ``mmap`` threshold each
+time such a block is freed (up to 32 MiB), so later blocks come from the
+threads' heaps, and freed heap memory is kept by the process instead of
+being returned: the run's resident memory grew to about twice what its
+blocks needed (measured at 16384 x 16384 uint16, gaussian + otsu, 64 MiB
+budget: 176 MiB added, 0.34x the image; 78 MiB, 0.15x, with the fix; see
+``docs/benchmarks.md``).
+
+:func:`return_freed_memory` sets ``M_TRIM_THRESHOLD`` to 64 KiB, which is what
+dask.distributed's nanny sets for its worker processes
+(``MALLOC_TRIM_THRESHOLD_``, ``distributed.nanny.pre-spawn-environ``) and
+also turns off the dynamic ``mmap`` threshold. It is process-wide, done once,
+and does nothing where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+__all__ = ["TRIM_THRESHOLD", "return_freed_memory"]
+
+#: Bytes of free memory at the top of a heap above which glibc returns it (as dask's workers).
+TRIM_THRESHOLD = 65536
+_M_TRIM_THRESHOLD = -1
+_done: list[bool] = []
+
+
+def return_freed_memory() -> bool:
+    """Make glibc return freed memory to the system promptly; True when it applied.
+
+    Returns False (and changes nothing) on other systems, or when the
+    environment already sets ``MALLOC_TRIM_THRESHOLD_`` (the user's choice wins).
+    """
+    if _done:
+        return _done[0]
+    applied = False
+    if sys.platform.startswith("linux") and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):  # musl and others: no mallopt
+            mallopt = None
+        if mallopt is not None:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            mallopt.restype = ctypes.c_int
+            applied = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    _done.append(applied)
+    return applied
