@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -29,6 +29,8 @@ import pandas as pd
 from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
 from napari_fbias.ops.chosen import report_chosen
 from napari_fbias.ops.registry import keep_old_default, register_op
+from napari_fbias.ops.spot_chunks import locate_spots_chunks, track_spots_chunks
+from napari_fbias.ops.track_chunks import iter_frames, track_labels_chunks
 from napari_fbias.ops.track_features import (
     FEATURE_COLUMNS,
     build_tracks,
@@ -168,21 +170,36 @@ def _auto_minmass(frames: list[np.ndarray], kwargs: dict[str, Any]) -> float:
     that level (fixed seed, so the result is reproducible) goes through the same
     trackpy detection, and the brightest noise "spot" sets the threshold.
     """
-    import trackpy
-
     sigma = float(np.median([_noise_sigma(f) for f in frames]))
     if sigma <= 0:
         return 0.0
     ref = frames[0]
-    caps = (32, 512, 512)[-ref.ndim :] if ref.ndim <= 3 else ref.shape
-    shape = tuple(min(n, c) for n, c in zip(ref.shape, caps, strict=True))
-    level = float(np.median(ref))
+    return _minmass_for_noise(sigma, float(np.median(ref)), ref.shape, ref.dtype, kwargs)
+
+
+def _minmass_for_noise(
+    sigma: float, level: float, shape: Sequence[int], dtype: Any, kwargs: dict[str, Any]
+) -> float:
+    """:func:`_auto_minmass` from the noise level ``sigma`` and the median ``level``.
+
+    ``shape`` and ``dtype`` are those of the first sampled frame (the
+    chunk-wise run, :mod:`.spot_chunks`, measures ``sigma`` and ``level``
+    by reduction passes and calls this).
+    """
+    import trackpy
+
+    if sigma <= 0:
+        return 0.0
+    ndim = len(shape)
+    dtype = np.dtype(dtype)
+    caps = (32, 512, 512)[-ndim:] if ndim <= 3 else tuple(shape)
+    shape = tuple(min(int(n), c) for n, c in zip(shape, caps, strict=True))
     noise = np.random.default_rng(0).normal(level, sigma, shape)
-    if ref.dtype.kind in "iu":
-        info = np.iinfo(ref.dtype)
-        noise = np.clip(np.rint(noise), info.min, info.max).astype(ref.dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        noise = np.clip(np.rint(noise), info.min, info.max).astype(dtype)
     else:
-        noise = noise.astype(ref.dtype)
+        noise = noise.astype(dtype)
     found = trackpy.locate(noise, minmass=0, **kwargs)
     if len(found) == 0:
         return 0.0
@@ -198,7 +215,13 @@ def _feature_columns(n_spatial: int, anisotropic: bool) -> list[str]:
     return ["mass", "size", "ecc", "signal", "raw_mass", "ep"]
 
 
-@register_op("track.locate_spots", category="track", spatial=False, memory=(16, 0))
+@register_op(
+    "track.locate_spots",
+    category="track",
+    spatial=False,
+    memory=(16, 0),
+    chunked=locate_spots_chunks,
+)
 def locate_spots(
     image: Image,
     *,
@@ -266,6 +289,46 @@ def locate_spots(
         frames = [_prepare_frame(frame_at(i), invert, i, op) for i in sample]
         diameter = spot_diameter_for(frames_diameter(frames, sp))
         report_chosen("diameter", diameter)
+    kwargs, anisotropic = _locate_kwargs(
+        diameter, separation, percentile, noise_size, max_size, sp, n_sp, op
+    )
+    feature_cols = _feature_columns(n_sp, anisotropic)
+    found: list[pd.DataFrame] = []
+    with warnings.catch_warnings():
+        # trackpy warns about small axes ("color image?") and empty frames: handled here
+        warnings.filterwarnings("ignore", message="I am interpreting the image")
+        warnings.filterwarnings("ignore", message="No maxima survived")
+        warnings.filterwarnings("ignore", message="Image is completely black")
+        warnings.filterwarnings("ignore", message="The inplace keyword", module="trackpy")
+        if minmass is None:
+            sample = sorted({0, n_t // 2, n_t - 1})
+            frames = [_prepare_frame(frame_at(i), invert, i, op) for i in sample]
+            mass_min = _auto_minmass(frames, kwargs)
+            report_chosen("minmass", round(mass_min, 4))
+        else:
+            mass_min = float(minmass)
+        for i in range(n_t):
+            frame = _prepare_frame(frame_at(i), invert, i, op)
+            # filter on mass here: trackpy misaligns the 3D ep_* columns when it filters
+            f = trackpy.locate(frame, minmass=-np.inf, **kwargs)
+            f = f[f["mass"].to_numpy() > mass_min]
+            if len(f):
+                f.insert(0, "t", np.int64(i))
+                found.append(f)
+    return _spots_table(found, pos_cols, feature_cols, sp, frame_interval, mass_min)
+
+
+def _locate_kwargs(
+    diameter: float,
+    separation: float | None,
+    percentile: float,
+    noise_size: float,
+    max_size: float | None,
+    sp: tuple[float, ...] | None,
+    n_sp: int,
+    op: str,
+) -> tuple[dict[str, Any], bool]:
+    """Check ``locate_spots``' settings; return trackpy's ``locate`` keywords and anisotropy."""
     if int(diameter) != diameter or diameter < 3 or diameter % 2 == 0:
         raise ValueError(
             f"{op}: diameter must be an odd whole number of pixels >= 3; got {diameter} "
@@ -291,29 +354,18 @@ def locate_spots(
         if anisotropic:
             raise ValueError(f"{op}: max_size cannot be used on anisotropic 3D stacks")
         kwargs["maxsize"] = float(max_size)
-    feature_cols = _feature_columns(n_sp, anisotropic)
-    found: list[pd.DataFrame] = []
-    with warnings.catch_warnings():
-        # trackpy warns about small axes ("color image?") and empty frames: handled here
-        warnings.filterwarnings("ignore", message="I am interpreting the image")
-        warnings.filterwarnings("ignore", message="No maxima survived")
-        warnings.filterwarnings("ignore", message="Image is completely black")
-        warnings.filterwarnings("ignore", message="The inplace keyword", module="trackpy")
-        if minmass is None:
-            sample = sorted({0, n_t // 2, n_t - 1})
-            frames = [_prepare_frame(frame_at(i), invert, i, op) for i in sample]
-            mass_min = _auto_minmass(frames, kwargs)
-            report_chosen("minmass", round(mass_min, 4))
-        else:
-            mass_min = float(minmass)
-        for i in range(n_t):
-            frame = _prepare_frame(frame_at(i), invert, i, op)
-            # filter on mass here: trackpy misaligns the 3D ep_* columns when it filters
-            f = trackpy.locate(frame, minmass=-np.inf, **kwargs)
-            f = f[f["mass"].to_numpy() > mass_min]
-            if len(f):
-                f.insert(0, "t", np.int64(i))
-                found.append(f)
+    return kwargs, anisotropic
+
+
+def _spots_table(
+    found: list[pd.DataFrame],
+    pos_cols: list[str],
+    feature_cols: list[str],
+    sp: tuple[float, ...] | None,
+    frame_interval: float | None,
+    mass_min: float,
+) -> pd.DataFrame:
+    """Return ``locate_spots``' table from each frame's spots (with ``t``)."""
     cols = ["t", *pos_cols, *feature_cols]
     if found:
         spots = pd.concat(found, ignore_index=True).reindex(columns=cols)
@@ -514,7 +566,13 @@ def link_spots(
     return _tracks_from(det, particle, min_length, sp, frame_interval)
 
 
-@register_op("track.track_spots", category="track", spatial=False, memory=(16, 0))
+@register_op(
+    "track.track_spots",
+    category="track",
+    spatial=False,
+    memory=(16, 0),
+    chunked=track_spots_chunks,
+)
 def track_spots(
     image: Image,
     *,
@@ -695,8 +753,7 @@ def _daughters(
 
 
 def _link_by_overlap(
-    n_t: int,
-    frame_at: Callable[[int], np.ndarray],
+    frames: Iterable[np.ndarray],
     min_overlap: float,
     memory: int,
     op: str,
@@ -704,8 +761,11 @@ def _link_by_overlap(
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray, dict[int, int]]:
     """Objects of every frame, the track key of each (frame by frame, ids sorted), and parents.
 
-    With ``divisions``, an object of the previous frame that continues and also
-    holds a second, unmatched object (:func:`_daughters`) divides: its track
+    ``frames`` gives the labels frames in order (:func:`.track_chunks.iter_frames`:
+    numpy in memory, a lazy movie a few frames at a time); only the current
+    frame and the ``memory + 1`` before it are kept. With ``divisions``, an
+    object of the previous frame that continues and also holds a second,
+    unmatched object (:func:`_daughters`) divides: its track
     ends, both objects start new tracks, and ``parents`` maps each daughter's
     track key to the mother's.
     """
@@ -715,8 +775,8 @@ def _link_by_overlap(
     cache: dict[int, np.ndarray] = {}
     parents: dict[int, int] = {}
     next_key = 0
-    for t in range(n_t):
-        cur = _label_frame(frame_at(t), t, op)
+    for t, frame in enumerate(frames):
+        cur = _label_frame(frame, t, op)
         ids, areas, cents = _objects(cur)
         objects.append((ids, areas, cents))
         cur_area = dict(zip(ids.tolist(), areas.tolist(), strict=True))
@@ -760,7 +820,13 @@ def _link_by_overlap(
     return objects, (np.concatenate(keys) if keys else np.empty(0, np.int64)), parents
 
 
-@register_op("track.track_labels", category="track", spatial=False, memory=(20, 0))
+@register_op(
+    "track.track_labels",
+    category="track",
+    spatial=False,
+    memory=(20, 0),
+    chunked=track_labels_chunks,
+)
 def track_labels(
     labels: Labels,
     *,
@@ -778,7 +844,11 @@ def track_labels(
     Parameters
     ----------
     labels : Labels
-        Labels movie ``(t, y, x)`` or ``(t, z, y, x)`` (0 = background).
+        Labels movie ``(t, y, x)`` or ``(t, z, y, x)`` (0 = background). A
+        lazy (dask) movie is read a few frames at a time, never whole
+        (:mod:`napari_fbias.ops.track_chunks`): at most one frame being read
+        plus the ``memory + 1`` frames before it are in memory, so one frame
+        (not the movie) must fit.
     method : {'overlap', 'centroid'}
         How objects are matched between frames: by overlap or by centroid distance.
         ``overlap``: an object continues the track of the object it overlaps
@@ -822,16 +892,17 @@ def track_labels(
         raise ValueError(f"{op}: the labels are empty (shape {tuple(np.shape(labels))})")
     pos_cols = ["z", "y", "x"][-n_sp:]
     frame_interval, sp = _split_spacing(spacing, axes, pos_cols, op)
-    n_t, frame_at = _frame_getter(labels, has_t)
+    n_t = int(np.shape(labels)[0]) if has_t else 1
     if divisions and method != "overlap":
         raise ValueError(f"{op}: divisions are detected with method='overlap' only")
+    frames = iter_frames(labels, has_t)
     parents: dict[int, int] = {}
     if method == "overlap":
         objects, particle, parents = _link_by_overlap(
-            n_t, frame_at, float(min_overlap), int(memory), op, divisions=bool(divisions)
+            frames, float(min_overlap), int(memory), op, divisions=bool(divisions)
         )
     else:
-        objects = [_objects(_label_frame(frame_at(t), t, op)) for t in range(n_t)]
+        objects = [_objects(_label_frame(f, t, op)) for t, f in enumerate(frames)]
     n_obj = [len(o[0]) for o in objects]
     columns: dict[str, Any] = {"t": np.repeat(np.arange(n_t, dtype=np.int64), n_obj)}
     cents = np.concatenate([o[2] for o in objects]) if sum(n_obj) else np.empty((0, n_sp))
