@@ -104,6 +104,8 @@ def halo_keys(
     n_loop: int,
     depth: int,
     block_fn: Callable[..., np.ndarray],
+    *,
+    crop: bool = True,
 ) -> da.Array:
     """Label blocks with a halo and key each object by its first pixel (global raster index).
 
@@ -117,6 +119,9 @@ def halo_keys(
         Halo in pixels along every spatial axis.
     block_fn : callable
         ``block_fn(frame, *blocks) -> labels`` on the spatial extended blocks.
+    crop : bool
+        Keep each block's core (default); False keeps the keys of the whole
+        extended blocks (the halos too, chunks of the overlapped array).
 
     Returns
     -------
@@ -151,13 +156,15 @@ def halo_keys(
         lut = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
         lut[ids] = lin + frame_index[frame] * pixels
         lut[0] = -1
+        if not crop:
+            return lut[labels].reshape(blocks[0].shape)
         keys = lut[labels[tuple(core_sl)]]
         return keys.reshape((1,) * n_loop + tuple(out_shape))
 
     return extended[0].map_blocks(
         run,
         *extended[1:],
-        chunks=core.chunks,
+        chunks=core.chunks if crop else extended[0].chunks,
         dtype=np.int64,
         meta=np.empty((0,) * core.ndim, dtype=np.int64),
     )
