@@ -129,3 +129,34 @@ def test_map_overlap_with_spacing_context():
     )
     p = chain(("preprocess.gaussian", {"sigma": 1.5}))
     compare(p, img, chunks=8)
+
+
+def test_chunk_wise_steps_record_what_auto_chose_as_in_memory():
+    """A strategy resolves auto settings once; the run record says what, as in memory."""
+    from napari_fbias.io.synth import make_nuclei_2d
+
+    img, _ = make_nuclei_2d((256, 256), 40, 3)
+    pipe = Pipeline.from_dict(
+        {
+            "fbias_pipeline": 1,
+            "name": "auto",
+            "inputs": {"image": {"kind": "image"}},
+            "steps": [
+                {
+                    "id": "nuclei",
+                    "op": "segment.nuclei",
+                    "inputs": {"image": "image"},
+                    # null: automatic (a setting left out keeps its pre-auto number)
+                    "params": {"smoothing_sigma": None, "min_size": None, "min_distance": None},
+                }
+            ],
+            "outputs": {"nuclei": {"from": "nuclei"}},
+        }
+    )
+    chunked = run_pipeline(pipe, img, chunked=True, chunks=64, checksum=False)
+    memory = run_pipeline(pipe, img, chunked=False, checksum=False)
+    (c_step,) = chunked.record["steps"]
+    (m_step,) = memory.record["steps"]
+    assert c_step["mode"] == "chunked"
+    assert c_step["chosen"] == m_step["chosen"]
+    assert "min_size" in c_step["chosen"]

@@ -32,6 +32,7 @@ import dask.array as da
 import numpy as np
 
 from napari_fbias.io.dask_view import dask_view
+from napari_fbias.ops.chosen import collect_chosen
 from napari_fbias.pipeline.apply import (
     call_op,
     check_output,
@@ -284,14 +285,18 @@ def _strategy_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
     params = {**spec.defaults(), **dict(step.params), **context}
     data = tuple(_chunked_like(a, value) for a in arrays) if several else value.data
     try:
-        out = spec.chunked(call, data, _n_loop(value), params)
+        with collect_chosen() as chosen:  # a strategy resolves auto settings once, eagerly
+            out = spec.chunked(call, data, _n_loop(value), params)
     except NotChunkable as exc:
         raise ChunkingError(f"step {step.id!r} ({step.op}): {exc}") from None
     except StepError:
         raise
     except ValueError as exc:
         raise StepError(step.id, step.op, str(exc)) from exc
-    return Value(out, spec.output, value.axes, value.spacing, value.units, chunkwise=True)
+    summary = chosen.summary() if chosen else None
+    return Value(
+        out, spec.output, value.axes, value.spacing, value.units, chosen=summary, chunkwise=True
+    )
 
 
 def _map_overlap_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
