@@ -48,6 +48,8 @@ class ProgressBar:
             self._bar = tqdm(
                 total=total, unit=self.unit, file=sys.stderr, leave=False, disable=None
             )
+        if total != self._bar.total or done < self._bar.n:  # a new round (a dask compute)
+            self._bar.reset(total=total)
         self._bar.set_postfix_str(label, refresh=False)
         self._bar.update(done - self._bar.n)
 

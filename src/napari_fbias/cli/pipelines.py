@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import Any
@@ -162,6 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline on images (``fbias run``)."""
     from napari_fbias.pipeline import Pipeline
     from napari_fbias.pipeline.batch import run_batch
+    from napari_fbias.pipeline.block_progress import BlockProgress
     from napari_fbias.pipeline.inputs import Selection
 
     chosen = [o for o in ("scheduler", "cluster") if getattr(args, o)]
@@ -182,24 +184,33 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "without --workers/--scheduler/--cluster"
             )
     bar = ProgressBar("images")
+    tasks = ProgressBar("tasks")  # inside a step: each dask pass over a large image's blocks
+    in_process = scheduler is None and args.cluster is None
+    watch = (
+        BlockProgress(lambda done, total: tasks.update_to(done, total, "dask tasks"))
+        if in_process
+        else contextlib.nullcontext()
+    )
     try:
-        report = run_batch(
-            pipeline,
-            args.inputs,
-            args.outdir,
-            scheduler=scheduler,
-            cluster=args.cluster,
-            n_workers=args.workers,
-            resume=args.resume,
-            progress=bar.update_to,
-            strict=args.strict,
-            memory_limit=args.memory,
-            select=Selection.parse(
-                args.wells or "", args.fields or "", args.series or "", args.extra or ""
-            ),
-            heatmap=args.heatmap,
-        )
+        with watch:
+            report = run_batch(
+                pipeline,
+                args.inputs,
+                args.outdir,
+                scheduler=scheduler,
+                cluster=args.cluster,
+                n_workers=args.workers,
+                resume=args.resume,
+                progress=bar.update_to,
+                strict=args.strict,
+                memory_limit=args.memory,
+                select=Selection.parse(
+                    args.wells or "", args.fields or "", args.series or "", args.extra or ""
+                ),
+                heatmap=args.heatmap,
+            )
     finally:
+        tasks.close()
         bar.close()
     from napari_fbias.io.credentials import scrub_text
 

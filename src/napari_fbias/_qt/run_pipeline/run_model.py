@@ -126,10 +126,28 @@ def run_with_progress(
     *args: Any,
     cancel: threading.Event,
     report: Callable[[Any], Any],
+    mid_step: bool = True,
     **kwargs: Any,
 ) -> Any:
-    """Call ``job(*args, progress=..., **kwargs)``, the progress sent to ``report``."""
-    return job(*args, progress=Progress(report, cancel), **kwargs)
+    """Call ``job(*args, progress=..., **kwargs)``, the progress sent to ``report``.
+
+    Inside a step, the dask tasks of a large image's passes are reported as
+    ``("tasks", done, total)``; with ``mid_step`` Cancel also stops the pass in
+    flight (a batch rather finishes the image in progress).
+    """
+    from napari_fbias.pipeline.block_progress import BlockProgress, ComputeCancelled
+
+    def tasks(done: int, total: int) -> None:
+        try:
+            report(("tasks", done, total))
+        except RuntimeError:  # the panel was closed
+            cancel.set()
+
+    try:
+        with BlockProgress(tasks, every=0.5, cancel=cancel if mid_step else None):
+            return job(*args, progress=Progress(report, cancel), **kwargs)
+    except ComputeCancelled:
+        raise RunCancelled("cancelled") from None
 
 
 # --- a run in flight ----------------------------------------------------------------------
@@ -148,6 +166,8 @@ class Job:
     worker: Any = None
     seen: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The last progress line (where the run is).
+    line: str = ""
 
     @property
     def desc(self) -> str:

@@ -100,6 +100,7 @@ class RunStatus(QWidget):
             *args,
             **kwargs,
             cancel=job.cancel,
+            mid_step=job.kind != "batch",
             desc=job.desc,
             report=self._on_progress,
             returned=partial(self._on_returned, job, done),
@@ -126,12 +127,18 @@ class RunStatus(QWidget):
         self.cancel_button.setEnabled(False)
         self.say(job.cancelling())
 
-    def _on_progress(self, report: tuple[int, int, str]) -> None:
+    def _on_progress(self, report: tuple[Any, ...]) -> None:
         job = self.job
         if job is None:
             return
+        if report[0] == "tasks":  # inside a step: a dask pass over a large image's blocks
+            try:
+                self.status.value = f"{job.line} ({report[1]}/{report[2]} dask tasks)"
+            except RuntimeError:
+                job.cancel.set()
+            return
         done, total, what = report
-        text = job.progressed(done, total, what)
+        text = job.line = job.progressed(done, total, what)
         try:
             self.progress_bar.setRange(0, max(total, 1))
             self.progress_bar.setValue(done)
