@@ -27,7 +27,7 @@ from dask.callbacks import Callback
 __all__ = ["BlockProgress", "ComputeCancelled"]
 
 
-class ComputeCancelled(BaseException):  # noqa: N818 - like asyncio.CancelledError
+class ComputeCancelled(BaseException):
     """The user cancelled a run while a dask compute was in flight.
 
     A ``BaseException``, as :class:`asyncio.CancelledError` is, so that the
