@@ -129,3 +129,25 @@ def test_an_op_reads_the_angle_the_slider_shows(
             {"labels": viewer.layers["A: threshold (angle 2)"], "image": image},
             {},
         )
+
+
+def test_the_run_pipeline_panel_runs_on_the_angle_the_slider_shows(
+    make_napari_viewer: Any, tmp_path: Path
+) -> None:
+    from napari_fbias._qt.layer_axes import shown_extra
+    from napari_fbias._qt.run_pipeline.inputs_model import layer_input
+
+    root = write_spim(tmp_path / "spim.ome.zarr")
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(root), plugin="napari-fbias")
+    k = viewer.dims.axis_labels.index("angle")
+    viewer.dims.set_current_step(k, 3)
+    shown = shown_extra(layers[0], viewer.dims)
+    assert shown == {"angle": 3}
+    # a channel layer: the whole image of that angle, both channels
+    value = layer_input(layers[0], "image", viewer.layers, extra=shown)
+    assert value.axes == "cyx"
+    np.testing.assert_array_equal(np.asarray(value.data), PIXELS[3])
+    # with a channel layer missing, the source of exactly that angle
+    viewer.layers.remove(layers[1])
+    assert layer_input(layers[0], "image", viewer.layers, extra=shown) == f"{root}[angle=3]"

@@ -24,6 +24,7 @@ from napari_fbias._qt.layer_axes import (
     set_layer_axes,
 )
 from napari_fbias._qt.layer_data import layer_value
+from napari_fbias.io.extra_axes import with_extra
 from napari_fbias.pipeline.values import Value
 
 __all__ = ["chosen_axes", "layer_input"]
@@ -60,7 +61,13 @@ def _channel_layers(layer: Any, layers: Any) -> dict[int, Any]:
     return found
 
 
-def layer_input(layer: Any, kind: str, layers: Any = (), axes: str | None = None) -> Any:
+def layer_input(
+    layer: Any,
+    kind: str,
+    layers: Any = (),
+    axes: str | None = None,
+    extra: Mapping[str, int] | None = None,
+) -> Any:
     """Return what the pipeline input of ``kind`` receives for ``layer``.
 
     Parameters
@@ -75,6 +82,9 @@ def layer_input(layer: Any, kind: str, layers: Any = (), axes: str | None = None
     axes : str, optional
         Corrected axes of the layer (recorded in its metadata); by default
         those recorded by our reader or a step, else guessed.
+    extra : mapping, optional
+        For a layer with extra axes (``angle``...), the index to run on (the
+        one the sliders show, :func:`~napari_fbias._qt.layer_axes.shown_extra`).
 
     Returns
     -------
@@ -91,14 +101,14 @@ def layer_input(layer: Any, kind: str, layers: Any = (), axes: str | None = None
     ax = set_layer_axes(layer, axes) if axes else layer_axes(layer)
     c = channel_index(layer)
     if c is None:
-        value = layer_value(layer, kind, axes=ax)
+        value = layer_value(layer, kind, axes=ax, extra=extra)
         return replace(value, units=_units_of(layer, ax))
     info = reader_info(layer) or {}
     full = str(info.get("axes", ""))
     n_c = int(info["shape"][full.index("c")])
     found = _channel_layers(layer, layers)
     if all(i in found for i in range(n_c)):
-        arrays = [layer_array(found[i]) for i in range(n_c)]
+        arrays = [layer_array(found[i], extra) for i in range(n_c)]
         if any(type(a).__module__.startswith("dask") for a in arrays):
             import dask.array as da
 
@@ -111,7 +121,7 @@ def layer_input(layer: Any, kind: str, layers: Any = (), axes: str | None = None
         )
     source = str(info.get("source") or "")
     if source:
-        return source
+        return with_extra(source, extra) if extra else source
     missing = ", ".join(str(i) for i in range(n_c) if i not in found)
     raise LayerAxesError(
         f"layer {layer.name!r} is one channel of image {info.get('name')!r}; the pipeline "

@@ -40,7 +40,7 @@ import pandas as pd
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
-from napari_fbias._qt.layer_axes import LayerAxesError, fit_axes, unwrap
+from napari_fbias._qt.layer_axes import LayerAxesError, fit_axes, shown_extra, unwrap
 from napari_fbias._qt.layer_data import lost_pixel_size
 from napari_fbias._qt.run_pipeline.batch_tab import BatchTab
 from napari_fbias._qt.run_pipeline.edit_model import PipelineDocument, PipelineEditError
@@ -337,7 +337,11 @@ class RunPipelineWidget(QWidget):
         try:
             for name in names:
                 inputs[name] = layer_input(
-                    chosen[name], pipeline.inputs[name].kind, self.viewer.layers, axes_of.get(name)
+                    chosen[name],
+                    pipeline.inputs[name].kind,
+                    self.viewer.layers,
+                    axes_of.get(name),
+                    extra=shown_extra(chosen[name], self.viewer.dims),  # the angle... shown
                 )
         except (LayerAxesError, ValueError) as exc:
             self._report(f"Not run: {exc}", error=True)
