@@ -151,3 +151,24 @@ def test_the_run_pipeline_panel_runs_on_the_angle_the_slider_shows(
     # with a channel layer missing, the source of exactly that angle
     viewer.layers.remove(layers[1])
     assert layer_input(layers[0], "image", viewer.layers, extra=shown) == f"{root}[angle=3]"
+
+
+def test_tuning_annotations_are_cut_to_the_angle_shown(
+    make_napari_viewer: Any, tmp_path: Path
+) -> None:
+    from napari_fbias._qt.tune_widget import annotations_of
+
+    root = write_spim(tmp_path / "spim.ome.zarr")
+    viewer = make_napari_viewer()
+    image = viewer.open(str(root), plugin="napari-fbias")[0]
+    painted = np.zeros((ANGLES, 48, 40), dtype=np.int32)
+    painted[2, 5:9, 5:9] = 1
+    painted[1, 20:25, 20:25] = 2
+    labels = viewer.add_labels(painted, scale=image.scale)
+    got = annotations_of(labels, image, {"angle": 2}).labels
+    assert got.shape == (48, 40) and set(np.unique(got)) == {0, 1}
+    points = viewer.add_points(
+        np.array([[2, 10, 10], [0, 30, 30], [2, 40, 20]], float), scale=image.scale
+    )
+    pts = annotations_of(points, image, {"angle": 2}).points
+    np.testing.assert_allclose(pts, [[10, 10], [40, 20]])

@@ -90,17 +90,32 @@ def image_value(layer: Any, extra: Mapping[str, int] | None = None) -> Value:
     return Value(arr, "image", axes, scale, None)
 
 
-def annotations_of(layer: Any, image_layer: Any) -> Annotations:
-    """Return the annotations of a Labels or Points layer, in the image layer's pixels."""
+def annotations_of(
+    layer: Any, image_layer: Any, extra: Mapping[str, int] | None = None
+) -> Annotations:
+    """Return the annotations of a Labels or Points layer, in the image layer's pixels.
+
+    Over an image with extra axes (``angle``...), only those of the index
+    ``extra`` (the sliders'): a labels layer drawn over the extra axes is cut
+    to that index, and points are kept where they lie on it.
+    """
+    n = layer_ndim(image_layer)  # its extra axes (angle...) left out
+    picks = [int(v) for v in (extra or {}).values()]
     if layer_kind(layer) == "labels":
         data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        lead = np.ndim(data) - n
+        if lead > 0 and lead == len(picks):
+            data = data[tuple(picks)]
         return Annotations(labels=np.asarray(data))
     pts = np.asarray(layer.data, float)
-    n = layer_ndim(image_layer)  # its extra axes (angle...) left out
     if pts.size == 0:
         return Annotations(points=np.zeros((0, n)))
     world = pts * np.asarray(layer.scale) + np.asarray(layer.translate)
     data = (world - np.asarray(image_layer.translate)) / np.asarray(image_layer.scale)
+    lead = data.shape[1] - n
+    if lead > 0 and lead == len(picks):  # points placed on another angle are not this one's
+        on = np.all(np.round(data[:, :lead]) == np.asarray(picks, float), axis=1)
+        data = data[on]
     return Annotations(points=data[:, -n:])
 
 
@@ -280,8 +295,9 @@ class TuneWidget(QWidget):
             return None
         try:
             op, params, _ = self._picked()
-            value = image_value(image_layer, shown_extra(image_layer, self.viewer.dims))
-            annotations = annotations_of(ann_layer, image_layer)
+            shown = shown_extra(image_layer, self.viewer.dims)
+            value = image_value(image_layer, shown)
+            annotations = annotations_of(ann_layer, image_layer, shown)
         except ValueError as exc:
             self.status.setText(str(exc))
             return None
