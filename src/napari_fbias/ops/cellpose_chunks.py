@@ -63,8 +63,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_fbias.ops import cellpose_op as cpo
 from napari_fbias.ops.chunk_stitch import Frame, _core_slice, _frame_view, _with_halo, halo_keys
 from napari_fbias.ops.chunks import NotChunkable
+from napari_fbias.ops.registry import register_chunked
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -169,7 +171,6 @@ def _normalized(block: np.ndarray, bounds: np.ndarray, invert: bool) -> np.ndarr
 
 def _estimated_diameter(view: np.ndarray, params: Mapping[str, Any], mode: str) -> float | None:
     """Cellpose's own size-model estimate (``diameter=0``) on one view of the frame."""
-    from napari_fbias.ops import cellpose_op as cpo
     from napari_fbias.ops.cellpose_models import load_model
 
     loaded = load_model(params["model"], gpu=bool(params["gpu"]))
@@ -225,11 +226,10 @@ def resolve_cellpose_globals(
         normalisation).
     """
     from napari_fbias.ops.auto_scale import image_diameter
-    from napari_fbias.ops.cellpose_op import _spatial_spacing
     from napari_fbias.ops.chosen import report_chosen
 
     axes = params.get("axes") or ("yx" if x.ndim - n_loop == 2 else "zyx")
-    spacing = _spatial_spacing(axes, params.get("spacing"))
+    spacing = cpo._spatial_spacing(axes, params.get("spacing"))
     bounds = (
         _normalize99_bounds(x, n_loop, per_plane=mode == "planes") if params["normalize"] else None
     )
@@ -472,3 +472,6 @@ def stitched_keys(
     return ext.map_blocks(
         relabel, chunks=core.chunks, dtype=np.int32, meta=np.empty((0,) * ext.ndim, np.int32)
     )
+
+
+register_chunked("cellpose.segment", cellpose_chunks)

@@ -39,7 +39,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from napari_fbias.ops.auto_scale import image_diameter
-from napari_fbias.ops.cellpose_chunks import cellpose_chunks
 from napari_fbias.ops.cellpose_models import (
     CellposeModelError,
     LoadedModel,
@@ -614,7 +613,6 @@ def _drop_channel_axis(axes: str, params: Mapping[str, Any]) -> str:
     title="Cellpose",
     spatial=False,
     axes_out=_drop_channel_axis,
-    chunked=cellpose_chunks,
 )
 def segment(
     image: Image,

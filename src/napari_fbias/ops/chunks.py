@@ -30,7 +30,9 @@ twice more (range, then histogram).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +43,8 @@ if TYPE_CHECKING:  # dask is imported when a strategy runs: importing the ops st
 __all__ = [
     "ChunkStrategy",
     "NotChunkable",
+    "block_pixels_budget",
+    "budget_block_pixels",
     "components_chunks",
     "merge_labels",
     "remove_small_chunks",
@@ -53,6 +57,31 @@ ChunkStrategy = Callable[[Callable[..., Any], "da.Array", int, Mapping[str, Any]
 
 class NotChunkable(Exception):
     """These settings of the operation need the whole image in memory."""
+
+
+#: The block size (pixels) of the step running chunk-wise for memory, None otherwise.
+_BLOCK_PIXELS: ContextVar[int | None] = ContextVar("block_pixels", default=None)
+
+
+@contextmanager
+def block_pixels_budget(pixels: int | None) -> Iterator[None]:
+    """Make ``pixels`` the block budget :func:`budget_block_pixels` tells, inside the block."""
+    token = _BLOCK_PIXELS.set(None if pixels is None else int(pixels))
+    try:
+        yield
+    finally:
+        _BLOCK_PIXELS.reset(token)
+
+
+def budget_block_pixels() -> int | None:
+    """Return the pixels a block (halo included) may hold, or None without a memory budget.
+
+    Set by the chunk-wise runner (``pipeline.chunked.apply_step_chunked``)
+    while a step runs chunk-wise for memory: the ``pipeline.memory.block_pixels``
+    its blocks were sized with. A chunk-wise strategy that widens its blocks by
+    a halo keeps them within it.
+    """
+    return _BLOCK_PIXELS.get()
 
 
 # --- labels across chunks ----------------------------------------------------------------

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from napari_fbias.ops.measure_chunks import regionprops_chunks
 from napari_fbias.ops.registry import register_op
 from napari_fbias.ops.types import Image, Labels, Table
 
@@ -309,7 +308,6 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
     category="measure",
     spatial=False,
     memory=(64, 0),
-    chunked=regionprops_chunks,
 )
 def regionprops(
     labels: Labels,

@@ -45,6 +45,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_fbias.ops.measure import (
+    INTENSITY_STATS,
+    add_physical,
+    assemble_table,
+    check_labels_dtype,
+    measure_plan,
+)
+from napari_fbias.ops.registry import register_chunked
+
 if TYPE_CHECKING:
     import dask.array as da
     import pandas as pd
@@ -361,14 +370,6 @@ def regionprops_chunks(
     their bounding boxes. The table is the in-memory one (see the module
     docstring for the tolerances); object ids are the labels' ids.
     """
-    from napari_fbias.ops.measure import (
-        INTENSITY_STATS,
-        add_physical,
-        assemble_table,
-        check_labels_dtype,
-        measure_plan,
-    )
-
     arrays = list(data) if isinstance(data, tuple) else [data]
     labels = arrays[0]
     image = arrays[1] if len(arrays) > 1 else None
@@ -424,3 +425,6 @@ def regionprops_chunks(
 regionprops_chunks.takes_several = True  # type: ignore[attr-defined]
 #: the image may have a channel axis that the labels lack
 regionprops_chunks.channel_axis_ok = True  # type: ignore[attr-defined]
+
+
+register_chunked("measure.regionprops", regionprops_chunks)

@@ -34,7 +34,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
@@ -55,6 +55,11 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "napari_fbias.ops.track",
     "napari_fbias.ops.measure",
     "napari_fbias.ops.object_size",
+    # chunk-wise strategies that reuse their operation's helpers: they import the operation's
+    # module and declare themselves (register_chunked), never the other way round
+    "napari_fbias.ops.measure_chunks",
+    "napari_fbias.ops.cellpose_chunks",
+    "napari_fbias.ops.spot_chunks",
 )
 ENTRY_POINT_GROUP = "napari_fbias.ops"
 
@@ -204,6 +209,21 @@ _REGISTRY: dict[str, OpSpec] = {}
 #: Operation -> setting -> the number it defaulted to before it became automatic.
 _OLD_DEFAULTS: dict[str, dict[str, Any]] = {}
 _loaded = False
+
+
+def register_chunked(name: str, strategy: Callable[..., Any]) -> None:
+    """Declare ``strategy`` the chunk-wise strategy of the registered operation ``name``.
+
+    For a strategy that reuses private helpers of its operation's module: it
+    imports that module and calls this at its end, so the operation's module
+    never imports it (no import cycle). Others pass ``chunked=`` to
+    :func:`register_op`. The strategy's module must be listed in
+    :data:`BUILTIN_MODULES` (or be imported by a plugin's entry point).
+    """
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise ValueError(f"register_chunked: no operation {name!r} is registered (import it first)")
+    _REGISTRY[name] = replace(spec, chunked=strategy)
 
 
 def register_op(

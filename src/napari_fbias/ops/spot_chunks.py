@@ -75,6 +75,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_fbias.ops.registry import register_chunked
+from napari_fbias.ops.track import (
+    _feature_columns,
+    _locate_kwargs,
+    _minmass_for_noise,
+    _movie_layout,
+    _split_spacing,
+    _spots_table,
+    link_spots,
+)
+
 if TYPE_CHECKING:
     import dask.array as da
     import pandas as pd
@@ -228,7 +239,6 @@ def _auto_diameter(x: da.Array, prep: _Prepare, sample: list[int], sp: Any) -> i
 def _auto_minmass(x: da.Array, prep: _Prepare, sample: list[int], kwargs: dict[str, Any]) -> float:
     """``track._auto_minmass`` on the sampled frames, by exact reduction passes."""
     from napari_fbias.ops.chunk_stats import frame_medians_below
-    from napari_fbias.ops.track import _minmass_for_noise
 
     frames = _prepared(x, prep, sample)
     inf = np.full(len(sample), np.inf)
@@ -495,13 +505,6 @@ def _locate_chunked(data: da.Array, n_loop: int, params: Mapping[str, Any]) -> p
     """``track.locate_spots`` on a dask movie, frame by frame in blocks (module docstring)."""
     from napari_fbias.ops.chosen import report_chosen
     from napari_fbias.ops.chunks import NotChunkable
-    from napari_fbias.ops.track import (
-        _feature_columns,
-        _locate_kwargs,
-        _movie_layout,
-        _split_spacing,
-        _spots_table,
-    )
 
     axes = str(params.get("axes") or "")
     has_t, n_sp = _movie_layout(data.ndim, axes, OP)
@@ -617,8 +620,6 @@ def track_spots_chunks(
     not inverted), then :func:`~napari_fbias.ops.track.link_spots` links the
     whole spots table.
     """
-    from napari_fbias.ops.track import link_spots
-
     locate = {
         "diameter": params.get("diameter"),
         "minmass": params.get("minmass"),
@@ -637,3 +638,7 @@ def track_spots_chunks(
         axes=params.get("axes", ""),
         spacing=params.get("spacing"),
     )
+
+
+register_chunked("track.locate_spots", locate_spots_chunks)
+register_chunked("track.track_spots", track_spots_chunks)

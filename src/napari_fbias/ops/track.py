@@ -29,7 +29,6 @@ import pandas as pd
 from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
 from napari_fbias.ops.chosen import report_chosen
 from napari_fbias.ops.registry import keep_old_default, register_op
-from napari_fbias.ops.spot_chunks import locate_spots_chunks, track_spots_chunks
 from napari_fbias.ops.track_chunks import iter_frames, track_labels_chunks
 from napari_fbias.ops.track_features import (
     FEATURE_COLUMNS,
@@ -220,7 +219,6 @@ def _feature_columns(n_spatial: int, anisotropic: bool) -> list[str]:
     category="track",
     spatial=False,
     memory=(16, 0),
-    chunked=locate_spots_chunks,
 )
 def locate_spots(
     image: Image,
@@ -571,7 +569,6 @@ def link_spots(
     category="track",
     spatial=False,
     memory=(16, 0),
-    chunked=track_spots_chunks,
 )
 def track_spots(
     image: Image,

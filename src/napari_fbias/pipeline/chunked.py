@@ -19,7 +19,10 @@ Three ways a step can run, tried in this order:
 Anything else raises :class:`ChunkingError` naming the step
 (:class:`MemoryLimitError` when it is the memory budget that rules out the
 in-memory run). A step that runs chunk-wise only for lack of memory gets
-blocks small enough for the budget (:func:`.memory.block_pixels`).
+blocks small enough for the budget (:func:`.memory.block_pixels`); a strategy
+that adds a halo to its blocks reads that size while it runs
+(:func:`napari_fbias.ops.chunks.budget_block_pixels`) and keeps each block with its halo
+within it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 
 from napari_fbias.io.dask_view import dask_view
 from napari_fbias.ops.chosen import collect_chosen
+from napari_fbias.ops.chunks import block_pixels_budget
 from napari_fbias.pipeline.apply import (
     call_op,
     check_output,
@@ -198,13 +202,15 @@ def apply_step_chunked(
             "point, or run on a machine with more memory."
         )
     return_freed_memory()  # else freed blocks stay in the threads' heaps (about 2x)
+    pixels = None
     if memory_limit > 0:  # blocks sized for the budget
         pixels = block_pixels(spec, args, memory_limit - live)
         args = [None if v is None else fit_blocks(v, pixels) for v in args]
     else:  # chunk-wise whatever the size: the data's own blocks
         args = [None if v is None else as_dask(v) for v in args]
     if spec.chunked is not None:
-        return _strategy_step(spec, step, args)
+        with block_pixels_budget(pixels):  # for strategies that add a halo to their blocks
+            return _strategy_step(spec, step, args)
     return _map_overlap_step(spec, step, args)
 
 

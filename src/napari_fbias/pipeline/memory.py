@@ -119,6 +119,11 @@ def block_pixels(spec: Any, args: list[Value | None], budget: int) -> int:
     that of the chunk-wise machinery (:data:`CHUNK_WISE_BYTES_PER_PIXEL`) at a
     time. At least :data:`MIN_BLOCK_PIXELS`, and large enough for the image
     to make at most :data:`~napari_fbias.io.limits.MAX_DASK_BLOCKS` blocks.
+
+    A halo is not counted here: a strategy whose blocks carry one (decided
+    by a first pass, ``segment.nuclei``) reads this number while it runs
+    (:func:`napari_fbias.ops.chunks.budget_block_pixels`) and sizes its blocks so that each block
+    *with* its halo holds at most this many pixels.
     """
     import dask
     from dask.system import CPU_COUNT
