@@ -349,6 +349,8 @@ def _image_label_meta(
 
 #: Largest region (pixels) of an array computed and written by one ``da.store`` call.
 STORE_REGION_PIXELS = 4096 * 4096
+#: Stored chunks per region for each task dask runs at once (the default region size).
+STORE_CHUNKS_PER_TASK = 1
 
 
 def store_in_regions(
@@ -356,9 +358,15 @@ def store_in_regions(
     target: Any,
     chunks: Sequence[int],
     axes: Sequence[str],
-    region_pixels: int = STORE_REGION_PIXELS,
+    region_pixels: int | None = None,
 ) -> None:
     """Write ``data`` into ``target`` region by region (whole chunks, about ``region_pixels``).
+
+    By default a region holds :data:`STORE_CHUNKS_PER_TASK` stored chunks per
+    task dask runs at once (:func:`~napari_fbias.io.dask_parallel.parallel_tasks`),
+    at most :data:`STORE_REGION_PIXELS`: every thread busy, and what a region
+    holds bounded by the blocks in flight (4096^2 regions: 106 MiB added by the
+    write of a chunk-wise watershed at 8192^2 with a 32 MiB budget; 1024^2: 79 MiB).
 
     A lazy result (a chunk-wise run's labels) is computed while it is
     written. Computed as one graph, dask walks it row after row of blocks,
@@ -368,11 +376,17 @@ def store_in_regions(
     it holds one region's sources and their halos.
     """
     shape = tuple(int(n) for n in data.shape)
+    spatial = [i for i, a in enumerate(axes) if a in "zyx"]
+    chunk = [max(1, min(int(c), n)) for c, n in zip(chunks, shape, strict=True)]
+    if region_pixels is None:
+        from napari_fbias.io.dask_parallel import parallel_tasks
+
+        per_chunk = math.prod(chunk[i] for i in spatial)
+        region_pixels = per_chunk * STORE_CHUNKS_PER_TASK * parallel_tasks()
+        region_pixels = min(STORE_REGION_PIXELS, region_pixels)
     if math.prod(shape) <= region_pixels:
         da.store(data, target, lock=False)
         return
-    spatial = [i for i, a in enumerate(axes) if a in "zyx"]
-    chunk = [max(1, min(int(c), n)) for c, n in zip(chunks, shape, strict=True)]
     step = list(chunk)  # one chunk per axis, then grow the spatial ones evenly
     while True:
         size = math.prod(step[i] for i in spatial)

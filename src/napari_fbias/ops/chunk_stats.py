@@ -26,6 +26,7 @@ Exactness, against the in-memory scikit-image / numpy call on the same frame:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,25 +65,56 @@ def _per_block(
     """Run ``func(block, frame, *args)`` on every block; return ``(frame, result)`` pairs."""
     blocks = x.to_delayed()
     locs = list(np.ndindex(*blocks.shape))
-    out = compute_in_batches([(func, blocks[loc], loc[:n_loop], *args) for loc in locs])
+    out = compute_in_batches(
+        [(func, blocks[loc], loc[:n_loop], *args) for loc in locs], blocks.shape
+    )
     return [(loc[:n_loop], r) for loc, r in zip(locs, out, strict=True)]
 
 
-#: Blocks computed together by a reduction pass. dask orders one large compute
-#: of many small results breadth-first, loading most input blocks before it
-#: reduces them (measured: about 0.8x the image held at 8192 x 8192); batches in
-#: raster order bound what is held to a few rows of blocks.
-BATCH_BLOCKS = 16
+#: Blocks computed together by a reduction pass, per task dask runs at once
+#: (:func:`~napari_fbias.io.dask_parallel.parallel_tasks`). dask orders one large
+#: compute of many small results breadth-first, loading most input blocks before
+#: it reduces them (measured: about 0.8x the image held at 8192 x 8192); a batch
+#: holds its blocks, the neighbours their halos read and their intermediate
+#: arrays until it is done (16 blocks per batch: 88 MiB added in the watershed
+#: keys pass at 8192^2, 32 MiB budget; 2 per thread: 74 MiB).
+BATCH_PER_TASK = 2
+#: Side (in blocks) of the square groups a block grid is batched in: a batch of
+#: 2 x 2 blocks reads the halos of 4 x 4, a raster run of 4 those of 3 x 6.
+BATCH_TILE = 2
 
 
-def compute_in_batches(calls: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Compute ``func(*args)`` for each ``(func, *args)`` (args may be delayed), in batches."""
+def _tile_order(grid: Sequence[int]) -> list[int]:
+    """Raster indices of a block grid, grouped in tiles of :data:`BATCH_TILE` blocks a side."""
+    locs = list(np.ndindex(*grid))
+    return sorted(
+        range(len(locs)), key=lambda i: (tuple(n // BATCH_TILE for n in locs[i]), locs[i])
+    )
+
+
+def compute_in_batches(
+    calls: Sequence[tuple[Any, ...]], grid: Sequence[int] | None = None
+) -> list[Any]:
+    """Compute ``func(*args)`` for each ``(func, *args)`` (args may be delayed), in batches.
+
+    With ``grid`` (the block grid, ``calls`` in its raster order), batches are
+    compact groups of neighbouring blocks rather than runs of a row: what a
+    batch holds (its blocks and the neighbours their halos read) then does not
+    grow with the image's width. Results come back in the order of ``calls``.
+    """
     import dask
 
-    out: list[Any] = []
-    for i in range(0, len(calls), BATCH_BLOCKS):
-        batch = calls[i : i + BATCH_BLOCKS]
-        out.extend(dask.compute(*[dask.delayed(c[0])(*c[1:]) for c in batch]))
+    from napari_fbias.io.dask_parallel import parallel_tasks
+
+    batch = max(2, BATCH_PER_TASK * parallel_tasks())
+    n = len(calls)
+    order = _tile_order(grid) if grid is not None and math.prod(grid) == n else list(range(n))
+    out: list[Any] = [None] * n
+    for i in range(0, n, batch):
+        idx = order[i : i + batch]
+        done = dask.compute(*[dask.delayed(calls[j][0])(*calls[j][1:]) for j in idx])
+        for j, r in zip(idx, done, strict=True):
+            out[j] = r
     return out
 
 

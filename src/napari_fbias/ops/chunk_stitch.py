@@ -228,7 +228,9 @@ def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
     from napari_fbias.ops.chunk_stats import compute_in_batches
 
     pixels = math.prod(keys.shape[n_loop:])
-    parts = compute_in_batches([(_block_keys, b) for b in keys.to_delayed().ravel()])
+    parts = compute_in_batches(
+        [(_block_keys, b) for b in keys.to_delayed().ravel()], keys.numblocks
+    )
     every = np.unique(np.concatenate([np.empty(0, np.int64), *parts]))
     frame = every // pixels
     first_of_frame = np.searchsorted(frame, frame, side="left")

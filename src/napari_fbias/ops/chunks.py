@@ -162,7 +162,9 @@ def merge_labels(
     blocks = local.to_delayed()
     grid = blocks.shape
     locs = list(np.ndindex(*grid))
-    summaries = compute_in_batches([(_block_summary, blocks[loc], n_loop) for loc in locs])
+    summaries = compute_in_batches(
+        [(_block_summary, blocks[loc], n_loop) for loc in locs], blocks.shape
+    )
     info = dict(zip(locs, summaries, strict=True))
     offsets: dict[tuple[int, ...], int] = {}
     total = 0
@@ -396,7 +398,7 @@ def remove_small_chunks(
         raise ValueError("labels contain negative object ids")
     blocks = data.to_delayed()
     locs = list(np.ndindex(*blocks.shape))
-    counts = compute_in_batches([(_block_counts, blocks[loc]) for loc in locs])
+    counts = compute_in_batches([(_block_counts, blocks[loc]) for loc in locs], blocks.shape)
     per_frame: dict[tuple[int, ...], np.ndarray] = {}
     for loc, c in zip(locs, counts, strict=True):
         f = loc[:n_loop]
