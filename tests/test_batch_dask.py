@@ -139,37 +139,3 @@ def test_killed_worker_loses_and_duplicates_nothing(data, tmp_path, monkeypatch)
     for key in a:
         if not key.endswith("run.json") and not key.endswith(":steps"):
             assert a[key] == b[key], key
-
-
-def test_one_large_input_spreads_its_blocks_over_the_workers(tmp_path):
-    """A single input larger than the memory budget: the workers compute its blocks."""
-    from distributed import Client, LocalCluster
-
-    from napari_fbias.io.ome_zarr_write import write_image
-
-    img = np.tile(testops.make_blobs((64, 64), seed=4), (4, 4))
-    src = tmp_path / "slide.ome.zarr"
-    write_image(src, img, "yx", chunks=(64, 64))
-    p = Pipeline.from_dict(PIPELINE)
-    budget = img.nbytes // 4  # chunk-wise
-    here = run_batch(p, str(src), tmp_path / "here", memory_limit=budget)
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        there = run_batch(
-            p,
-            str(src),
-            tmp_path / "there",
-            scheduler=cluster.scheduler_address,
-            memory_limit=budget,
-        )
-        per_worker = client.run(lambda dask_worker: len(dask_worker.state.log))
-    assert here.ok and there.ok
-    run = json.loads((tmp_path / "there" / "slide" / "run.json").read_text())
-    assert any(s.get("mode") == "chunked" for s in run["steps"])
-    assert digest(tmp_path / "here") == digest(tmp_path / "there")
-    # both workers computed blocks (one task per image would leave one of them idle)
-    assert len(per_worker) == 2 and all(n > 50 for n in per_worker.values()), per_worker

@@ -1,7 +1,6 @@
 """Run a pipeline on many images: in this process or on a dask cluster, resumable.
 
-Each input image is one task (a single input rather spreads its blocks over
-the cluster's workers: a whole slide run chunk-wise). Its results are built in a temporary folder
+Each input image is one task. Its results are built in a temporary folder
 next to ``<outdir>/<stem>/`` and renamed into place once complete, with
 ``run.json`` (pipeline sha256, input checksum, versions, timings) written
 last inside it: a result folder is either complete or absent, so a batch that
@@ -370,8 +369,7 @@ def _remove_stale_temporaries(outdir: Path, stem: str) -> None:
 
 
 def _default_workers(n_inputs: int) -> int:
-    # one input: its blocks spread over the workers (see _run_distributed), so every core
-    return max(1, min(4, os.cpu_count() or 1, n_inputs if n_inputs > 1 else 4))
+    return max(1, min(4, os.cpu_count() or 1, n_inputs))
 
 
 def make_slurm_cluster(n_workers: int | None) -> Any:
@@ -445,19 +443,6 @@ def _run_distributed(
 
     client, own_cluster = _make_client(scheduler, cluster, n_workers, processes, len(items))
     try:
-        if len(items) == 1:
-            # one image (a whole slide): its blocks, not the images, spread over the workers;
-            # this process plans the passes, the workers read, compute and write the blocks
-            import dask
-
-            try:
-                with dask.config.set(scheduler=client):
-                    result = process_input(dict(pdict), items[0], str(out), dict(options))
-            except Exception as exc:  # a worker died while computing blocks, etc.
-                result = _failed(items[0], f"{type(exc).__name__}: {exc}", time.perf_counter())
-            if progress is not None:
-                progress(1, 1, items[0].stem)
-            return [result]
         token = uuid.uuid4().hex[:8]
         futures = {}
         for item in items:
