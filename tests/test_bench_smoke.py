@@ -120,6 +120,14 @@ def test_bench_segment_quick(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_bench_chunked_memory_quick(tmp_path: Path) -> None:
+    out = run_bench("bench_chunked_memory.py", "--quick", "--data", str(tmp_path))
+    cases = [r[1] for r in rows(out, "chunked")]
+    assert any("peak memory added" in c and "volume" in c for c in cases)
+    assert any("vs in memory, same objects" in c for c in cases)
+
+
+@pytest.mark.slow
 def test_bench_nuclei_accuracy_quick() -> None:
     got = rows(run_bench("bench_nuclei_accuracy.py", "--quick", "--timing"), "nuclei accuracy")
     assert got[0][6] == "yes"  # the recipe beats plain otsu, even at smoke sizes
