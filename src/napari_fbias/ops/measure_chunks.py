@@ -47,6 +47,7 @@ import numpy as np
 
 from napari_fbias.ops.measure import (
     INTENSITY_STATS,
+    PROPERTIES,
     add_physical,
     assemble_table,
     check_labels_dtype,
@@ -80,16 +81,7 @@ MERGED_EXACTLY = (
 )
 #: ``measure.regionprops`` properties that cannot be merged from per-block sums:
 #: computed per object on its bounding box.
-PER_OBJECT = (
-    "eccentricity",
-    "solidity",
-    "perimeter",
-    "orientation",
-    "axis_major_length",
-    "axis_minor_length",
-    "extent",
-    "equivalent_diameter_area",
-)
+PER_OBJECT = tuple(p for p in PROPERTIES if p not in ("area", "centroid", "bbox"))
 #: Objects cut by a seam measured per compute (their bounding boxes read together).
 CROP_BATCH = 64
 
