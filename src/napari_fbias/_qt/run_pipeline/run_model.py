@@ -186,7 +186,7 @@ class Job:
 
     def cancelling(self) -> str:
         """Say what Cancel does for this run."""
-        when = "after the current image" if self.kind == "batch" else "before the next step"
+        when = "after the current image" if self.kind == "batch" else "at the next block or step"
         return f"Cancelling {when}..."
 
     def cancelled(self) -> str:

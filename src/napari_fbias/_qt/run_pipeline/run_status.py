@@ -119,7 +119,7 @@ class RunStatus(QWidget):
         return worker
 
     def cancel(self) -> None:
-        """Stop the run in flight (a run before its next step, a batch after the current image)."""
+        """Stop the run in flight (a run at its next block or step, a batch after its image)."""
         job = self.job
         if job is None:
             return
