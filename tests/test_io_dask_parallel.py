@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dask
+import pytest
 
 from napari_fbias.io.dask_parallel import parallel_tasks
 
@@ -23,3 +24,38 @@ def test_a_distributed_client_counts_its_threads():
         dask.config.set(scheduler=client),
     ):
         assert parallel_tasks() == 4
+
+
+def test_batches_are_larger_on_a_distributed_client():
+    """Each distributed compute is a round trip: passes batch at least 16 blocks there."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from napari_fbias.ops import chunk_stats
+
+    sizes: list[int] = []
+    real = dask.compute
+
+    def counting(*args, **kwargs):
+        sizes.append(len(args))
+        return real(*args, **kwargs)
+
+    x = da.ones((64, 64), chunks=8)
+    calls = [(lambda b: float(b.sum()), b) for b in x.to_delayed().ravel()]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dask, "compute", counting)
+        with dask.config.set(scheduler="threads", num_workers=2):
+            chunk_stats.compute_in_batches(calls, x.numblocks)
+        local = list(sizes)
+        sizes.clear()
+        with (
+            LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+            dask.config.set(scheduler=client),
+        ):
+            out = chunk_stats.compute_in_batches(calls, x.numblocks)
+    assert max(local) == 4  # 2 blocks per thread here
+    assert max(sizes) == chunk_stats.DISTRIBUTED_BATCH_BLOCKS
+    assert out == [64.0] * 64

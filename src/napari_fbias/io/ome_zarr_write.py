@@ -379,11 +379,13 @@ def store_in_regions(
     spatial = [i for i, a in enumerate(axes) if a in "zyx"]
     chunk = [max(1, min(int(c), n)) for c, n in zip(chunks, shape, strict=True)]
     if region_pixels is None:
-        from napari_fbias.io.dask_parallel import parallel_tasks
+        from napari_fbias.io.dask_parallel import distributed_client, parallel_tasks
 
         per_chunk = math.prod(chunk[i] for i in spatial)
         region_pixels = per_chunk * STORE_CHUNKS_PER_TASK * parallel_tasks()
         region_pixels = min(STORE_REGION_PIXELS, region_pixels)
+        if distributed_client() is not None:  # the blocks are the workers' memory
+            region_pixels = STORE_REGION_PIXELS
     if math.prod(shape) <= region_pixels:
         da.store(data, target, lock=False)
         return

@@ -79,6 +79,10 @@ def _per_block(
 #: arrays until it is done (16 blocks per batch: 88 MiB added in the watershed
 #: keys pass at 8192^2, 32 MiB budget; 2 per thread: 74 MiB).
 BATCH_PER_TASK = 2
+#: Blocks per batch at least when a distributed client computes (the blocks' memory is
+#: the workers'; a compute costs a round trip and the graph sent: 4 per compute made a
+#: 2048^2 chunk-wise run on a 2-worker LocalCluster several times slower).
+DISTRIBUTED_BATCH_BLOCKS = 16
 #: Side (in blocks) of the square groups a block grid is batched in: a batch of
 #: 2 x 2 blocks reads the halos of 4 x 4, a raster run of 4 those of 3 x 6.
 BATCH_TILE = 2
@@ -104,9 +108,11 @@ def compute_in_batches(
     """
     import dask
 
-    from napari_fbias.io.dask_parallel import parallel_tasks
+    from napari_fbias.io.dask_parallel import distributed_client, parallel_tasks
 
     batch = max(2, BATCH_PER_TASK * parallel_tasks())
+    if distributed_client() is not None:  # each compute is a round trip: fewer, larger ones
+        batch = max(batch, DISTRIBUTED_BATCH_BLOCKS)
     n = len(calls)
     order = _tile_order(grid) if grid is not None and math.prod(grid) == n else list(range(n))
     out: list[Any] = [None] * n
