@@ -61,8 +61,10 @@ run record bench/bench_record.py "${quick[@]}"
 run shared bench/bench_shared.py "${quick[@]}"
 run record_history bench/bench_record_history.py "${quick[@]}"
 run export bench/bench_export.py "${quick[@]}"
-run chunked_memory bench/bench_chunked_memory.py "${quick[@]}" "${data[@]}"
-run cellpose_tiles bench/bench_cellpose_tiles.py "${quick[@]}"
+if [[ ${#quick[@]} -eq 0 ]]; then  # minutes even at smoke sizes: smoke-tested on their own
+    run chunked_memory bench/bench_chunked_memory.py "${data[@]}"
+    run cellpose_tiles bench/bench_cellpose_tiles.py
+fi
 # benchmarks owned by other features: run them when present
 for extra in cellpose runner_overhead; do
     script="bench/bench_$extra.py"

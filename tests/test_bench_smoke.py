@@ -151,6 +151,7 @@ def test_bench_runner_overhead_small() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # every benchmark at smoke size, one after the other
 def test_run_all_quick() -> None:
     proc = subprocess.run(
         ["bash", str(BENCH / "run_all.sh"), "--quick"],
