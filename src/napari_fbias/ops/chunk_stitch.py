@@ -220,17 +220,47 @@ def _block_keys(block: np.ndarray) -> np.ndarray:
     return u[u >= 0]
 
 
+def _keys_once(block: np.ndarray, where: tuple[slice, ...], scratch: Any) -> np.ndarray:
+    scratch[where] = block
+    return _block_keys(block)
+
+
+def _keys_scratch(keys: da.Array) -> Any:
+    """Return a scratch array for ``keys``' blocks, or None (compute them twice then)."""
+    from napari_fbias.io.scratch import ScratchArray, regular_chunks, scratch_readable
+
+    chunks = regular_chunks(keys.chunks)
+    if chunks is None or not scratch_readable():
+        return None
+    try:
+        return ScratchArray(keys.shape, np.int64, chunks, "keys")
+    except OSError as exc:
+        logger.warning("no scratch disk for the object keys (%s); computing the blocks twice", exc)
+        return None
+
+
 def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
     """Renumber object keys 1..N per frame in raster order of their first pixel (int32).
 
-    Reads the keys twice: once to collect them, once to write the labels.
+    One pass computes the keys (the expensive part: the recipe on each block
+    with its halo), keeps them in a scratch array (:mod:`napari_fbias.io.scratch`)
+    and collects them; the labels then read the stored keys. Where no scratch
+    disk can be used, the keys are computed twice.
     """
     from napari_fbias.ops.chunk_stats import compute_in_batches
 
     pixels = math.prod(keys.shape[n_loop:])
-    parts = compute_in_batches(
-        [(_block_keys, b) for b in keys.to_delayed().ravel()], keys.numblocks
-    )
+    blocks = keys.to_delayed().ravel()
+    scratch = _keys_scratch(keys)
+    if scratch is None:
+        calls: list[tuple[Any, ...]] = [(_block_keys, b) for b in blocks]
+    else:
+        starts = [np.cumsum((0, *c)) for c in keys.chunks]
+        calls = [
+            (_keys_once, b, tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, idx)), scratch)
+            for b, idx in zip(blocks, np.ndindex(*keys.numblocks), strict=True)
+        ]
+    parts = compute_in_batches(calls, keys.numblocks)
     every = np.unique(np.concatenate([np.empty(0, np.int64), *parts]))
     frame = every // pixels
     first_of_frame = np.searchsorted(frame, frame, side="left")
@@ -242,7 +272,8 @@ def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
         out[fg] = new_ids[np.searchsorted(every, block[fg])]
         return out
 
-    return keys.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
+    source = keys if scratch is None else scratch.as_dask(keys.chunks)
+    return source.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
 
 
 def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Array:

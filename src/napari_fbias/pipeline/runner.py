@@ -10,6 +10,8 @@ Memory: before each step the runner estimates its peak (the arrays still held
 plus what the step adds, see :mod:`.memory`); a step that would not fit the
 budget runs chunk-wise, or is refused before it starts when its operation
 cannot. A value is let go as soon as no later step, and no output, needs it.
+A chunk-wise step's lazy result that a later step reads is written once to
+scratch disk and read from there (:mod:`.checkpoint`).
 
 ``compute_step``, ``apply_step`` and ``materialise`` are re-exported from
 :mod:`.apply`, where they live.
@@ -135,6 +137,7 @@ def run_pipeline(
     -------
     Results
     """
+    from napari_fbias.pipeline.checkpoint import checkpoint, checkpoint_possible
     from napari_fbias.pipeline.chunked import apply_step_chunked, as_dask  # imports dask
 
     pipeline = pipeline.validated()
@@ -156,8 +159,10 @@ def run_pipeline(
     inputs = dict(values)
     order = topological_order(pipeline)
     last_use = _last_uses(pipeline, order)
+    read_later = _last_uses(pipeline, order, outputs=False)
     sources = {o.source for o in pipeline.outputs.values()}
     fed: dict[str, dict[str, Value]] = {}
+    keep_on_disk: bool | None = None  # asked once, when a lazy result is read later
     n = len(order)
     for i, step in enumerate(order):
         if progress is not None:
@@ -168,6 +173,11 @@ def run_pipeline(
         live = live_bytes([*values.values(), *inputs.values()])
         out = apply_step_chunked(spec, step, args, limit, live=live)
         lazy = (out.is_array and out.is_lazy) or out.chunkwise
+        if out.is_array and out.is_lazy and read_later.get(step.id, -1) > i:
+            if keep_on_disk is None:
+                keep_on_disk = checkpoint_possible()
+            if keep_on_disk:  # computed once, not once per block a later step reads
+                out = checkpoint(out, step.id, step.op)
         recorder.add_step(spec, step, time.perf_counter() - t0, chunked=lazy, chosen=out.chosen)
         if step.id in sources:
             fed[step.id] = {k: values[ref] for k, ref in step.inputs.items()}
@@ -185,14 +195,20 @@ def run_pipeline(
     return Results(outputs, record, inputs, feeds)
 
 
-def _last_uses(pipeline: PipelineLike, order: list[Step]) -> dict[str, int]:
-    """Return, per value name, the index of the last step that reads it (outputs: past the end)."""
+def _last_uses(
+    pipeline: PipelineLike, order: list[Step], *, outputs: bool = True
+) -> dict[str, int]:
+    """Return, per value name, the index of the last step that reads it.
+
+    With ``outputs``, an output's source counts as read past the last step.
+    """
     last: dict[str, int] = {}
     for i, step in enumerate(order):
         for ref in step.inputs.values():
             last[ref] = i
-    for o in pipeline.outputs.values():
-        last[o.source] = len(order)
+    if outputs:
+        for o in pipeline.outputs.values():
+            last[o.source] = len(order)
     return last
 
 
