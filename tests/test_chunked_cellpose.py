@@ -119,6 +119,27 @@ def test_chunk_wise_matches_in_memory_across_seams(model_path: Path, image: np.n
     assert np.array_equal(np.unique(got[got > 0]), np.arange(1, got.max() + 1))
 
 
+def test_the_network_runs_once_per_block(
+    model_path: Path, image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cores' keys are kept on scratch disk for the labels, not computed again."""
+    import napari_fbias.pipeline.chunked as chunked_mod
+
+    calls = []
+    real = chunked_mod.call_op
+
+    def counting(spec, step, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(step.op)
+        return real(spec, step, *args, **kwargs)
+
+    monkeypatch.setattr(chunked_mod, "call_op", counting)
+    p = one_step({"model": str(model_path)})
+    got, _ = chunk_wise(p, image, 64)
+    blocks = (-(-image.shape[0] // 64)) * (-(-image.shape[1] // 64))
+    assert calls == ["cellpose.segment"] * blocks
+    assert average_precision(in_memory(p, image), got)[0.5] >= 0.99
+
+
 def test_one_chunk_is_the_in_memory_result(model_path: Path, image: np.ndarray) -> None:
     """The global normalisation and settings give the in-memory network input exactly."""
     p = one_step({"model": str(model_path)})

@@ -59,12 +59,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_fbias.ops import cellpose_op as cpo
-from napari_fbias.ops.chunk_stitch import Frame, _core_slice, _frame_view, _with_halo, halo_keys
+from napari_fbias.ops.chunk_stitch import (
+    Frame,
+    _core_slice,
+    _frame_view,
+    _with_halo,
+    block_regions,
+    halo_keys,
+    keys_scratch,
+    relabel_keys,
+)
 from napari_fbias.ops.chunks import NotChunkable
 from napari_fbias.ops.registry import register_chunked
 
@@ -347,9 +357,17 @@ def cellpose_chunks(
 
 
 def _strips(
-    block: np.ndarray, loc: tuple[int, ...], chunks: Any, depth: int, n_loop: int
+    block: np.ndarray,
+    loc: tuple[int, ...],
+    chunks: Any,
+    depth: int,
+    n_loop: int,
+    scratch: Any = None,
+    region: tuple[slice, ...] = (),
 ) -> dict[str, Any]:
     """One extended block of keys: its core's keys, and for every axis and side two strips.
+
+    With ``scratch``, the core's keys are also written there at ``region``.
 
     ``core[k][s]``: the core's first (s=0) / last (s=1) ``depth`` planes along
     spatial axis ``k``; ``halo[k][s]``: the halo before / after the core (what
@@ -360,6 +378,8 @@ def _strips(
     nd = b.ndim
     sl = [_core_slice(chunks, n_loop + k, loc, depth) for k in range(nd)]
     core = b[tuple(sl)]
+    if scratch is not None:
+        scratch[region] = core.reshape((1,) * n_loop + core.shape)
     strips: dict[str, Any] = {"keys": np.unique(core[core >= 0]), "core": [], "halo": []}
     for k in range(nd):
         other = list(sl)
@@ -409,8 +429,10 @@ def stitched_keys(
     with an IoU of at least ``min_iou``. Ids are then numbered in raster
     order of each object's first key (its smallest).
 
-    The blocks run twice (once for the keys and strips, once to write the
-    labels), as in :func:`~napari_fbias.ops.chunk_stitch.renumber_keys`.
+    The blocks run once: the pass that collects the keys and strips also
+    keeps each core's keys in a scratch array, which the labels read
+    (:func:`~napari_fbias.ops.chunk_stitch.keys_scratch`; where none can be
+    used, the blocks run again to write the labels).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -421,15 +443,13 @@ def stitched_keys(
     ext = halo_keys([x], n_loop, depth, block_fn, crop=False)
     blocks = ext.to_delayed()
     locs = list(np.ndindex(*blocks.shape))
-    infos = dict(
-        zip(
-            locs,
-            compute_in_batches(
-                [(_strips, blocks[loc], loc, core.chunks, depth, n_loop) for loc in locs]
-            ),
-            strict=True,
-        )
-    )
+    scratch = keys_scratch(core)  # the cores' keys, kept for the labels: the network runs once
+    regions = block_regions(core.chunks)
+    calls = [
+        (_strips, blocks[loc], loc, core.chunks, depth, n_loop, scratch, region)
+        for loc, region in zip(locs, regions, strict=True)
+    ]
+    infos = dict(zip(locs, compute_in_batches(calls, blocks.shape), strict=True))
     every = np.unique(np.concatenate([np.empty(0, np.int64), *(i["keys"] for i in infos.values())]))
     edges = [np.empty((0, 2), np.int64)]
     for loc in locs:
@@ -459,19 +479,19 @@ def stitched_keys(
     comp_id[order] = (np.arange(first.size) - start + 1).astype(np.int32)
     new_ids = comp_id[comp] if comp.size else np.empty(0, np.int32)
 
+    meta = np.empty((0,) * ext.ndim, np.int32)
+    if scratch is not None:
+        relabel_core = partial(relabel_keys, every=every, new_ids=new_ids)
+        return scratch.as_dask(core.chunks).map_blocks(relabel_core, dtype=np.int32, meta=meta)
+
     def relabel(block: np.ndarray, block_info: Any = None) -> np.ndarray:
         loc = tuple(block_info[0]["chunk-location"])
         b = block.reshape(block.shape[n_loop:])
         sl = tuple(_core_slice(core.chunks, n_loop + k, loc, depth) for k in range(b.ndim))
-        keys = b[sl]
-        out = np.zeros(keys.shape, dtype=np.int32)
-        fg = keys >= 0
-        out[fg] = new_ids[np.searchsorted(every, keys[fg])]
+        out = relabel_keys(b[sl], every, new_ids)
         return out.reshape((1,) * n_loop + out.shape)
 
-    return ext.map_blocks(
-        relabel, chunks=core.chunks, dtype=np.int32, meta=np.empty((0,) * ext.ndim, np.int32)
-    )
+    return ext.map_blocks(relabel, chunks=core.chunks, dtype=np.int32, meta=meta)
 
 
 register_chunked("cellpose.segment", cellpose_chunks)

@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,8 +64,11 @@ if TYPE_CHECKING:
     import dask.array as da
 
 __all__ = [
+    "block_regions",
     "halo_keys",
+    "keys_scratch",
     "nuclei_chunks",
+    "relabel_keys",
     "renumber_keys",
     "resolve_nuclei_auto",
     "watershed_split_chunks",
@@ -225,8 +229,13 @@ def _keys_once(block: np.ndarray, where: tuple[slice, ...], scratch: Any) -> np.
     return _block_keys(block)
 
 
-def _keys_scratch(keys: da.Array) -> Any:
-    """Return a scratch array for ``keys``' blocks, or None (compute them twice then)."""
+def keys_scratch(keys: da.Array) -> Any:
+    """Return a scratch array shaped and chunked like ``keys``, or None where none can be used.
+
+    None when the chunks are not regular, the computing processes cannot read
+    a local folder (:func:`~napari_fbias.io.scratch.scratch_readable`), or the
+    folder cannot be written (logged): the caller then computes the keys again.
+    """
     from napari_fbias.io.scratch import ScratchArray, regular_chunks, scratch_readable
 
     chunks = regular_chunks(keys.chunks)
@@ -239,40 +248,48 @@ def _keys_scratch(keys: da.Array) -> Any:
         return None
 
 
+def block_regions(chunks: Sequence[Sequence[int]]) -> list[tuple[slice, ...]]:
+    """Return each block's region of an array with dask ``chunks``, in raster order of blocks."""
+    starts = [np.cumsum((0, *c)) for c in chunks]
+    return [
+        tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx, strict=True))
+        for idx in np.ndindex(*(len(c) for c in chunks))
+    ]
+
+
+def relabel_keys(block: np.ndarray, every: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+    """Map object keys (``every``, sorted; -1 background) to ``new_ids`` (int32, 0 background)."""
+    out = np.zeros(block.shape, dtype=np.int32)
+    fg = block >= 0
+    out[fg] = new_ids[np.searchsorted(every, block[fg])]
+    return out
+
+
 def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
     """Renumber object keys 1..N per frame in raster order of their first pixel (int32).
 
     One pass computes the keys (the expensive part: the recipe on each block
-    with its halo), keeps them in a scratch array (:mod:`napari_fbias.io.scratch`)
-    and collects them; the labels then read the stored keys. Where no scratch
+    with its halo), keeps them in a scratch array (:func:`keys_scratch`) and
+    collects them; the labels then read the stored keys. Where no scratch
     disk can be used, the keys are computed twice.
     """
     from napari_fbias.ops.chunk_stats import compute_in_batches
 
     pixels = math.prod(keys.shape[n_loop:])
     blocks = keys.to_delayed().ravel()
-    scratch = _keys_scratch(keys)
+    scratch = keys_scratch(keys)
     if scratch is None:
         calls: list[tuple[Any, ...]] = [(_block_keys, b) for b in blocks]
     else:
-        starts = [np.cumsum((0, *c)) for c in keys.chunks]
-        calls = [
-            (_keys_once, b, tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, idx)), scratch)
-            for b, idx in zip(blocks, np.ndindex(*keys.numblocks), strict=True)
-        ]
+        regions = block_regions(keys.chunks)
+        calls = [(_keys_once, b, r, scratch) for b, r in zip(blocks, regions, strict=True)]
     parts = compute_in_batches(calls, keys.numblocks)
     every = np.unique(np.concatenate([np.empty(0, np.int64), *parts]))
     frame = every // pixels
     first_of_frame = np.searchsorted(frame, frame, side="left")
     new_ids = (np.arange(every.size) - first_of_frame + 1).astype(np.int32)
-
-    def relabel(block: np.ndarray) -> np.ndarray:
-        out = np.zeros(block.shape, dtype=np.int32)
-        fg = block >= 0
-        out[fg] = new_ids[np.searchsorted(every, block[fg])]
-        return out
-
     source = keys if scratch is None else scratch.as_dask(keys.chunks)
+    relabel = partial(relabel_keys, every=every, new_ids=new_ids)
     return source.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
 
 
