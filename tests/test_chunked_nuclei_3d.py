@@ -53,13 +53,13 @@ def same_up_to_renumbering(a, b):
 
 def test_halo_per_axis_overlaps_each_axis_by_its_own_depth():
     x = da.zeros((1, 40, 60, 70), chunks=(1, 20, 30, 35))
-    cores, ext = chunk_stitch._with_halo([x], 1, (3, 7, 9))
+    cores, ext = chunk_stitch.with_halo([x], 1, (3, 7, 9))
     assert cores[0].chunks == x.chunks
     assert ext[0].chunks[1:] == ((23, 23), (37, 37), (44, 44))
     # an int is every spatial axis (the strategies written before per-axis halos)
-    _, ext_int = chunk_stitch._with_halo([x], 1, 5)
+    _, ext_int = chunk_stitch.with_halo([x], 1, 5)
     assert ext_int[0].chunks[1:] == ((25, 25), (35, 35), (40, 40))
-    sl = chunk_stitch._core_slice(cores[0].chunks, 3, (0, 1, 1, 1), (3, 7, 9))
+    sl = chunk_stitch.core_slice(cores[0].chunks, 3, (0, 1, 1, 1), (3, 7, 9))
     assert (sl.start, sl.stop) == (9, 44)
     assert chunk_stitch.axis_depth((3, 7, 9), 0, 4) == 0  # the loop axis gets none
 

@@ -67,13 +67,13 @@ import numpy as np
 from napari_fbias.ops import cellpose_op as cpo
 from napari_fbias.ops.chunk_stitch import (
     Frame,
-    _core_slice,
-    _frame_view,
-    _with_halo,
     block_regions,
+    core_slice,
+    frame_view,
     halo_keys,
     keys_scratch,
     relabel_keys,
+    with_halo,
 )
 from napari_fbias.ops.chunks import NotChunkable
 from napari_fbias.ops.registry import register_chunked
@@ -247,11 +247,11 @@ def resolve_cellpose_globals(
     for frame in np.ndindex(*x.shape[:n_loop]):
         diameter = params["diameter"]
         if diameter is None:
-            view = _frame_view(x, frame, n_loop)
+            view = frame_view(x, frame, n_loop)
             diameter = round(image_diameter(view, spacing), 1)
             report_chosen("diameter", diameter)
         elif diameter == 0 and mode == "2d":
-            view = _frame_view(x, frame, n_loop)
+            view = frame_view(x, frame, n_loop)
             diameter = _estimated_diameter(view, params, mode) or 0.0
         d = float(diameter) if diameter else _model_diameter(params)
         out[frame] = {
@@ -376,7 +376,7 @@ def _strips(
     """
     b = block.reshape(block.shape[n_loop:])
     nd = b.ndim
-    sl = [_core_slice(chunks, n_loop + k, loc, depth) for k in range(nd)]
+    sl = [core_slice(chunks, n_loop + k, loc, depth) for k in range(nd)]
     core = b[tuple(sl)]
     if scratch is not None:
         scratch[region] = core.reshape((1,) * n_loop + core.shape)
@@ -439,7 +439,7 @@ def stitched_keys(
 
     from napari_fbias.ops.chunk_stats import compute_in_batches
 
-    core = _with_halo([x], n_loop, depth)[0][0]
+    core = with_halo([x], n_loop, depth)[0][0]
     ext = halo_keys([x], n_loop, depth, block_fn, crop=False)
     blocks = ext.to_delayed()
     locs = list(np.ndindex(*blocks.shape))
@@ -487,7 +487,7 @@ def stitched_keys(
     def relabel(block: np.ndarray, block_info: Any = None) -> np.ndarray:
         loc = tuple(block_info[0]["chunk-location"])
         b = block.reshape(block.shape[n_loop:])
-        sl = tuple(_core_slice(core.chunks, n_loop + k, loc, depth) for k in range(b.ndim))
+        sl = tuple(core_slice(core.chunks, n_loop + k, loc, depth) for k in range(b.ndim))
         out = relabel_keys(b[sl], every, new_ids)
         return out.reshape((1,) * n_loop + out.shape)
 

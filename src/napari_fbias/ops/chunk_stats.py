@@ -42,6 +42,7 @@ __all__ = [
     "frame_percentiles",
     "frame_range",
     "frame_thresholds",
+    "per_block",
     "triangle_from_histogram",
 ]
 
@@ -59,7 +60,7 @@ def _frames(x: da.Array, n_loop: int) -> list[Frame]:
     return list(np.ndindex(*x.shape[:n_loop]))
 
 
-def _per_block(
+def per_block(
     x: da.Array, n_loop: int, func: Callable[..., Any], *args: Any
 ) -> list[tuple[Frame, Any]]:
     """Run ``func(block, frame, *args)`` on every block; return ``(frame, result)`` pairs."""
@@ -134,7 +135,7 @@ def frame_range(x: da.Array, n_loop: int) -> tuple[np.ndarray, np.ndarray]:
     lo = np.zeros(shape, dtype=x.dtype)
     hi = np.zeros(shape, dtype=x.dtype)
     seen: set[Frame] = set()
-    for frame, (a, b) in _per_block(x, n_loop, _block_range):
+    for frame, (a, b) in per_block(x, n_loop, _block_range):
         lo[frame] = a if frame not in seen else min(lo[frame], a)
         hi[frame] = b if frame not in seen else max(hi[frame], b)
         seen.add(frame)
@@ -161,7 +162,7 @@ def frame_histograms(
 ) -> dict[Frame, tuple[np.ndarray, np.ndarray]]:
     """Histogram ``(counts, centers)`` of each non-flat frame, as scikit-image makes it."""
     hists: dict[Frame, np.ndarray] = {}
-    for frame, h in _per_block(x, n_loop, _block_histogram, lo, hi):
+    for frame, h in per_block(x, n_loop, _block_histogram, lo, hi):
         if h is not None:
             hists[frame] = h if frame not in hists else hists[frame] + h
     out = {}
@@ -244,7 +245,7 @@ def _li_float(x: da.Array, n_loop: int, lo: np.ndarray, hi: np.ndarray) -> np.nd
     shape = tuple(x.shape[:n_loop])
     flat = lo == hi
     gap = np.full(shape, np.inf)
-    for frame, g in _per_block(x, n_loop, _block_min_gap):
+    for frame, g in per_block(x, n_loop, _block_min_gap):
         gap[frame] = min(gap[frame], g)
     tol = np.minimum(gap / 2, 1e-6 * (hi.astype(np.float64) - lo))
     t_curr = np.full(shape, np.nan)
@@ -256,7 +257,7 @@ def _li_float(x: da.Array, n_loop: int, lo: np.ndarray, hi: np.ndarray) -> np.nd
             break
         probe = np.where(active, t_next, np.nan)
         sums: dict[Frame, np.ndarray] = {}
-        for frame, s in _per_block(x, n_loop, _block_li_sums, lo, probe):
+        for frame, s in per_block(x, n_loop, _block_li_sums, lo, probe):
             if s is not None:
                 sums[frame] = s if frame not in sums else sums[frame] + s
         for frame, (s_fg, n_fg, s_bg, n_bg) in sums.items():
@@ -351,7 +352,7 @@ def _block_level(
 def _range_below(x: da.Array, n_loop: int, below: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shape = tuple(x.shape[:n_loop])
     lo, hi = np.full(shape, np.inf), np.full(shape, -np.inf)
-    for frame, r in _per_block(x, n_loop, _block_range_below, below):
+    for frame, r in per_block(x, n_loop, _block_range_below, below):
         if r is not None:
             lo[frame] = min(lo[frame], float(r[0]))
             hi[frame] = max(hi[frame], float(r[1]))
@@ -371,7 +372,7 @@ def _one_rank(
     while True:
         counts = np.zeros(NARROW_BINS, dtype=np.int64)
         mn, mx = np.inf, -np.inf
-        for _, r in _per_block(x, n_loop, _block_level, frame, path, (a, b), below):
+        for _, r in per_block(x, n_loop, _block_level, frame, path, (a, b), below):
             if r is not None:
                 counts += r[0]
                 mn, mx = min(mn, r[1]), max(mx, r[2])
@@ -384,7 +385,7 @@ def _one_rank(
         rank -= int(cum[k - 1]) if k else 0
         path.append((a, b, k))
         a, b = a + (b - a) * k / NARROW_BINS, a + (b - a) * (k + 1) / NARROW_BINS
-    parts = [r for _, r in _per_block(x, n_loop, _block_level, frame, path, None, below)]
+    parts = [r for _, r in per_block(x, n_loop, _block_level, frame, path, None, below)]
     values = np.concatenate([p for p in parts if p is not None])
     return float(np.partition(values, rank)[rank])
 
@@ -423,7 +424,7 @@ def frame_medians_below(x: da.Array, n_loop: int, below: np.ndarray) -> np.ndarr
     """``np.median(frame[frame <= below])`` of each frame, exactly (NaN where none is below)."""
     shape = tuple(x.shape[:n_loop])
     n = np.zeros(shape, dtype=np.int64)
-    for frame, c in _per_block(x, n_loop, _block_count_below, below):
+    for frame, c in per_block(x, n_loop, _block_count_below, below):
         n[frame] += c
     ranks = {f: sorted({(int(n[f]) - 1) // 2, int(n[f]) // 2}) for f in _frames(x, n_loop) if n[f]}
     stats = frame_order_statistics(x, n_loop, ranks, below)

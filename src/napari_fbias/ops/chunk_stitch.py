@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "block_regions",
+    "core_slice",
+    "frame_view",
     "halo_keys",
     "keys_scratch",
     "nuclei_chunks",
@@ -72,6 +74,7 @@ __all__ = [
     "renumber_keys",
     "resolve_nuclei_auto",
     "watershed_split_chunks",
+    "with_halo",
 ]
 
 #: Frames with at most this many pixels resolve automatic settings on the whole frame.
@@ -107,7 +110,7 @@ def axis_depth(depth: Depth, axis: int, ndim: int) -> int:
     return int(d[k]) if k >= 0 else 0
 
 
-def _with_halo(
+def with_halo(
     arrays: Sequence[da.Array], n_loop: int, depth: Depth
 ) -> tuple[list[da.Array], list[da.Array]]:
     """Return the arrays rechunked, and overlapped by ``depth`` pixels (none past the border).
@@ -133,7 +136,7 @@ def _with_halo(
     return rechunked, [overlap(a, depth=depths, boundary="none") for a in rechunked]
 
 
-def _core_slice(
+def core_slice(
     chunks: Sequence[Sequence[int]], axis: int, loc: Sequence[int], depth: Depth
 ) -> slice:
     """Where block ``loc``'s own pixels lie along ``axis`` of its extended block.
@@ -177,7 +180,7 @@ def halo_keys(
     dask.array.Array
         int64 keys (-1 for background): ``frame_index * pixels + raster index``.
     """
-    cores, extended = _with_halo(arrays, n_loop, depth)
+    cores, extended = with_halo(arrays, n_loop, depth)
     core = cores[0]
     spatial_shape = core.shape[n_loop:]
     pixels = math.prod(spatial_shape)
@@ -192,7 +195,7 @@ def halo_keys(
         origin, core_sl, out_shape = [], [], []
         for k in range(len(spatial_shape)):
             i = n_loop + k
-            sl = _core_slice(core.chunks, i, loc, depth)
+            sl = core_slice(core.chunks, i, loc, depth)
             origin.append(int(starts[i][loc[i]]) - sl.start)
             core_sl.append(sl)
             out_shape.append(sl.stop - sl.start)
@@ -313,7 +316,7 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
     out_dtype = np.dtype(_float_type(data.dtype))
     if not any(radius):
         return data.astype(out_dtype) if data.dtype != out_dtype else data
-    cores, extended = _with_halo([data], n_loop, radius)
+    cores, extended = with_halo([data], n_loop, radius)
     core = cores[0]
 
     def smooth(block: np.ndarray, block_info: Any = None) -> np.ndarray:
@@ -325,7 +328,7 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
             if np.max(sigma) > 0
             else b.astype(out_dtype)
         )
-        sl = tuple(_core_slice(core.chunks, n_loop + k, loc, radius) for k in range(b.ndim))
+        sl = tuple(core_slice(core.chunks, n_loop + k, loc, radius) for k in range(b.ndim))
         return out[sl].reshape((1,) * n_loop + out[sl].shape)
 
     return extended[0].map_blocks(
@@ -336,7 +339,7 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
 # --- automatic settings, once per frame -------------------------------------------------------
 
 
-def _frame_view(x: da.Array, frame: Frame, n_loop: int) -> np.ndarray:
+def frame_view(x: da.Array, frame: Frame, n_loop: int) -> np.ndarray:
     """One frame in memory, or its central crop of :data:`AUTO_FULL_PIXELS` pixels."""
     spatial = x.shape[n_loop:]
     if math.prod(spatial) > AUTO_FULL_PIXELS:
@@ -353,7 +356,7 @@ def resolve_nuclei_auto(
     """Per frame, ``segment.nuclei``'s settings with the automatic ones resolved, plus ``d``.
 
     The rules are the in-memory ones (:func:`~napari_fbias.ops.auto_scale.resolve_auto`),
-    applied to the whole frame (or its central crop, see :func:`_frame_view`).
+    applied to the whole frame (or its central crop, see :func:`frame_view`).
     ``d``, the typical object diameter, sizes the halo.
     """
     from napari_fbias.ops.auto_scale import TUNED_DIAMETER, TUNED_DIAMETER_3D, resolve_auto
@@ -366,7 +369,7 @@ def resolve_nuclei_auto(
         chosen: dict[str, Any] = {}
         p = dict(params)
         if auto:
-            view = _frame_view(data, frame, n_loop)
+            view = frame_view(data, frame, n_loop)
             p, chosen = resolve_auto("segment.nuclei", view, p, sampling)
         # the diameter measured, else the one the recipe's min_distance is made for
         d = chosen.get("object_diameter") or tuned * float(p["min_distance"]) / 5.0
@@ -409,14 +412,14 @@ def _clump_extent(
 
     nd = smooth.ndim - n_loop
     reach = tuple(int(v) for v in _voxels(grow, sampling, nd)) if grow > 0 else 0
-    cores, extended = _with_halo([smooth], n_loop, reach)
+    cores, extended = with_halo([smooth], n_loop, reach)
     core = cores[0]
     finest = min(sampling) if sampling is not None else 1.0
 
     def label_block(block: np.ndarray, block_info: Any = None) -> np.ndarray:
         loc = tuple(block_info[None]["chunk-location"])
         frame = loc[:n_loop]
-        sl = tuple(_core_slice(core.chunks, n_loop + k, loc, reach) for k in range(nd))
+        sl = tuple(core_slice(core.chunks, n_loop + k, loc, reach) for k in range(nd))
         out_shape = (1,) * n_loop + tuple(s.stop - s.start for s in sl)
         if np.isnan(t[frame]):
             return np.zeros(out_shape, np.int32)
@@ -664,7 +667,7 @@ def resolve_split_auto(
         p = dict(params)
         if p.get("min_distance") is None:
             p["min_distance"] = min_distance_for(
-                labels_diameter(_frame_view(labels, frame, n_loop), sampling)
+                labels_diameter(frame_view(labels, frame, n_loop), sampling)
             )
             report_chosen("min_distance", p["min_distance"])
         out[frame] = p

@@ -2,7 +2,7 @@
 
 trackpy's ``locate`` (Crocker-Grier) is local except for four numbers of the
 whole frame, so each frame is processed in spatial blocks with a halo
-(:func:`~napari_fbias.ops.chunk_stitch._with_halo`) after reduction passes
+(:func:`~napari_fbias.ops.chunk_stitch.with_halo`) after reduction passes
 give those numbers:
 
 * the maximum of the band-passed frame, which scales it to integers
@@ -185,7 +185,7 @@ def _block_nan_stats(block: np.ndarray, frame: tuple[int, ...]) -> tuple[int, fl
 
 def _prepare_for(x: da.Array, invert: bool) -> _Prepare:
     """Reduction passes for the NaN fill and the maximum of every frame (``x``: t first)."""
-    from napari_fbias.ops.chunk_stats import _per_block, frame_medians_below, frame_range
+    from napari_fbias.ops.chunk_stats import frame_medians_below, frame_range, per_block
 
     n_t = int(x.shape[0])
     dtype = np.dtype(np.uint8) if x.dtype == bool else np.dtype(x.dtype)
@@ -195,7 +195,7 @@ def _prepare_for(x: da.Array, invert: bool) -> _Prepare:
         n_nan = np.zeros(n_t, np.int64)
         size = np.zeros(n_t, np.int64)
         top[:] = -np.inf
-        for (t,), (k, hi, n) in _per_block(x, 1, _block_nan_stats):
+        for (t,), (k, hi, n) in per_block(x, 1, _block_nan_stats):
             n_nan[t] += k
             size[t] += n
             top[t] = max(top[t], hi)
@@ -230,9 +230,9 @@ def _prepared(x: da.Array, prep: _Prepare, frames: Sequence[int]) -> da.Array:
 def _auto_diameter(x: da.Array, prep: _Prepare, sample: list[int], sp: Any) -> int:
     """``locate_spots``' automatic diameter from the sampled frames (or their central crops)."""
     from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
-    from napari_fbias.ops.chunk_stitch import _frame_view
+    from napari_fbias.ops.chunk_stitch import frame_view
 
-    views = [prep(_frame_view(x, (t,), 1), t) for t in sample]
+    views = [prep(frame_view(x, (t,), 1), t) for t in sample]
     return spot_diameter_for(frames_diameter(views, sp))
 
 
@@ -280,9 +280,9 @@ class _Blocks:
     """One movie's blocks with a halo: prepared raw pixels of each extended block."""
 
     def __init__(self, x: da.Array, depth: int, prep: _Prepare) -> None:
-        from napari_fbias.ops.chunk_stitch import _with_halo
+        from napari_fbias.ops.chunk_stitch import with_halo
 
-        cores, extended = _with_halo([x], 1, depth)
+        cores, extended = with_halo([x], 1, depth)
         self.core = cores[0]
         self.extended = extended[0]
         self.depth = depth
@@ -290,10 +290,10 @@ class _Blocks:
         self.starts = [np.cumsum((0, *c[:-1])) for c in self.core.chunks]
 
     def core_slices(self, loc: tuple[int, ...]) -> tuple[slice, ...]:
-        from napari_fbias.ops.chunk_stitch import _core_slice
+        from napari_fbias.ops.chunk_stitch import core_slice
 
         return tuple(
-            _core_slice(self.core.chunks, i, loc, self.depth) for i in range(1, self.core.ndim)
+            core_slice(self.core.chunks, i, loc, self.depth) for i in range(1, self.core.ndim)
         )
 
     def origin(self, loc: tuple[int, ...]) -> np.ndarray:
