@@ -192,7 +192,15 @@ def _check_name(name: str, what: str) -> str:
 
 
 def _default_chunks(shape: Sequence[int], axes: Sequence[str]) -> tuple[int, ...]:
-    limits = {"t": 1, "c": 1, "z": 16, "y": 512, "x": 512}
+    """Chunks of 512^2 pixels per plane, or 16 x 256 x 256 voxels for a volume.
+
+    A volume's chunks are 4x a plane's, not 16x (16 x 512 x 512): a lazy
+    result is written one chunk per thread at a time, with its sources
+    (``store_in_regions``), so the chunk sets what the write holds.
+    """
+    volume = "z" in axes and int(shape[list(axes).index("z")]) > 1
+    side = 256 if volume else 512
+    limits = {"t": 1, "c": 1, "z": 16, "y": side, "x": side}
     return tuple(max(1, min(int(n), limits[a])) for n, a in zip(shape, axes, strict=True))
 
 
