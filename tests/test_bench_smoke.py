@@ -127,6 +127,22 @@ def test_bench_chunked_memory_quick(tmp_path: Path) -> None:
     assert any("vs in memory, same objects" in c for c in cases)
 
 
+def test_chunked_passes_profiles_each_pass(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_chunked_memory import make_image
+    finally:
+        sys.path.remove(str(BENCH))
+    image = make_image(tmp_path / "img.ome.zarr", (512, 512), (128, 128), "yx")
+    out = run_bench(
+        "chunked_passes.py", "smooth+threshold+split", str(image), str(image), "--budget", "1MiB"
+    )
+    lines = [line.split() for line in out.splitlines() if line.strip().endswith("MiB added")]
+    names = " ".join(" ".join(w[:-3]) for w in lines)
+    assert "renumber_keys" in names and "write after pass" in names and names.endswith("peak")
+    assert all(float(w[-3]) > -50 for w in lines)  # RSS added, in MiB
+
+
 @pytest.mark.slow
 def test_bench_nuclei_accuracy_quick() -> None:
     got = rows(run_bench("bench_nuclei_accuracy.py", "--quick", "--timing"), "nuclei accuracy")
