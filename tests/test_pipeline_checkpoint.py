@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import sys
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -16,42 +18,16 @@ from napari_fbias.pipeline.checkpoint import checkpoint_possible
 from napari_fbias.pipeline.errors import StepError
 from napari_fbias.pipeline.runner import run_pipeline
 
-WATERSHED = {
-    "fbias_pipeline": 1,
-    "name": "watershed",
-    "inputs": {"image": {"kind": "image"}},
-    "steps": [
-        {
-            "id": "smooth",
-            "op": "preprocess.gaussian",
-            "inputs": {"image": "image"},
-            "params": {"sigma": 1.0},
-        },
-        {
-            "id": "mask",
-            "op": "segment.threshold",
-            "inputs": {"image": "smooth"},
-            "params": {"min_size": 20},
-        },
-        {"id": "split", "op": "segment.watershed_split", "inputs": {"labels": "mask"}},
-    ],
-    "outputs": {"split": {"from": "split"}},
-}
+_BENCH = str(Path(__file__).resolve().parents[1] / "bench")
+sys.path.insert(0, _BENCH)
+try:  # the pipelines the demo delivers, as the memory bench runs them
+    from bench_chunked_memory import PIPELINES
+finally:
+    while _BENCH in sys.path:
+        sys.path.remove(_BENCH)
 
-NUCLEI_MEASURE = {
-    "fbias_pipeline": 1,
-    "name": "nuclei-measure",
-    "inputs": {"image": {"kind": "image"}},
-    "steps": [
-        {"id": "nuclei", "op": "segment.nuclei", "inputs": {"image": "image"}},
-        {
-            "id": "table",
-            "op": "measure.regionprops",
-            "inputs": {"labels": "nuclei", "image": "image"},
-        },
-    ],
-    "outputs": {"nuclei": {"from": "nuclei"}, "table": {"from": "table"}},
-}
+WATERSHED = PIPELINES["smooth+threshold+split"]
+NUCLEI_MEASURE = PIPELINES["nuclei+measure"]
 
 
 @pytest.fixture(scope="module")
