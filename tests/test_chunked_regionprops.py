@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.cluster import two_worker_client
 from napari_fbias.io.image import from_array
 from napari_fbias.io.synth import make_cells_3d, make_nuclei_2d
 from napari_fbias.ops import measure_chunks
@@ -197,18 +198,10 @@ def test_bad_labels_are_step_errors():
 
 
 def test_on_a_local_cluster_of_two_processes(nuclei):
-    from distributed import Client, LocalCluster
-
     img, lab = nuclei
     p = measure(ALL)
     expected = p.run(labels=lab, image=img)["table"]
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster),
-        dask.config.set(scheduler=None),
-    ):
+    with two_worker_client():
         res = run_pipeline(p, labels=lab, image=img, chunked=True, chunks=32, checksum=False)
     assert res.record["steps"][0]["mode"] == "chunked"
     same_table(res["table"], expected)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from helpers.cluster import two_worker_client
 from napari_fbias.io.synth import make_nuclei_2d
 from napari_fbias.ops import chunk_stats
 from napari_fbias.ops.metrics import average_precision
@@ -208,17 +209,9 @@ def test_label_stats_merge_exactly(nuclei_image):
 
 
 def test_nuclei_on_a_local_cluster_of_two_processes(nuclei_image):
-    from distributed import Client, LocalCluster
-
     p = one_step("segment.nuclei", {})
     expected = p.run(nuclei_image)["out"]
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster),
-        dask.config.set(scheduler=None),
-    ):
+    with two_worker_client():
         got = run_pipeline(p, nuclei_image, chunked=True, chunks=100, checksum=False)["out"]
         got = np.asarray(got.compute())
     assert same_up_to_renumbering(expected, got)

@@ -6,11 +6,11 @@ import gc
 import sys
 from pathlib import Path
 
-import dask
 import numpy as np
 import pytest
 
 import napari_fbias.pipeline.chunked as chunked_mod
+from helpers.cluster import two_worker_client
 from napari_fbias.io.scratch import SCRATCH_ENV, is_local_address
 from napari_fbias.io.synth import make_nuclei_2d
 from napari_fbias.pipeline import Pipeline
@@ -125,19 +125,11 @@ def test_worker_addresses_on_this_machine():
 
 def test_nuclei_then_measure_on_a_local_cluster(image, monkeypatch, tmp_path):
     """Worker processes read the checkpoint the client wrote (its path, pickled)."""
-    from distributed import Client, LocalCluster
-
     monkeypatch.delenv(SCRATCH_ENV, raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     pipe = Pipeline.from_dict(NUCLEI_MEASURE)
     expected = run_pipeline(pipe, image, chunked=False, checksum=False)
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster),
-        dask.config.set(scheduler=None),
-    ):
+    with two_worker_client():
         assert checkpoint_possible()
         res = run_pipeline(pipe, image, chunked=True, chunks=64, checksum=False)
         assert _reads_scratch(res.feeds["table"]["labels"].data)
