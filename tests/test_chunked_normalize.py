@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from helpers.cluster import two_worker_client
+from helpers.cluster import local_client
 from napari_fbias.io.image import from_array
 from napari_fbias.ops import chunk_stats
 from napari_fbias.ops.preprocess import normalize_chunks
@@ -140,7 +140,7 @@ def test_on_a_local_cluster_of_two_workers():
     img = sparse((64, 60), 7, "float32")
     p = normalize({"low": 2, "high": 98})
     expected = p.run(img)["out"]
-    with two_worker_client(processes=False):
+    with local_client(processes=False):
         res = run_pipeline(p, img, chunked=True, chunks=16, checksum=False)
         got = res["out"].compute()
     assert res.record["steps"][0]["mode"] == "chunked"

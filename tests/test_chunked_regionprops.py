@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.cluster import two_worker_client
+from helpers.cluster import local_client
 from napari_fbias.io.image import from_array
 from napari_fbias.io.synth import make_cells_3d, make_nuclei_2d
 from napari_fbias.ops import measure_chunks
@@ -201,7 +201,7 @@ def test_on_a_local_cluster_of_two_processes(nuclei):
     img, lab = nuclei
     p = measure(ALL)
     expected = p.run(labels=lab, image=img)["table"]
-    with two_worker_client():
+    with local_client():
         res = run_pipeline(p, labels=lab, image=img, chunked=True, chunks=32, checksum=False)
     assert res.record["steps"][0]["mode"] == "chunked"
     same_table(res["table"], expected)

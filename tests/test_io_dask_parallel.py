@@ -5,6 +5,7 @@ from __future__ import annotations
 import dask
 import pytest
 
+from helpers.cluster import local_client
 from napari_fbias.io.dask_parallel import parallel_tasks
 
 
@@ -14,22 +15,13 @@ def test_local_scheduler_workers():
 
 
 def test_a_distributed_client_counts_its_threads():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=2, processes=False, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-        dask.config.set(scheduler=client),
-    ):
+    with local_client(2, 2, processes=False):
         assert parallel_tasks() == 4
 
 
 def test_batches_are_larger_on_a_distributed_client():
     """Each distributed compute is a round trip: passes batch at least 16 blocks there."""
     import dask.array as da
-    from distributed import Client, LocalCluster
 
     from napari_fbias.ops import chunk_stats
 
@@ -48,13 +40,7 @@ def test_batches_are_larger_on_a_distributed_client():
             chunk_stats.compute_in_batches(calls, x.numblocks)
         local = list(sizes)
         sizes.clear()
-        with (
-            LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
-            ) as cluster,
-            Client(cluster) as client,
-            dask.config.set(scheduler=client),
-        ):
+        with local_client(1, 1, processes=False):
             out = chunk_stats.compute_in_batches(calls, x.numblocks)
     assert max(local) == 4  # 2 blocks per thread here
     assert max(sizes) == chunk_stats.DISTRIBUTED_BATCH_BLOCKS

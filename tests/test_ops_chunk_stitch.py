@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from helpers.cluster import two_worker_client
+from helpers.cluster import local_client
 from napari_fbias.io.synth import make_nuclei_2d
 from napari_fbias.ops import chunk_stats
 from napari_fbias.ops.metrics import average_precision
@@ -211,7 +211,7 @@ def test_label_stats_merge_exactly(nuclei_image):
 def test_nuclei_on_a_local_cluster_of_two_processes(nuclei_image):
     p = one_step("segment.nuclei", {})
     expected = p.run(nuclei_image)["out"]
-    with two_worker_client():
+    with local_client():
         got = run_pipeline(p, nuclei_image, chunked=True, chunks=100, checksum=False)["out"]
         got = np.asarray(got.compute())
     assert same_up_to_renumbering(expected, got)

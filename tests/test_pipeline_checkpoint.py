@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import napari_fbias.pipeline.chunked as chunked_mod
-from helpers.cluster import two_worker_client
+from helpers.cluster import local_client
 from napari_fbias.io.scratch import SCRATCH_ENV, is_local_address
 from napari_fbias.io.synth import make_nuclei_2d
 from napari_fbias.pipeline import Pipeline
@@ -129,7 +129,7 @@ def test_nuclei_then_measure_on_a_local_cluster(image, monkeypatch, tmp_path):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     pipe = Pipeline.from_dict(NUCLEI_MEASURE)
     expected = run_pipeline(pipe, image, chunked=False, checksum=False)
-    with two_worker_client():
+    with local_client():
         assert checkpoint_possible()
         res = run_pipeline(pipe, image, chunked=True, chunks=64, checksum=False)
         assert _reads_scratch(res.feeds["table"]["labels"].data)
@@ -155,3 +155,21 @@ def test_an_input_that_fits_with_steps_that_do_not(image, scratch):
     assert _reads_scratch(res.feeds["split"]["labels"].data)  # the mask the split read
     expected = run_pipeline(pipe, image, chunked=False, checksum=False)["split"]
     assert _same_objects(np.asarray(res["split"]), expected)
+
+
+def test_a_scratch_write_that_fails_mid_pass_names_the_folder(scratch):
+    """A full disk during a keys pass: the error says where, and how to move the scratch."""
+    import errno
+
+    from napari_fbias.io.scratch import ScratchArray
+
+    keys = ScratchArray((4, 4), np.int64, (2, 2), "keys")
+
+    class FullDisk:  # stands in for zarr's array on a full disk
+        def __setitem__(self, key, value):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    keys.array = FullDisk()
+    with pytest.raises(OSError, match=r"under .*fbias-scratch-keys.*FBIAS_SCRATCH") as info:
+        keys[0:2, 0:2] = np.zeros((2, 2), np.int64)
+    assert info.value.errno == errno.ENOSPC

@@ -1,4 +1,4 @@
-"""A real dask LocalCluster of two single-thread workers, as the default scheduler."""
+"""A real dask LocalCluster, as the default scheduler for what runs inside."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def two_worker_client(*, processes: bool = True) -> Iterator[Any]:
-    """Yield a ``distributed.Client`` of 2 workers (separate processes by default).
+def local_client(
+    n_workers: int = 2, threads_per_worker: int = 1, *, processes: bool = True
+) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` of a LocalCluster (worker processes by default).
 
     Inside, ``dask.compute`` and ``.compute()`` run on the cluster (the client
     is the default scheduler, ``scheduler=None`` lifts any set before).
@@ -19,7 +21,10 @@ def two_worker_client(*, processes: bool = True) -> Iterator[Any]:
 
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,
         dask.config.set(scheduler=None),

@@ -150,7 +150,14 @@ class ScratchArray:
         return self.array[key]
 
     def __setitem__(self, key: Any, value: np.ndarray) -> None:
-        self.array[key] = value
+        try:
+            self.array[key] = value
+        except OSError as exc:  # a full disk, mid-pass: say where, and how to move it
+            raise OSError(
+                exc.errno,
+                f"could not write scratch data under {self.path} ({exc.strerror or exc}); "
+                f"set {SCRATCH_ENV} (or TMPDIR) to a folder with room for it",
+            ) from exc
 
     def as_dask(self, chunks: Any) -> Any:
         """Return a dask array reading this array in ``chunks`` (which hold this object)."""
