@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from helpers.cellpose_model import build_test_model, nuclei_image
+from helpers.labels import same_up_to_renumbering
 from napari_fbias.ops import cellpose_op as cpo
 from napari_fbias.ops.auto_scale import image_diameter
 from napari_fbias.ops.cellpose_chunks import cellpose_chunks, resolve_cellpose_globals
@@ -91,13 +92,6 @@ def chunk_wise(p: Pipeline, img: np.ndarray, chunks: int) -> tuple[np.ndarray, d
     cpo.clear_cache()
     res = run_pipeline(p, img, chunked=True, chunks=chunks, checksum=False)
     return np.asarray(res["out"]), res.record
-
-
-def same_up_to_renumbering(a: np.ndarray, b: np.ndarray) -> bool:
-    if not np.array_equal(a > 0, b > 0):
-        return False
-    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
 
 
 def test_registered_with_its_strategy() -> None:

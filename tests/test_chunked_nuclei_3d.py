@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
+from helpers.labels import same_up_to_renumbering
 from napari_fbias.io.image import from_array
 from napari_fbias.io.synth import make_cells_3d
 from napari_fbias.ops import chunk_stitch
@@ -42,13 +43,6 @@ def _synchronous():
 @pytest.fixture(scope="module")
 def volume():
     return make_cells_3d((24, 128, 128), n_cells=14, seed=5)[0][0]
-
-
-def same_up_to_renumbering(a, b):
-    if not np.array_equal(a > 0, b > 0):
-        return False
-    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
 
 
 def test_halo_per_axis_overlaps_each_axis_by_its_own_depth():

@@ -224,3 +224,49 @@ def test_workers_option_uses_a_local_cluster(files, tmp_path, capsys):
     assert "2 done" in capsys.readouterr().out
     assert main(["run", str(pfile), str(data), "-o", str(tmp_path / "seq")]) == 0
     assert _digest(tmp_path / "par") == _digest(tmp_path / "seq")
+
+
+def test_scratch_option_must_name_a_writable_folder(files, tmp_path, capsys):
+    pfile, data = files
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = blocker / "scratch"
+    argv = ["run", str(pfile), str(data), "-o", str(tmp_path / "o"), "--scratch", str(bad)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"fbias: error: --scratch {bad}: cannot create or write this folder" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+    assert not (tmp_path / "o").exists()
+
+
+def test_scratch_option_holds_the_scratch_data_of_the_run(tmp_path, monkeypatch, capsys):
+    import os
+
+    from napari_fbias.io.scratch import SCRATCH_ENV, ScratchArray
+    from napari_fbias.io.stale_scratch import OWNER_FILE
+
+    pfile = tmp_path / "p.fbias.yaml"
+    pfile.write_text(testops.classical_pipeline_yaml(measure=False))
+    tifffile.imwrite(tmp_path / "img.tif", testops.make_blobs((256, 256), seed=2))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(SCRATCH_ENV, str(blocker / "scratch"))  # unusable
+    # the threshold reads the smoothed image twice: chunk-wise, that is kept on scratch disk
+    argv = ["run", str(pfile), str(tmp_path / "img.tif"), "--memory", "1MB"]
+    assert main([*argv, "-o", str(tmp_path / "a")]) == 1
+    assert "could not keep the step's result on scratch disk" in capsys.readouterr().err
+
+    # in the --scratch folder, one left by a killed process (its id now runs, started later)
+    monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "elsewhere"))
+    mine = ScratchArray((2, 2), np.uint8, (2, 2), "mine")
+    owner = json.loads((Path(mine.path) / OWNER_FILE).read_text())
+    stale = tmp_path / "scratch" / "fbias-scratch-stale-abc"
+    stale.mkdir(parents=True)
+    (stale / OWNER_FILE).write_text(json.dumps({**owner, "started": owner["started"] - 1000}))
+    monkeypatch.setenv(SCRATCH_ENV, str(blocker / "scratch"))
+    assert main([*argv, "-o", str(tmp_path / "b"), "--scratch", str(tmp_path / "scratch")]) == 0
+    assert "ran chunk-wise (larger than --memory): smooth" in capsys.readouterr().out
+    # the run's first scratch array under --scratch removed it
+    assert not stale.exists()
+    assert os.environ[SCRATCH_ENV] == str(blocker / "scratch")  # restored after the run

@@ -13,6 +13,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from helpers.cluster import local_client
+from helpers.labels import same_up_to_renumbering
 from napari_fbias.io.synth import make_nuclei_2d
 from napari_fbias.ops import chunk_stats
 from napari_fbias.ops.metrics import average_precision
@@ -36,13 +37,6 @@ def one_step(op, params, key="image"):
             "outputs": {"out": {"from": "s"}},
         }
     )
-
-
-def same_up_to_renumbering(a, b):
-    if not np.array_equal(a > 0, b > 0):
-        return False
-    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
 
 
 @pytest.fixture(scope="module")

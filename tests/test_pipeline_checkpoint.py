@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import gc
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import napari_fbias.pipeline.chunked as chunked_mod
 from helpers.cluster import local_client
+from helpers.delivered import PIPELINES
 from napari_fbias.io.scratch import SCRATCH_ENV, is_local_address
 from napari_fbias.io.synth import make_nuclei_2d
 from napari_fbias.pipeline import Pipeline
 from napari_fbias.pipeline.checkpoint import checkpoint_possible
 from napari_fbias.pipeline.errors import StepError
 from napari_fbias.pipeline.runner import run_pipeline
-
-_BENCH = str(Path(__file__).resolve().parents[1] / "bench")
-sys.path.insert(0, _BENCH)
-try:  # the pipelines the demo delivers, as the memory bench runs them
-    from bench_chunked_memory import PIPELINES
-finally:
-    while _BENCH in sys.path:
-        sys.path.remove(_BENCH)
 
 WATERSHED = PIPELINES["smooth+threshold+split"]
 NUCLEI_MEASURE = PIPELINES["nuclei+measure"]

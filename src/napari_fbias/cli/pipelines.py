@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from napari_fbias.cli.common import EXIT_FAILED, EXIT_OK, CliError, ProgressBar, add_command
@@ -131,6 +132,12 @@ def add_run(sub: Any) -> None:
         "computer's memory); steps that would need more run chunk-wise, or fail clearly",
     )
     p.add_argument(
+        "--scratch",
+        metavar="DIR",
+        help="folder for intermediate results of chunk-wise runs (default: $FBIAS_SCRATCH, "
+        "else the system temp folder); on a cluster, a folder every worker shares",
+    )
+    p.add_argument(
         "--wells",
         metavar="WELLS",
         help="for OME-Zarr plates: only these wells, e.g. A1,B3 (default: every well)",
@@ -173,6 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError("--workers must be 1 or more")
     if args.scheduler and args.workers:
         raise CliError("--workers starts a local cluster; it cannot be used with --scheduler")
+    scratch = _scratch_folder(args.scratch) if args.scratch else None
     pipeline = Pipeline.load(args.pipeline)
     scheduler = args.scheduler
     if scheduler is None and args.cluster is None and (args.workers or 1) > 1:
@@ -192,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else contextlib.nullcontext()
     )
     try:
-        with watch:
+        with watch, _scratch_env(scratch):
             report = run_batch(
                 pipeline,
                 args.inputs,
@@ -222,6 +230,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     for path in report.plate_files:
         print(f"plate: {path}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _scratch_folder(text: str) -> str:
+    """Check ``--scratch``: a folder that exists or can be created, and is writable."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(text).expanduser().absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CliError(
+            f"--scratch {folder}: cannot create or write this folder ({reason})"
+        ) from exc
+    return str(folder)
+
+
+@contextlib.contextmanager
+def _scratch_env(folder: str | None) -> Iterator[None]:
+    """Set ``FBIAS_SCRATCH`` to ``folder`` (if given) for the run, then restore it."""
+    from napari_fbias.io.scratch import SCRATCH_ENV
+
+    if folder is None:
+        yield
+        return
+    before = os.environ.get(SCRATCH_ENV)
+    os.environ[SCRATCH_ENV] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SCRATCH_ENV, None)
+        else:
+            os.environ[SCRATCH_ENV] = before
 
 
 def _say_chunk_wise(report: Any) -> None:

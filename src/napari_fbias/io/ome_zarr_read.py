@@ -461,13 +461,14 @@ def _dask_level(array: zarr.Array, axes: Sequence[str], source: str) -> da.Array
     from dask.base import tokenize
 
     chunks = _dask_chunks(array, axes, join_key(source, array.path))
+    from napari_fbias.io.region_read import register_stored
+
     name = "fbias-zarr-" + tokenize(array, chunks, source)
-    return da.from_array(
-        CheckedArray(array, source),
-        chunks=chunks,
-        name=name,
-        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+    checked = CheckedArray(array, source)
+    out = da.from_array(
+        checked, chunks=chunks, name=name, meta=np.empty((0,) * array.ndim, dtype=array.dtype)
     )
+    return register_stored(out, checked)
 
 
 def _image_name(source: str, path: str) -> str:

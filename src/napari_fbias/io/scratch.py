@@ -14,6 +14,10 @@ On a cluster whose workers are not all on this machine, a local folder is
 not readable by them: :func:`scratch_readable` says so, and callers then
 compute again instead, unless ``FBIAS_SCRATCH`` names a folder every worker
 shares.
+
+A process killed outright cannot remove its folders; the next process that
+creates a scratch array under the same root removes them
+(:mod:`napari_fbias.io.stale_scratch`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from napari_fbias.io.stale_scratch import PREFIX, clean_once, write_owner
 
 __all__ = [
     "SCRATCH_ENV",
@@ -110,11 +116,13 @@ class ScratchArray:
 
         root = scratch_root()
         root.mkdir(parents=True, exist_ok=True)
+        clean_once(root)
         label = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)[:40]
         self._folder: tempfile.TemporaryDirectory | None = tempfile.TemporaryDirectory(
-            prefix=f"fbias-scratch-{label}-", dir=root
+            prefix=f"{PREFIX}{label}-", dir=root
         )
         self.path = self._folder.name
+        write_owner(Path(self.path))
         self.array = zarr.create_array(
             zarr.storage.LocalStore(self.path),
             shape=tuple(int(n) for n in shape),
@@ -163,7 +171,9 @@ class ScratchArray:
         """Return a dask array reading this array in ``chunks`` (which hold this object)."""
         import dask.array as da
 
-        return da.from_array(
+        from napari_fbias.io.region_read import register_stored
+
+        out = da.from_array(
             self,
             chunks=chunks,
             name=f"fbias-scratch-{uuid.uuid4().hex}",
@@ -171,6 +181,7 @@ class ScratchArray:
             asarray=True,
             meta=np.empty((0,) * self.ndim, dtype=self.dtype),
         )
+        return register_stored(out, self)
 
 
 def store_lazy(data: Any, axes: Sequence[str], name: str) -> Any:

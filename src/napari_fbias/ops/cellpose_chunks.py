@@ -437,11 +437,11 @@ def stitched_keys(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from napari_fbias.ops.chunk_stats import compute_in_batches
+    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
 
     core = with_halo([x], n_loop, depth)[0][0]
     ext = halo_keys([x], n_loop, depth, block_fn, crop=False)
-    blocks = ext.to_delayed()
+    blocks = block_tasks(ext)
     locs = list(np.ndindex(*blocks.shape))
     scratch = keys_scratch(core)  # the cores' keys, kept for the labels: the network runs once
     regions = block_regions(core.chunks)

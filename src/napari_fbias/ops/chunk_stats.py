@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import dask.array as da
 
 __all__ = [
+    "block_tasks",
     "frame_histograms",
     "frame_medians_below",
     "frame_order_statistics",
@@ -60,11 +61,23 @@ def _frames(x: da.Array, n_loop: int) -> list[Frame]:
     return list(np.ndindex(*x.shape[:n_loop]))
 
 
+def block_tasks(x: da.Array) -> np.ndarray:
+    """Return ``x``'s blocks as delayed objects (an array shaped like its block grid).
+
+    The blocks share ``x``'s graph as it is, not optimized: an optimized graph
+    is a materialized, fused copy of every task of the image, held for the
+    whole pass (measured: 94 MiB held at 16384^2 for the nuclei keys pass's
+    graph against 42 MiB unoptimized; each batch's compute culls what it
+    needs from the shared graph, in the same time).
+    """
+    return x.to_delayed(optimize_graph=False)
+
+
 def per_block(
     x: da.Array, n_loop: int, func: Callable[..., Any], *args: Any
 ) -> list[tuple[Frame, Any]]:
     """Run ``func(block, frame, *args)`` on every block; return ``(frame, result)`` pairs."""
-    blocks = x.to_delayed()
+    blocks = block_tasks(x)
     locs = list(np.ndindex(*blocks.shape))
     out = compute_in_batches(
         [(func, blocks[loc], loc[:n_loop], *args) for loc in locs], blocks.shape

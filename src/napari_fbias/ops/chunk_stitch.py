@@ -110,6 +110,24 @@ def axis_depth(depth: Depth, axis: int, ndim: int) -> int:
     return int(d[k]) if k >= 0 else 0
 
 
+def _halo_chunks(
+    x: da.Array, n_loop: int, depth: Depth
+) -> tuple[list[tuple[int, ...]], dict[int, int]]:
+    """Return ``x``'s chunks widened where narrower than the halo, and the halo per axis."""
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    chunks = list(x.chunks)
+    depths = {i: 0 for i in range(x.ndim)}
+    for i in range(n_loop, x.ndim):
+        d = axis_depth(depth, i, x.ndim)
+        if d and d < x.shape[i]:
+            chunks[i] = ensure_minimum_chunksize(d, x.chunks[i])
+        elif d:
+            chunks[i] = (x.shape[i],)
+        depths[i] = d if len(chunks[i]) > 1 else 0
+    return chunks, depths
+
+
 def with_halo(
     arrays: Sequence[da.Array], n_loop: int, depth: Depth
 ) -> tuple[list[da.Array], list[da.Array]]:
@@ -120,18 +138,19 @@ def with_halo(
     (dask takes a halo from the adjacent block only); an axis no longer than
     its halo is kept in one chunk (no halo).
     """
-    from dask.array.overlap import ensure_minimum_chunksize, overlap
+    from dask.array.overlap import overlap
+
+    from napari_fbias.io.region_read import halo_regions, region_array, region_reader
 
     x = arrays[0]
-    chunks = list(x.chunks)
-    depths = {i: 0 for i in range(x.ndim)}
-    for i in range(n_loop, x.ndim):
-        d = axis_depth(depth, i, x.ndim)
-        if d and d < x.shape[i]:
-            chunks[i] = ensure_minimum_chunksize(d, x.chunks[i])
-        elif d:
-            chunks[i] = (x.shape[i],)
-        depths[i] = d if len(chunks[i]) > 1 else 0
+    chunks, depths = _halo_chunks(x, n_loop, depth)
+    readers = [region_reader(a) for a in arrays]
+    if all(r is not None for r in readers):  # one task per block, whatever the image
+        per_axis = [depths[i] for i in range(x.ndim)]
+        return (
+            [region_array(r, chunks) for r in readers],
+            [halo_regions(r, chunks, per_axis) for r in readers],
+        )
     rechunked = [a.rechunk(tuple(chunks)) for a in arrays]
     return rechunked, [overlap(a, depth=depths, boundary="none") for a in rechunked]
 
@@ -276,10 +295,10 @@ def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
     collects them; the labels then read the stored keys. Where no scratch
     disk can be used, the keys are computed twice.
     """
-    from napari_fbias.ops.chunk_stats import compute_in_batches
+    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
 
     pixels = math.prod(keys.shape[n_loop:])
-    blocks = keys.to_delayed().ravel()
+    blocks = block_tasks(keys).ravel()
     scratch = keys_scratch(keys)
     if scratch is None:
         calls: list[tuple[Any, ...]] = [(_block_keys, b) for b in blocks]
@@ -316,6 +335,12 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
     out_dtype = np.dtype(_float_type(data.dtype))
     if not any(radius):
         return data.astype(out_dtype) if data.dtype != out_dtype else data
+    from napari_fbias.io.region_read import region_array, region_reader
+
+    reader = region_reader(data)
+    if reader is not None:  # one task per block, each smoothing its region with the radius
+        chunks = _halo_chunks(data, n_loop, radius)[0]
+        return region_array(_SmoothedRegions(reader, n_loop, sigmas, radius, out_dtype), chunks)
     cores, extended = with_halo([data], n_loop, radius)
     core = cores[0]
 
@@ -334,6 +359,51 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
     return extended[0].map_blocks(
         smooth, chunks=core.chunks, dtype=out_dtype, meta=np.empty((0,) * core.ndim, out_dtype)
     )
+
+
+class _SmoothedRegions:
+    """A region reader of ``segment.nuclei``'s smoothed image: each region read with the radius.
+
+    The same values as :func:`_smoothed`'s blocks: each pixel is the Gaussian
+    of the pixels within the radius (``mode="nearest"`` only at the image's
+    border), computed in the same order.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        n_loop: int,
+        sigmas: Mapping[Frame, Any],
+        radius: Sequence[int],
+        dtype: np.dtype,
+    ) -> None:
+        self.source, self.n_loop, self.sigmas, self.radius = source, n_loop, sigmas, radius
+        self.shape = tuple(source.shape)
+        self.dtype = np.dtype(dtype)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        n_loop = self.n_loop
+        spatial = region[n_loop:]
+        wide = tuple(
+            slice(max(0, s.start - r), min(n, s.stop + r))
+            for s, r, n in zip(spatial, self.radius, self.shape[n_loop:], strict=True)
+        )
+        crop = tuple(
+            slice(s.start - w.start, s.stop - w.start) for s, w in zip(spatial, wide, strict=True)
+        )
+        raw = self.source.read(tuple(region[:n_loop]) + wide)
+        out = np.empty(raw.shape[:n_loop] + tuple(s.stop - s.start for s in spatial), self.dtype)
+        for idx in np.ndindex(*raw.shape[:n_loop]):
+            frame = tuple(int(s.start) + i for s, i in zip(region[:n_loop], idx, strict=True))
+            sigma = self.sigmas[frame]
+            b = raw[idx]
+            smooth = (
+                ndi.gaussian_filter(b, sigma, output=self.dtype, mode="nearest")
+                if np.max(sigma) > 0
+                else b.astype(self.dtype)
+            )
+            out[idx] = smooth[crop]
+        return out
 
 
 # --- automatic settings, once per frame -------------------------------------------------------
@@ -572,6 +642,7 @@ def nuclei_chunks(
        ``after_threshold`` is the in-memory recipe's own code for it
        (``segment.nuclei_from_threshold``, bound where the strategy is registered).
     """
+    from napari_fbias.io.region_read import restride
     from napari_fbias.ops.chunk_stats import frame_medians_below, frame_thresholds
     from napari_fbias.ops.chunks import budget_block_pixels
     from napari_fbias.ops.preprocess import _sigma_per_axis
@@ -618,7 +689,7 @@ def nuclei_chunks(
                 exact,
                 budget,
             )
-        data = data.rechunk((1,) * n_loop + cores)
+        data = restride(data, (1,) * n_loop + cores)
         smooth = _smoothed(data, n_loop, sigmas)
 
     def block_fn(frame: Frame, block: np.ndarray) -> np.ndarray:

@@ -157,9 +157,9 @@ def merge_labels(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from napari_fbias.ops.chunk_stats import compute_in_batches
+    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
 
-    blocks = local.to_delayed()
+    blocks = block_tasks(local)
     grid = blocks.shape
     locs = list(np.ndindex(*grid))
     summaries = compute_in_batches(
@@ -388,7 +388,7 @@ def remove_small_chunks(
     call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
 ) -> da.Array:
     """``segment.remove_small_objects`` chunk-wise: object sizes counted over the whole image."""
-    from napari_fbias.ops.chunk_stats import compute_in_batches
+    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
 
     min_size, max_size = params["min_size"], params["max_size"]
     if min_size is not None and max_size is not None and max_size < min_size:
@@ -396,7 +396,7 @@ def remove_small_chunks(
     lo, _ = _frame_reduce(data, n_loop)
     if (lo < 0).any():
         raise ValueError("labels contain negative object ids")
-    blocks = data.to_delayed()
+    blocks = block_tasks(data)
     locs = list(np.ndindex(*blocks.shape))
     counts = compute_in_batches([(_block_counts, blocks[loc]) for loc in locs], blocks.shape)
     per_frame: dict[tuple[int, ...], np.ndarray] = {}

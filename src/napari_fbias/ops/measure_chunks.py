@@ -216,18 +216,19 @@ def label_stats(
         ``intensity_max`` (shaped ``(n,)`` for one image, ``(n, channels)``
         for a sequence), and each of ``shape_props``; sorted by id.
     """
-    from napari_fbias.ops.chunk_stats import compute_in_batches
+    from napari_fbias.io.region_read import restride
+    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
 
     unknown = [p for p in shape_props if p not in PER_OBJECT]
     if unknown:
         raise ValueError(f"cannot measure {unknown} per object; choose from {PER_OBJECT}")
     single = image is not None and not isinstance(image, Sequence)
     channels = [] if image is None else ([image] if single else list(image))
-    channels = [c.rechunk(labels.chunks) for c in channels]
+    channels = [restride(c, labels.chunks) for c in channels]
     starts = [np.cumsum((0, *c[:-1])) for c in labels.chunks]
     full = tuple(int(n) for n in labels.shape[n_loop:])
-    lblocks = labels.to_delayed()
-    iblocks = [c.to_delayed() for c in channels]
+    lblocks = block_tasks(labels)
+    iblocks = [block_tasks(c) for c in channels]
     calls, frames = [], []
     for loc in np.ndindex(*lblocks.shape):
         origin = tuple(int(starts[i][loc[i]]) for i in range(n_loop, labels.ndim))

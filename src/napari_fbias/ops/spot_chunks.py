@@ -305,9 +305,9 @@ class _Blocks:
 
     def run(self, func: Callable[..., Any], *args: Any) -> list[tuple[tuple[int, ...], Any]]:
         """``func(raw, loc, blocks, *args)`` on every extended block, in batches."""
-        from napari_fbias.ops.chunk_stats import compute_in_batches
+        from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
 
-        delayed = self.extended.to_delayed()
+        delayed = block_tasks(self.extended)
         locs = list(np.ndindex(*delayed.shape))
         out = compute_in_batches(
             [(_on_block, func, delayed[loc], loc, self, *args) for loc in locs]

@@ -12,9 +12,11 @@ Three ways a step can run, tried in this order:
    ``segment.remove_small_objects``, are in :mod:`napari_fbias.ops.chunks`):
    it gets the input as dask data, one plane per ``t``/``c`` index, and
    returns the labels lazily, identical to the in-memory result;
-3. a spatial op declaring ``depth``: ``dask.array.map_overlap`` with that halo
-   and no padding at the image border (the op pads the border itself, as it
-   does in memory).
+3. a spatial op declaring ``depth``: the op on each block with that halo, as
+   ``dask.array.map_overlap`` runs it, with no padding at the image border
+   (the op pads the border itself, as it does in memory); the blocks with
+   their halo come from :func:`~napari_fbias.ops.chunk_stitch.with_halo`
+   (read region by region where the input can be).
 
 Anything else raises :class:`ChunkingError` naming the step
 (:class:`MemoryLimitError` when it is the memory budget that rules out the
@@ -36,6 +38,7 @@ import numpy as np
 
 from napari_fbias.io.dask_view import dask_view
 from napari_fbias.ops.chosen import collect_chosen
+from napari_fbias.ops.chunk_stitch import core_slice, with_halo
 from napari_fbias.ops.chunks import block_pixels_budget
 from napari_fbias.pipeline.apply import (
     call_op,
@@ -342,16 +345,25 @@ def _map_overlap_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
             f"step {step.id!r} ({step.op}) changes the image size; it cannot run chunk-wise"
         )
     depth = _depth_of(spec, params)
-    depths = {i: (depth if a in "zyx" else 0) for i, a in enumerate(primary.axes)}
-    whole = {i: -1 for i, d in depths.items() if d and d >= primary.data.shape[i]}
-    if whole:  # a halo as large as the image along an axis: keep that axis in one chunk
-        rechunked = [r.rechunk(whole) for r in rechunked]
-        depths.update(dict.fromkeys(whole, 0))
-    out = da.map_overlap(
-        run_block,
-        *rechunked,
-        depth=depths,
-        boundary="none",
+    n_space = len(spatial)
+    # as dask's map_overlap (no halo past the border, an axis no longer than its halo in one
+    # chunk), read by regions where the inputs can be (a graph that does not grow with the image)
+    cores, extended = with_halo(rechunked, primary.data.ndim - n_space, depth)
+    core_chunks = cores[0].chunks
+
+    def run_extended(*blocks: np.ndarray, block_info: Any = None) -> np.ndarray:
+        loc = block_info[None]["chunk-location"]
+        out = run_block(*blocks)
+        crop = tuple(
+            core_slice(core_chunks, i, loc, depth) if i >= out.ndim - n_space else slice(None)
+            for i in range(out.ndim)
+        )
+        return out[crop]
+
+    out = extended[0].map_blocks(
+        run_extended,
+        *extended[1:],
+        chunks=core_chunks,
         dtype=probe.dtype,
         meta=np.empty((0,) * primary.data.ndim, dtype=probe.dtype),
     )

@@ -1,0 +1,119 @@
+"""Arrays read region by region (``io/region_read.py``): the same values as rechunk and overlap,
+and graphs that do not grow with the image."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+
+from helpers.delivered import PIPELINES
+from helpers.labels import same_up_to_renumbering
+from napari_fbias.io.region_read import region_reader, register_stored, restride
+from napari_fbias.io.synth import make_nuclei_2d
+from napari_fbias.ops.chunk_stitch import halo_keys, with_halo
+from napari_fbias.pipeline import Pipeline
+from napari_fbias.pipeline.runner import run_pipeline
+
+
+@pytest.fixture(autouse=True)
+def _synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def stored(tmp_path, arr, chunks):
+    """A dask array over a zarr array on disk, registered as our readers register theirs."""
+    z = zarr.create_array(
+        zarr.storage.LocalStore(tmp_path / "a.zarr"),
+        shape=arr.shape,
+        dtype=arr.dtype,
+        chunks=chunks,
+    )
+    z[...] = arr
+    return register_stored(da.from_array(z, chunks=chunks), z)
+
+
+def in_memory(arr, chunks):
+    return da.from_array(arr, chunks=chunks)
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "n_loop", "depth"),
+    [
+        ((97, 83), (20, 30), 0, 7),
+        ((97, 83), (20, 30), 0, (25, 3)),  # a halo wider than a chunk: chunks widened
+        ((2, 40, 50), (1, 16, 16), 1, 5),
+        ((9, 31, 33), (4, 10, 12), 0, (1, 4, 4)),
+        ((30, 200), (30, 64), 0, 40),  # one chunk along an axis: no halo there
+    ],
+)
+def test_halo_blocks_equal_dask_overlap(tmp_path, shape, chunks, n_loop, depth):
+    arr = np.random.default_rng(0).integers(0, 1000, shape).astype(np.uint16)
+    x = stored(tmp_path, arr, chunks)
+    assert region_reader(x) is not None
+    cores, ext = with_halo([x], n_loop, depth)
+    ref_cores, ref_ext = with_halo([in_memory(arr, chunks)], n_loop, depth)
+    assert region_reader(in_memory(arr, chunks)) is None
+    assert cores[0].chunks == ref_cores[0].chunks and ext[0].chunks == ref_ext[0].chunks
+    for loc in np.ndindex(*ext[0].numblocks):
+        got, want = ext[0].blocks[loc].compute(), ref_ext[0].blocks[loc].compute()
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cores[0].compute(), arr)
+
+
+def test_reader_found_through_rechunks_only(tmp_path):
+    arr = np.arange(60 * 70, dtype=np.uint16).reshape(60, 70)
+    x = stored(tmp_path, arr, (16, 16))
+    assert region_reader(x.rechunk(25).rechunk((7, 60))) is not None
+    assert region_reader(x + 1) is None  # another value
+    assert region_reader(x[5:]) is None  # another shape
+    assert region_reader(x.astype(np.float32)) is None
+    y = restride(x, (13, 21))
+    assert y.chunks == x.rechunk((13, 21)).chunks
+    np.testing.assert_array_equal(y.compute(), arr)
+    assert region_reader(y) is not None  # an array read by regions is a reader's too
+
+
+def _graph_tasks(x):
+    graph = x.__dask_graph__()
+    return sum(len(layer) for layer in graph.layers.values() if layer.is_materialized())
+
+
+@pytest.mark.parametrize("side", [120, 480])
+def test_keys_graph_does_not_grow_with_the_image(tmp_path, side):
+    arr = np.zeros((side, side), np.uint16)
+    x = stored(tmp_path, arr, (40, 40))
+    keys = halo_keys([x.rechunk(30)], 0, 6, lambda f, b: (b > 0).astype(np.int32))
+    dask.compute(keys.blocks[0, 0])  # a compute materializes what it culls from
+    assert _graph_tasks(keys) <= 4  # the stored array's own layers, not one per block
+    ref = halo_keys([in_memory(arr, 40).rechunk(30)], 0, 6, lambda f, b: b.astype(np.int32))
+    dask.compute(ref.blocks[0, 0])
+    assert _graph_tasks(ref) > (side // 30) ** 2  # dask's overlap: several tasks per block
+
+
+@pytest.mark.parametrize("key", ["nuclei+measure", "smooth+threshold+split"])
+def test_delivered_pipelines_from_a_stored_image_equal_dask_overlap(tmp_path, key):
+    """The demo's pipelines read by regions give what dask's overlap gives, and in-memory labels."""
+    from napari_fbias.io.ome_zarr_read import read_ome_zarr
+    from napari_fbias.io.ome_zarr_write import write_image
+
+    img, _ = make_nuclei_2d((300, 280), 70, 5)
+    write_image(tmp_path / "img.ome.zarr", img, "yx", chunks=(64, 64))
+    data = read_ome_zarr(tmp_path / "img.ome.zarr").levels[0]
+    assert region_reader(data) is not None
+    p = Pipeline.from_dict(PIPELINES[key])
+    expected = p.run(img)
+    got = run_pipeline(p, data, chunked=True, chunks=80, checksum=False)
+    assert all(s["mode"] == "chunked" for s in got.record["steps"])
+    ref = run_pipeline(p, img, chunked=True, chunks=80, checksum=False)  # dask's overlap
+    labels = next(k for k in expected if k != "table")
+    np.testing.assert_array_equal(np.asarray(got[labels]), np.asarray(ref[labels]))
+    assert same_up_to_renumbering(expected[labels], np.asarray(got[labels]))
+    if "table" in expected:
+        table, ref_table = got["table"], ref["table"]
+        assert list(table) == list(ref_table) and len(table["label"]) > 50
+        for col in table:
+            np.testing.assert_array_equal(np.asarray(table[col]), np.asarray(ref_table[col]))
