@@ -75,6 +75,9 @@ def test_reader_found_through_rechunks_only(tmp_path):
     assert y.chunks == x.rechunk((13, 21)).chunks
     np.testing.assert_array_equal(y.compute(), arr)
     assert region_reader(y) is not None  # an array read by regions is a reader's too
+    z = restride(x, {1: 9})  # as rechunk: the axes not named keep their chunks
+    assert z.chunks == x.rechunk({1: 9}).chunks
+    np.testing.assert_array_equal(z.compute(), arr)
 
 
 def _graph_tasks(x):

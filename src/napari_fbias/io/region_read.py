@@ -197,4 +197,6 @@ def restride(x: Any, chunks: Any) -> Any:
     reader = region_reader(x)
     if reader is None:
         return x.rechunk(chunks)
+    if isinstance(chunks, dict):  # as rechunk: the axes not named keep their chunks
+        chunks = tuple(chunks.get(i, x.chunks[i]) for i in range(x.ndim))
     return region_array(reader, da.core.normalize_chunks(chunks, x.shape, dtype=x.dtype))

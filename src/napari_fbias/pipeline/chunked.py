@@ -37,6 +37,7 @@ import dask.array as da
 import numpy as np
 
 from napari_fbias.io.dask_view import dask_view
+from napari_fbias.io.region_read import restride
 from napari_fbias.ops.chosen import collect_chosen
 from napari_fbias.ops.chunk_stitch import core_slice, with_halo
 from napari_fbias.ops.chunks import block_pixels_budget
@@ -94,7 +95,7 @@ def as_dask(value: Value, chunks: Any = None) -> Value:
     for i, a in enumerate(value.axes):
         if a not in "zyx":
             target[i] = 1
-    data = data.rechunk(target)
+    data = restride(data, target)
     return Value(data, value.kind, value.axes, value.spacing, value.units)
 
 
@@ -120,7 +121,7 @@ def fit_blocks(value: Value, pixels: int) -> Value:
         return value
     if isinstance(data, da.Array):
         chunks = _split_chunks(data.chunks, value.axes, pixels)
-        return Value(data.rechunk(chunks), value.kind, value.axes, value.spacing, value.units)
+        return Value(restride(data, chunks), value.kind, value.axes, value.spacing, value.units)
     target = {i: ("auto" if a in "zyx" else 1) for i, a in enumerate(value.axes)}
     chunks = da.core.normalize_chunks(
         tuple(target[i] for i in range(data.ndim)),
@@ -128,7 +129,7 @@ def fit_blocks(value: Value, pixels: int) -> Value:
         limit=max(int(pixels), 1) * itemsize,
         dtype=data.dtype,
     )
-    data = data.rechunk(chunks) if isinstance(data, da.Array) else dask_view(data, chunks)
+    data = restride(data, chunks) if isinstance(data, da.Array) else dask_view(data, chunks)
     return Value(data, value.kind, value.axes, value.spacing, value.units)
 
 
@@ -253,7 +254,7 @@ def _chunked_like(v: Value, first: Value) -> Any:
     if v.axes != first.axes:
         ci = v.axes.index("c")
         chunks.insert(ci, (1,) * int(v.data.shape[ci]))
-    return v.data.rechunk(tuple(chunks))
+    return restride(v.data, tuple(chunks))
 
 
 def _depth_of(spec: Any, params: Mapping[str, Any]) -> int:
@@ -321,7 +322,7 @@ def _map_overlap_step(spec: Any, step: Step, args: list[Value | None]) -> Value:
     spatial = primary.spatial_axes
     kwargs = {**params, **context_kwargs(spec, spatial, primary.spacing_of(spatial))}
     positions = [i for i, v in enumerate(args) if v is not None and v.is_array]
-    rechunked = [a.data.rechunk(primary.data.chunks) for a in arrays]
+    rechunked = [restride(a.data, primary.data.chunks) for a in arrays]
 
     def run_block(*blocks: np.ndarray) -> np.ndarray:
         call_args: list[Any] = [None if v is None else v.data for v in args]
