@@ -43,6 +43,7 @@ from napari_fbias.io.errors import (
     UnsupportedAxesError,
 )
 from napari_fbias.io.image import Channel, MultiscaleImage, validate_axes
+from napari_fbias.io.region_read import restride
 
 __all__ = [
     "LabelColors",
@@ -448,7 +449,7 @@ def _write_multiscale_group(
             fill_value=0,
             **kwargs,
         )
-        store_in_regions(level.rechunk(ch), arr, ch, axes)
+        store_in_regions(restride(level, ch), arr, ch, axes)
     ms = _multiscales_meta(axes, units, transforms, name, version, method)
     attrs: dict[str, Any] = {"multiscales": [ms], **(extra or {})}
     if version == "0.5":

@@ -196,12 +196,13 @@ def store_lazy(data: Any, axes: Sequence[str], name: str) -> Any:
         The scratch folder cannot be created or written (e.g. the disk is full).
     """
     from napari_fbias.io.ome_zarr_write import store_in_regions
+    from napari_fbias.io.region_read import restride
 
     chunks = regular_chunks(data.chunks)
     source = data
     if chunks is None:  # zarr needs one chunk shape
         chunks = tuple(max(c, default=1) for c in data.chunks)
-        source = data.rechunk(chunks)
+        source = restride(data, chunks)
     scratch = ScratchArray(data.shape, data.dtype, chunks, name)
     store_in_regions(source, scratch.array, chunks, axes)
     return scratch.as_dask(data.chunks)

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,6 +72,7 @@ from napari_fbias.ops.chunk_stitch import (
     halo_keys,
     keys_scratch,
     relabel_keys,
+    relabeled,
     with_halo,
 )
 from napari_fbias.ops.chunks import NotChunkable
@@ -481,8 +481,7 @@ def stitched_keys(
 
     meta = np.empty((0,) * ext.ndim, np.int32)
     if scratch is not None:
-        relabel_core = partial(relabel_keys, every=every, new_ids=new_ids)
-        return scratch.as_dask(core.chunks).map_blocks(relabel_core, dtype=np.int32, meta=meta)
+        return relabeled(core, scratch, every, new_ids)
 
     def relabel(block: np.ndarray, block_info: Any = None) -> np.ndarray:
         loc = tuple(block_info[0]["chunk-location"])

@@ -70,7 +70,9 @@ __all__ = [
     "halo_keys",
     "keys_scratch",
     "nuclei_chunks",
+    "RelabeledRegions",
     "relabel_keys",
+    "relabeled",
     "renumber_keys",
     "resolve_nuclei_auto",
     "watershed_split_chunks",
@@ -310,9 +312,35 @@ def renumber_keys(keys: da.Array, n_loop: int) -> da.Array:
     frame = every // pixels
     first_of_frame = np.searchsorted(frame, frame, side="left")
     new_ids = (np.arange(every.size) - first_of_frame + 1).astype(np.int32)
-    source = keys if scratch is None else scratch.as_dask(keys.chunks)
+    return relabeled(keys, scratch, every, new_ids)
+
+
+class RelabeledRegions:
+    """Region reader of renumbered labels: the stored object keys mapped to their new ids."""
+
+    def __init__(self, keys: Any, every: np.ndarray, new_ids: np.ndarray) -> None:
+        self.keys, self.every, self.new_ids = keys, every, new_ids
+        self.shape = tuple(int(n) for n in keys.shape)
+        self.dtype = np.dtype(np.int32)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """Return the labels of ``region``."""
+        return relabel_keys(np.asarray(self.keys[region]), self.every, self.new_ids)
+
+
+def relabeled(keys: da.Array, scratch: Any, every: np.ndarray, new_ids: np.ndarray) -> da.Array:
+    """Return the labels from ``keys``, read by regions from their ``scratch`` array if any.
+
+    Read by regions, the labels are a region reader too
+    (:mod:`napari_fbias.io.region_read`): writing them in other chunks
+    makes no graph that grows with the image.
+    """
+    from napari_fbias.io.region_read import region_array
+
+    if scratch is not None:
+        return region_array(RelabeledRegions(scratch, every, new_ids), keys.chunks)
     relabel = partial(relabel_keys, every=every, new_ids=new_ids)
-    return source.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
+    return keys.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
 
 
 def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Array:
