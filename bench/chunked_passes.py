@@ -3,7 +3,7 @@
 Runs one of ``bench_chunked_memory``'s pipelines on an OME-Zarr image with a
 memory budget, as that bench's child does (a warm-up run on a small image
 first, then the measured run and ``write_results``), and prints the peak RSS
-added during each pass over the blocks (each ``compute_in_batches`` call,
+added during each pass over the blocks (each ``chunk_stats.iter_batches`` call,
 named by the function that made it) and each region-by-region write
 (checkpoints and the results).
 
@@ -64,19 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             peaks[phase[0]] = max(peaks.get(phase[0], 0), rss)
             time.sleep(0.01)
 
-    real_batches, real_store = stats.compute_in_batches, writer.store_in_regions
+    real_batches, real_store = stats.iter_batches, writer.store_in_regions
+    plumbing = {"iter_batches", "batches", "compute_in_batches", "fold_blocks", "per_block"}
 
     def batches(calls, *a, **k):  # type: ignore[no-untyped-def]
         count[0] += 1
-        caller = traceback.extract_stack(limit=2)[0].name
+        names = [f.name for f in traceback.extract_stack()]
+        caller = next((n for n in reversed(names) if n not in plumbing), "?")
         phase[0] = f"pass {count[0]}: {caller} ({len(calls)} blocks)"
-        return real_batches(calls, *a, **k)
+        yield from real_batches(calls, *a, **k)
 
     def store(*a, **k):  # type: ignore[no-untyped-def]
         phase[0] = f"write after pass {count[0]}"
         return real_store(*a, **k)
 
-    stats.compute_in_batches, writer.store_in_regions = batches, store
+    stats.iter_batches, writer.store_in_regions = batches, store
     base = proc.memory_info().rss
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.set()
         thread.join()
-        stats.compute_in_batches, writer.store_in_regions = real_batches, real_store
+        stats.iter_batches, writer.store_in_regions = real_batches, real_store
     seconds = time.perf_counter() - t0
     print(f"{args.pipeline} on {Path(args.image).name}, budget {args.budget / 2**20:.0f} MiB:")
     print(f"  {seconds:.0f} s, chunk-wise: {', '.join(info['chunked'])}")

@@ -209,3 +209,31 @@ def test_nuclei_on_a_local_cluster_of_two_processes(nuclei_image):
         got = run_pipeline(p, nuclei_image, chunked=True, chunks=100, checksum=False)["out"]
         got = np.asarray(got.compute())
     assert same_up_to_renumbering(expected, got)
+
+
+def test_fold_blocks_holds_one_batch_of_results_not_every_block():
+    """Large per-block results (histograms) are folded as they come, not kept for every block."""
+    alive = [0]
+    most = [0]
+
+    class Result:
+        def __init__(self, frame):
+            self.frame = frame
+            alive[0] += 1
+
+        def __del__(self):
+            alive[0] -= 1
+
+    def block_result(block, frame):
+        return Result(frame)
+
+    x = da.zeros((2, 64, 64), dtype=np.uint16, chunks=(1, 8, 8))  # 128 blocks
+    seen = 0
+    for frame, r in chunk_stats.fold_blocks(x, 1, block_result):
+        assert r.frame == frame
+        seen += 1
+        most[0] = max(most[0], alive[0])
+        del r
+    assert seen == 128
+    batch = max(2, chunk_stats.BATCH_PER_TASK * 1)  # the synchronous scheduler: one task
+    assert most[0] <= 2 * batch

@@ -27,7 +27,7 @@ Exactness, against the in-memory scikit-image / numpy call on the same frame:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "block_tasks",
+    "fold_blocks",
     "frame_histograms",
     "frame_medians_below",
     "frame_order_statistics",
@@ -76,13 +77,32 @@ def block_tasks(x: da.Array) -> np.ndarray:
 def per_block(
     x: da.Array, n_loop: int, func: Callable[..., Any], *args: Any
 ) -> list[tuple[Frame, Any]]:
-    """Run ``func(block, frame, *args)`` on every block; return ``(frame, result)`` pairs."""
+    """Run ``func(block, frame, *args)`` on every block; return ``(frame, result)`` pairs.
+
+    In the blocks' raster order, all kept: for small results whose order
+    matters (float sums); :func:`fold_blocks` folds large ones as they come.
+    """
     blocks = block_tasks(x)
     locs = list(np.ndindex(*blocks.shape))
     out = compute_in_batches(
         [(func, blocks[loc], loc[:n_loop], *args) for loc in locs], blocks.shape
     )
     return [(loc[:n_loop], r) for loc, r in zip(locs, out, strict=True)]
+
+
+def fold_blocks(
+    x: da.Array, n_loop: int, func: Callable[..., Any], *args: Any
+) -> Iterator[tuple[Frame, Any]]:
+    """Yield ``(frame, func(block, frame, *args))`` per block, as batches are computed.
+
+    For results folded in an order-free way (integer histograms and counts,
+    minima, maxima): a batch's results are held, not every block's.
+    """
+    blocks = block_tasks(x)
+    locs = list(np.ndindex(*blocks.shape))
+    calls = [(func, blocks[loc], loc[:n_loop], *args) for loc in locs]
+    for j, r in iter_batches(calls, blocks.shape):
+        yield locs[j][:n_loop], r
 
 
 #: Blocks computed together by a reduction pass, per task dask runs at once
@@ -120,6 +140,23 @@ def compute_in_batches(
     batch holds (its blocks and the neighbours their halos read) then does not
     grow with the image's width. Results come back in the order of ``calls``.
     """
+    out: list[Any] = [None] * len(calls)
+    for j, r in iter_batches(calls, grid):
+        out[j] = r
+    return out
+
+
+def iter_batches(
+    calls: Sequence[tuple[Any, ...]], grid: Sequence[int] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, func(*args))`` for each call, batch after batch (see compute_in_batches).
+
+    The results come in the order they are computed (compact groups of
+    neighbouring blocks with ``grid``) and are not kept: a caller that
+    folds them (sums histograms) holds one batch's results, not the
+    image's (4096 bins a block: 128 MiB for the 4096 blocks of a 32768^2
+    slide).
+    """
     import dask
 
     from napari_fbias.io.dask_parallel import distributed_client, parallel_tasks
@@ -129,13 +166,10 @@ def compute_in_batches(
         batch = max(batch, DISTRIBUTED_BATCH_BLOCKS)
     n = len(calls)
     order = _tile_order(grid) if grid is not None and math.prod(grid) == n else list(range(n))
-    out: list[Any] = [None] * n
     for i in range(0, n, batch):
         idx = order[i : i + batch]
         done = dask.compute(*[dask.delayed(calls[j][0])(*calls[j][1:]) for j in idx])
-        for j, r in zip(idx, done, strict=True):
-            out[j] = r
-    return out
+        yield from zip(idx, done, strict=True)
 
 
 def _block_range(block: np.ndarray, frame: Frame) -> tuple[Any, Any]:
@@ -148,7 +182,7 @@ def frame_range(x: da.Array, n_loop: int) -> tuple[np.ndarray, np.ndarray]:
     lo = np.zeros(shape, dtype=x.dtype)
     hi = np.zeros(shape, dtype=x.dtype)
     seen: set[Frame] = set()
-    for frame, (a, b) in per_block(x, n_loop, _block_range):
+    for frame, (a, b) in fold_blocks(x, n_loop, _block_range):
         lo[frame] = a if frame not in seen else min(lo[frame], a)
         hi[frame] = b if frame not in seen else max(hi[frame], b)
         seen.add(frame)
@@ -175,7 +209,7 @@ def frame_histograms(
 ) -> dict[Frame, tuple[np.ndarray, np.ndarray]]:
     """Histogram ``(counts, centers)`` of each non-flat frame, as scikit-image makes it."""
     hists: dict[Frame, np.ndarray] = {}
-    for frame, h in per_block(x, n_loop, _block_histogram, lo, hi):
+    for frame, h in fold_blocks(x, n_loop, _block_histogram, lo, hi):
         if h is not None:
             hists[frame] = h if frame not in hists else hists[frame] + h
     out = {}
@@ -258,7 +292,7 @@ def _li_float(x: da.Array, n_loop: int, lo: np.ndarray, hi: np.ndarray) -> np.nd
     shape = tuple(x.shape[:n_loop])
     flat = lo == hi
     gap = np.full(shape, np.inf)
-    for frame, g in per_block(x, n_loop, _block_min_gap):
+    for frame, g in fold_blocks(x, n_loop, _block_min_gap):
         gap[frame] = min(gap[frame], g)
     tol = np.minimum(gap / 2, 1e-6 * (hi.astype(np.float64) - lo))
     t_curr = np.full(shape, np.nan)
@@ -365,7 +399,7 @@ def _block_level(
 def _range_below(x: da.Array, n_loop: int, below: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shape = tuple(x.shape[:n_loop])
     lo, hi = np.full(shape, np.inf), np.full(shape, -np.inf)
-    for frame, r in per_block(x, n_loop, _block_range_below, below):
+    for frame, r in fold_blocks(x, n_loop, _block_range_below, below):
         if r is not None:
             lo[frame] = min(lo[frame], float(r[0]))
             hi[frame] = max(hi[frame], float(r[1]))
@@ -385,7 +419,7 @@ def _one_rank(
     while True:
         counts = np.zeros(NARROW_BINS, dtype=np.int64)
         mn, mx = np.inf, -np.inf
-        for _, r in per_block(x, n_loop, _block_level, frame, path, (a, b), below):
+        for _, r in fold_blocks(x, n_loop, _block_level, frame, path, (a, b), below):
             if r is not None:
                 counts += r[0]
                 mn, mx = min(mn, r[1]), max(mx, r[2])
@@ -437,7 +471,7 @@ def frame_medians_below(x: da.Array, n_loop: int, below: np.ndarray) -> np.ndarr
     """``np.median(frame[frame <= below])`` of each frame, exactly (NaN where none is below)."""
     shape = tuple(x.shape[:n_loop])
     n = np.zeros(shape, dtype=np.int64)
-    for frame, c in per_block(x, n_loop, _block_count_below, below):
+    for frame, c in fold_blocks(x, n_loop, _block_count_below, below):
         n[frame] += c
     ranks = {f: sorted({(int(n[f]) - 1) // 2, int(n[f]) // 2}) for f in _frames(x, n_loop) if n[f]}
     stats = frame_order_statistics(x, n_loop, ranks, below)
