@@ -164,7 +164,8 @@ class ScratchArray:
             raise OSError(
                 exc.errno,
                 f"could not write scratch data under {self.path} ({exc.strerror or exc}); "
-                f"set {SCRATCH_ENV} (or TMPDIR) to a folder with room for it",
+                f"set {SCRATCH_ENV} (fbias run --scratch DIR, or TMPDIR) "
+                "to a folder with room for it",
             ) from exc
 
     def as_dask(self, chunks: Any) -> Any:

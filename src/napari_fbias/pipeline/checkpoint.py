@@ -44,6 +44,7 @@ def checkpoint(value: Value, step_id: str, op: str) -> Value:
             step_id,
             op,
             f"could not keep the step's result on scratch disk under {scratch_root()} ({exc}); "
-            f"set {SCRATCH_ENV} (or TMPDIR) to a folder with room for it",
+            f"set {SCRATCH_ENV} (fbias run --scratch DIR, or TMPDIR) "
+            "to a folder with room for it",
         ) from exc
     return replace(value, data=stored)
