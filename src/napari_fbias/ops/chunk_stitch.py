@@ -343,6 +343,13 @@ def relabeled(keys: da.Array, scratch: Any, every: np.ndarray, new_ids: np.ndarr
     return keys.map_blocks(relabel, dtype=np.int32, meta=np.empty((0,) * keys.ndim, np.int32))
 
 
+def _smooth_frame(b: np.ndarray, sigma: Any, dtype: np.dtype) -> np.ndarray:
+    """``segment.nuclei``'s Gaussian of one frame's pixels (none where sigma is 0)."""
+    if np.max(sigma) > 0:
+        return ndi.gaussian_filter(b, sigma, output=dtype, mode="nearest")
+    return b.astype(dtype)
+
+
 def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Array:
     """Smooth the image as ``segment.nuclei`` does, exactly (a halo of the kernel's radius).
 
@@ -376,11 +383,7 @@ def _smoothed(data: da.Array, n_loop: int, sigmas: Mapping[Frame, Any]) -> da.Ar
         loc = tuple(block_info[None]["chunk-location"])
         b = block.reshape(block.shape[n_loop:])
         sigma = sigmas[loc[:n_loop]]
-        out = (
-            ndi.gaussian_filter(b, sigma, output=out_dtype, mode="nearest")
-            if np.max(sigma) > 0
-            else b.astype(out_dtype)
-        )
+        out = _smooth_frame(b, sigma, out_dtype)
         sl = tuple(core_slice(core.chunks, n_loop + k, loc, radius) for k in range(b.ndim))
         return out[sl].reshape((1,) * n_loop + out[sl].shape)
 
@@ -423,14 +426,7 @@ class _SmoothedRegions:
         out = np.empty(raw.shape[:n_loop] + tuple(s.stop - s.start for s in spatial), self.dtype)
         for idx in np.ndindex(*raw.shape[:n_loop]):
             frame = tuple(int(s.start) + i for s, i in zip(region[:n_loop], idx, strict=True))
-            sigma = self.sigmas[frame]
-            b = raw[idx]
-            smooth = (
-                ndi.gaussian_filter(b, sigma, output=self.dtype, mode="nearest")
-                if np.max(sigma) > 0
-                else b.astype(self.dtype)
-            )
-            out[idx] = smooth[crop]
+            out[idx] = _smooth_frame(raw[idx], self.sigmas[frame], self.dtype)[crop]
         return out
 
 
