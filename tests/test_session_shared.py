@@ -113,6 +113,17 @@ def test_sigkill_of_one_analyst_loses_nothing_it_showed_and_others_carry_on(tmp_
     rec.close()
 
 
+def test_a_just_started_session_can_be_joined_at_once(tmp_path):
+    # the first line goes to the space before start() returns, not only when the
+    # background sender gets to it (a join right after start once found no session)
+    rec = SessionRecorder.start("Open desk", space=tmp_path / "space")
+    assert not rec.space.direct and rec.sync_status == "online"
+    other = open_session(rec.link, analysts=["Jon"])
+    assert other.session.title == "Open desk"
+    other.close()
+    rec.close()
+
+
 def test_a_damaged_or_hostile_journal_keeps_its_good_events_and_names_the_analyst(tmp_path):
     rec = _start(tmp_path / "space")
     other = open_session(rec.link, analysts=["Mallory"])

@@ -141,6 +141,9 @@ class SessionRecorder:
             "analysts": _names(analysts),
         }
         rec._emit("session_started", {"session": header}, time=now)
+        # one attempt to place the first line in the space now, so the link this
+        # returns can be joined at once; an unreachable space keeps it in the outbox
+        rec.flush(0)
         return rec
 
     # --- state -------------------------------------------------------------------
