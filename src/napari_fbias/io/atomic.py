@@ -10,6 +10,8 @@ Used by the OME-Zarr writer and by the pipeline runner::
     with atomic_dir("out.ome.zarr") as tmp:
         write_everything_into(tmp)
     atomic_write_text("report.md", text)
+    with atomic_file("table.csv", text=True) as fh:
+        df.to_csv(fh)  # streamed: the text is never held whole
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from napari_fbias.io.errors import OutputExistsError
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_dir", "atomic_file", "atomic_write_bytes", "atomic_write_text"]
 
 
 def _tmp_prefix(dest: Path) -> str:
@@ -115,33 +118,39 @@ def _move_into_place(tmp: Path, dest: Path, *, overwrite: bool) -> None:
         old.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(
-    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
-) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename).
+@contextlib.contextmanager
+def atomic_file(
+    path: str | os.PathLike[str], *, overwrite: bool = True, text: bool = False
+) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; put it in place when the block ends.
+
+    For outputs written piece by piece (a large CSV table streamed by pandas):
+    nothing of the content is held in memory. The file is fsync'd, gets the
+    permissions of the file it replaces (or the umask's), and is renamed over
+    ``path``; if the block raises, the sibling is removed and ``path`` is left
+    as it was.
 
     Parameters
     ----------
     path : path-like
         Destination file. Its parent directory must exist.
-    data : bytes
-        Full new content.
     overwrite : bool
         Replace an existing file (default). When False, an existing file
-        raises :class:`OutputExistsError`.
-
-    Returns
-    -------
-    pathlib.Path
-        The destination path.
+        raises :class:`OutputExistsError`, also one that appears meanwhile.
+    text : bool
+        Yield a UTF-8 text handle (no newline translation) instead of a binary one.
     """
     path = Path(path)
     if not overwrite and path.exists():
         raise OutputExistsError(f"{path} already exists; choose another name or allow overwriting")
     fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(path), dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        if text:
+            fh: IO[Any] = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        else:
+            fh = os.fdopen(fd, "wb")
+        with fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         if path.exists():
@@ -164,7 +173,31 @@ def atomic_write_bytes(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    return path
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
+) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file. Its parent directory must exist.
+    data : bytes
+        Full new content.
+    overwrite : bool
+        Replace an existing file (default). When False, an existing file
+        raises :class:`OutputExistsError`.
+
+    Returns
+    -------
+    pathlib.Path
+        The destination path.
+    """
+    with atomic_file(path, overwrite=overwrite) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def atomic_write_text(

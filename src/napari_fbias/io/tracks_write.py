@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_fbias.io.atomic import atomic_dir, atomic_write_text
+from napari_fbias.io.atomic import atomic_dir
+from napari_fbias.io.tables import write_table_csv
 
 __all__ = ["NAPARI_TRACK_COLUMNS", "ctc_track_table", "write_ctc", "write_tracks_csv"]
 
@@ -83,8 +84,7 @@ def write_tracks_csv(
     """
     first = _check_tracks(tracks, "write_tracks_csv")
     cols = first + [c for c in tracks.columns if c not in first]
-    text = tracks[cols].to_csv(index=False, lineterminator="\n")
-    return atomic_write_text(path, text, overwrite=overwrite)
+    return write_table_csv(tracks[cols], path, overwrite=overwrite)
 
 
 def ctc_track_table(tracks: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -136,15 +136,16 @@ def write_plate_tables(
     BatchError
         When ``heatmap`` is not a column of the summary (the message lists them).
     """
-    from napari_fbias.io.atomic import atomic_write_bytes, atomic_write_text
+    from napari_fbias.io.atomic import atomic_write_bytes
+    from napari_fbias.io.tables import write_table_csv
 
     written: list[Path] = []
     for plate, (summary, table) in plate_tables(items, outdir, status).items():
         base = Path(outdir) / f"{plate}_plate"
-        atomic_write_text(Path(f"{base}_summary.csv"), summary.to_csv(index=False))
+        write_table_csv(summary, Path(f"{base}_summary.csv"), overwrite=True)
         written.append(Path(f"{base}_summary.csv"))
         if not table.empty:
-            atomic_write_text(Path(f"{base}_objects.csv"), table.to_csv(index=False))
+            write_table_csv(table, Path(f"{base}_objects.csv"), overwrite=True)
             written.append(Path(f"{base}_objects.csv"))
         column = heatmap or _default_column(summary)
         if column is None:
