@@ -741,13 +741,14 @@ def nuclei_chunks(
 
 def _largest_extent(labels: da.Array, n_loop: int) -> np.ndarray:
     """Return the largest bounding-box side per spatial axis of any object of ``labels``."""
-    from napari_fbias.ops.measure_chunks import label_bboxes
+    from napari_fbias.ops.measure_chunks import label_stats
 
     nd = labels.ndim - n_loop
-    bb = label_bboxes(labels, n_loop)
-    if not bb:
-        return np.zeros(nd, dtype=int)
-    return np.max([np.asarray(hi) - np.asarray(lo) for lo, hi in bb.values()], axis=0).astype(int)
+    extent = np.zeros(nd, dtype=int)
+    for s in label_stats(labels, n_loop).values():
+        for k in range(nd):
+            extent[k] = max(extent[k], int((s[f"hi{k}"] - s[f"lo{k}"]).max()))
+    return extent
 
 
 def resolve_split_auto(

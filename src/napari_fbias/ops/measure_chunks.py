@@ -61,11 +61,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CROP_BATCH",
+    "FOLD_ROWS",
     "MERGED_EXACTLY",
     "PER_OBJECT",
-    "label_bboxes",
     "label_stats",
-    "object_crop",
     "regionprops_chunks",
 ]
 
@@ -217,7 +216,7 @@ def label_stats(
         for a sequence), and each of ``shape_props``; sorted by id.
     """
     from napari_fbias.io.region_read import restride
-    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
+    from napari_fbias.ops.chunk_stats import block_tasks, iter_batches
 
     unknown = [p for p in shape_props if p not in PER_OBJECT]
     if unknown:
@@ -235,13 +234,14 @@ def label_stats(
         blocks = [b[loc] for b in iblocks]  # dask computes the delayed blocks of a list
         calls.append((_block_parts, lblocks[loc], blocks, origin, n_loop, full, shape_props))
         frames.append(loc[:n_loop])
-    per_frame: dict[Frame, list[dict[str, np.ndarray]]] = {}
-    for frame, s in zip(frames, compute_in_batches(calls), strict=True):
+    nd = len(full)
+    folds: dict[Frame, _Fold] = {}
+    for j, s in iter_batches(calls, lblocks.shape):
         if s is not None:
-            per_frame.setdefault(frame, []).append(s)
+            folds.setdefault(frames[j], _Fold(nd)).add(s)
     out = {
-        frame: _merge(parts, len(full), bool(channels), shape_props)
-        for frame, parts in sorted(per_frame.items())
+        frame: _finish(folds.pop(frame).combined(), nd, bool(channels), shape_props)
+        for frame in sorted(folds)
     }
     if shape_props:
         _measure_cut_objects(labels, out, shape_props)
@@ -252,47 +252,105 @@ def label_stats(
     return out
 
 
-def _merge(
-    parts: list[dict[str, np.ndarray]], nd: int, intensity: bool, shape_props: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Whole-frame statistics from the blocks' partial ones."""
-    ids_all = np.concatenate([p["id"] for p in parts])
-    ids, inv = np.unique(ids_all, return_inverse=True)
+#: Partial rows held before they are combined (a frame's combined rows count too):
+#: the blocks' partial statistics are folded as batches come, not all kept.
+FOLD_ROWS = 65536
+
+
+class _Fold:
+    """Per-block partial statistics of one frame, combined as they come.
+
+    Partials wait until they hold more rows than :data:`FOLD_ROWS` and than
+    the combined ones, then all are combined into one partial (ids unique):
+    what is held stays within about twice the frame's objects, and each row
+    is combined a logarithmic number of times. Sums, minima and maxima
+    combine in any order, so the result is the same as one merge of all.
+    """
+
+    def __init__(self, nd: int) -> None:
+        self.nd = nd
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.rows = 0
+        self.done = 0
+
+    def add(self, part: dict[str, np.ndarray]) -> None:
+        self.parts.append(part)
+        self.rows += part["id"].size
+        if self.rows > max(FOLD_ROWS, self.done):
+            self.parts = [self.combined()]
+
+    def combined(self) -> dict[str, np.ndarray]:
+        one = self.parts[0] if len(self.parts) == 1 else _combine(self.parts, self.nd)
+        self.parts = [one]
+        self.rows = self.done = one["id"].size
+        return one
+
+
+def _combine(parts: list[dict[str, np.ndarray]], nd: int) -> dict[str, np.ndarray]:
+    """One partial (ids unique, sorted) from several: counts and sums add, extremes combine.
+
+    The rows of objects measured whole in a block (``shape_*``) are kept as they are.
+    """
+    ids, inv = np.unique(np.concatenate([p["id"] for p in parts]), return_inverse=True)
     n = ids.size
 
     def cat(key: str) -> np.ndarray:
         return np.concatenate([p[key] for p in parts])
 
-    area = np.bincount(inv, weights=cat("area"), minlength=n).astype(np.int64)
+    def added(key: str) -> np.ndarray:
+        v = cat(key)
+        if v.ndim == 1:
+            return np.bincount(inv, weights=v, minlength=n).astype(v.dtype, copy=False)
+        cols = [np.bincount(inv, weights=v[:, c], minlength=n) for c in range(v.shape[1])]
+        return np.stack(cols, axis=1)
+
+    def extreme(key: str, ufunc: np.ufunc, start: Any) -> np.ndarray:
+        v = cat(key)
+        out = np.full((n, *v.shape[1:]), start, dtype=v.dtype)
+        ufunc.at(out, inv, v)
+        return out
+
+    res: dict[str, np.ndarray] = {"id": ids, "area": added("area")}
+    for k in range(nd):
+        res[f"lo{k}"] = extreme(f"lo{k}", np.minimum, np.iinfo(np.int64).max)
+        res[f"hi{k}"] = extreme(f"hi{k}", np.maximum, -1)
+        res[f"sum{k}"] = added(f"sum{k}")
+    if "isum" in parts[0]:
+        res["isum"] = added("isum")
+        res["imin"] = extreme("imin", np.minimum, np.inf)
+        res["imax"] = extreme("imax", np.maximum, -np.inf)
+    for key in parts[0]:
+        if key.startswith("shape_"):
+            res[key] = cat(key)
+    return res
+
+
+def _finish(
+    part: dict[str, np.ndarray], nd: int, intensity: bool, shape_props: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Whole-frame statistics from the frame's combined partial (see :func:`label_stats`)."""
+    ids, area = part["id"], part["area"].astype(np.int64)
+    n = ids.size
     res: dict[str, np.ndarray] = {"id": ids, "area": area}
     for k in range(nd):
-        lo = np.full(n, np.iinfo(np.int64).max)
-        hi = np.full(n, -1, dtype=np.int64)
-        np.minimum.at(lo, inv, cat(f"lo{k}"))
-        np.maximum.at(hi, inv, cat(f"hi{k}"))
-        res[f"lo{k}"], res[f"hi{k}"] = lo, hi
-        res[f"centroid{k}"] = np.bincount(inv, weights=cat(f"sum{k}"), minlength=n) / area
+        res[f"lo{k}"], res[f"hi{k}"] = part[f"lo{k}"], part[f"hi{k}"]
+        res[f"centroid{k}"] = part[f"sum{k}"] / area
     if intensity:
-        isum, imin, imax = cat("isum"), cat("imin"), cat("imax")
-        nc = isum.shape[1]
-        total = np.stack([np.bincount(inv, weights=isum[:, c], minlength=n) for c in range(nc)], 1)
-        vmin, vmax = np.full((n, nc), np.inf), np.full((n, nc), -np.inf)
-        np.minimum.at(vmin, inv, imin)
-        np.maximum.at(vmax, inv, imax)
+        total = part["isum"]
         res.update(
             intensity_sum=total,
             intensity_mean=total / area[:, None],
-            intensity_min=vmin,
-            intensity_max=vmax,
+            intensity_min=part["imin"],
+            intensity_max=part["imax"],
         )
     if shape_props:
-        pos = np.searchsorted(ids, cat("shape_id"))
-        whole = cat("shape_area") == area[pos]  # all the object's pixels were in that block
+        pos = np.searchsorted(ids, part["shape_id"])
+        whole = part["shape_area"] == area[pos]  # all the object's pixels were in that block
         res["shape_done"] = np.zeros(n, dtype=bool)
         res["shape_done"][pos[whole]] = True
         for p in shape_props:
             res[p] = np.full(n, np.nan)
-            res[p][pos[whole]] = cat(f"shape_{p}")[whole]
+            res[p][pos[whole]] = part[f"shape_{p}"][whole]
     return res
 
 
@@ -320,28 +378,6 @@ def _measure_cut_objects(
                 out[frame][p][i] = v
     for res in out.values():
         res.pop("shape_done", None)
-
-
-def label_bboxes(labels: da.Array, n_loop: int) -> dict[tuple[Frame, int], tuple[Any, Any]]:
-    """``(frame, id) -> (lo, hi)`` bounding boxes (hi exclusive) of every object."""
-    out = {}
-    for frame, s in label_stats(labels, n_loop).items():
-        nd = sum(1 for k in s if k.startswith("lo"))
-        lo = np.stack([s[f"lo{k}"] for k in range(nd)], axis=1)
-        hi = np.stack([s[f"hi{k}"] for k in range(nd)], axis=1)
-        for i, obj in enumerate(s["id"]):
-            out[(frame, int(obj))] = (lo[i], hi[i])
-    return out
-
-
-def object_crop(
-    labels: da.Array, image: da.Array | None, frame: Frame, lo: Any, hi: Any, obj: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One object's mask (``labels == obj``) and image on its bounding box, in memory."""
-    sl = frame + tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    mask = np.asarray(labels[sl].compute()) == obj
-    img = None if image is None else np.asarray(image[sl].compute())
-    return mask, img
 
 
 # --- measure.regionprops chunk-wise ------------------------------------------------------
@@ -392,7 +428,8 @@ def regionprops_chunks(
     axes = plan.spatial_axes
 
     def per_frame() -> Any:
-        for frame, s in stats.items():
+        for frame in list(stats):
+            s = stats.pop(frame)  # a frame's statistics go once its columns are made
             out: dict[str, np.ndarray] = {"label": s["id"].astype(np.int64)}
             for p in plan.props:
                 if p == "area":
