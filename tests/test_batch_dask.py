@@ -11,8 +11,7 @@ import pytest
 import tifffile
 
 import pipeline_testops as testops
-from napari_fbias.pipeline import BatchError, Pipeline
-from napari_fbias.pipeline import batch as batch_mod
+from napari_fbias.pipeline import BatchError, Pipeline, batch_cluster
 from napari_fbias.pipeline.batch import run_batch
 
 PIPELINE = testops.classical_pipeline()
@@ -81,8 +80,52 @@ def test_existing_scheduler_by_address(data, tmp_path):
     np.testing.assert_array_equal(got.data.compute(), expected)
 
 
+def test_a_large_input_runs_on_every_worker_the_small_ones_one_each(data, tmp_path):
+    """An input larger than the budget is not one task: its blocks go to all the workers."""
+    from distributed import LocalCluster
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class Where(SchedulerPlugin):
+        def __init__(self):
+            self.ran = []
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            if finish == "memory" and kwargs.get("worker"):
+                self.ran.append((str(key), kwargs["worker"]))
+
+    tifffile.imwrite(data / "large.tif", testops.make_blobs((192, 200), seed=7))
+    p = Pipeline.from_dict(PIPELINE)
+    budget = 40_000  # large.tif: 76 800 bytes; the others 3 520
+    here = run_batch(p, data, tmp_path / "here", memory_limit=budget)
+    where = Where()
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as c:
+        c.scheduler.add_plugin(where)
+        seen = []
+        there = run_batch(
+            p,
+            data,
+            tmp_path / "there",
+            scheduler=c.scheduler_address,
+            memory_limit=budget,
+            progress=lambda *a: seen.append(a),
+        )
+    assert here.ok and there.ok, there.items
+    assert digest(tmp_path / "here") == digest(tmp_path / "there")
+    assert sorted(s[0] for s in seen) == [1, 2, 3, 4]
+    large = next(i for i in there.items if i.stem == "large")
+    assert "its blocks ran on the cluster's 2 workers" in large.message
+    whole = {key.split("-")[1]: w for key, w in where.ran if key.startswith("fbias-img")}
+    assert sorted(whole) == ["img0", "img1", "img2"], "each small input is one task"
+    assert not any(key.startswith("fbias-large") for key, _ in where.ran)
+    blocks = [w for key, w in where.ran if not key.startswith("fbias-img")]
+    assert len(blocks) > 20 and len(set(blocks)) == 2, "the large input's blocks ran on both"
+    assert json.loads((tmp_path / "there" / "large" / "run.json").read_text())["mode"] == "chunked"
+
+
 def test_unreachable_scheduler_and_missing_jobqueue(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(batch_mod, "SCHEDULER_TIMEOUT", "1s")
+    monkeypatch.setattr(batch_cluster, "SCHEDULER_TIMEOUT", "1s")
     p = Pipeline.from_dict(PIPELINE)
     with pytest.raises(BatchError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
         run_batch(p, data, tmp_path / "out", scheduler="tcp://127.0.0.1:9")

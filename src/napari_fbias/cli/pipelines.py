@@ -225,6 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for item in report.items:
         if item.status == "failed":
             print(scrub_text(f"fbias: {item.stem}: failed: {item.message}"), file=sys.stderr)
+        elif item.status == "done" and item.message:  # replaced results, blocks on the cluster
+            print(scrub_text(f"fbias: {item.stem}: {item.message}"))
     _say_chunk_wise(report)
     print(f"{report.summary()} -> {report.outdir}")
     for path in report.plate_files:

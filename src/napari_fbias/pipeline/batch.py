@@ -10,8 +10,10 @@ inputs whose ``run.json`` matches the pipeline and the input pixels.
 
 Parallel runs use ``dask.distributed``: a ``LocalCluster`` (``scheduler="local"``),
 an existing scheduler (its address), or SLURM through dask-jobqueue
-(``cluster="slurm"``; see ``docs/cluster.md``). Inputs are never written to,
-and an output folder inside an input is refused.
+(``cluster="slurm"``; see ``docs/cluster.md``), in :mod:`.batch_cluster`: an
+input larger than a worker's memory budget runs from this process with its
+blocks spread over the workers. Inputs are never written to, and an output
+folder inside an input is refused.
 
 The loop over inputs here (:func:`run_each`: one input after the other, an
 error of one input failing it alone, :func:`run_guarded`) also drives the
@@ -23,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,8 +36,6 @@ from napari_fbias.pipeline.inputs import BatchInput, Selection, check_outdir, ex
 from napari_fbias.pipeline.model import Pipeline
 
 BatchProgress = Callable[[int, int, str], None]
-#: How long to try reaching a dask scheduler given by address.
-SCHEDULER_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)
@@ -188,13 +187,17 @@ def run_batch(
         return _with_plates(report, items, heatmap)
     import dask
 
+    from napari_fbias.pipeline.batch_cluster import run_distributed
+
     # workers that are threads of this process share its dask settings
     with dask.config.set(scheduler="threads"):
-        results = _run_distributed(
+        results = run_distributed(
             pdict,
             items,
             out,
             options,
+            task=process_input,
+            failed=_failed,
             scheduler=scheduler,
             cluster=cluster,
             n_workers=n_workers,
@@ -366,111 +369,3 @@ def _remove_stale_temporaries(outdir: Path, stem: str) -> None:
         for p in outdir.glob(prefix + "*"):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
-
-
-def _default_workers(n_inputs: int) -> int:
-    return max(1, min(4, os.cpu_count() or 1, n_inputs))
-
-
-def make_slurm_cluster(n_workers: int | None) -> Any:
-    """Start a dask-jobqueue ``SLURMCluster`` (settings from the dask jobqueue config).
-
-    Raises
-    ------
-    BatchError
-        When dask-jobqueue is not installed or not configured.
-    """
-    try:
-        from dask_jobqueue import SLURMCluster
-    except ImportError:
-        raise BatchError(
-            "--cluster slurm needs dask-jobqueue: install it with "
-            "`pip install 'napari-fbias[slurm]'` (see docs/cluster.md)"
-        ) from None
-    try:
-        cluster = SLURMCluster()
-    except (ValueError, TypeError) as exc:
-        raise BatchError(
-            f"cannot start SLURM workers: {exc}. Set cores/memory/queue in "
-            "~/.config/dask/jobqueue.yaml (see docs/cluster.md)"
-        ) from exc
-    cluster.scale(jobs=n_workers or 1)
-    return cluster
-
-
-def _make_client(
-    scheduler: str | None,
-    cluster: str | None,
-    n_workers: int | None,
-    processes: bool,
-    n_inputs: int,
-) -> tuple[Any, Any]:
-    from distributed import Client, LocalCluster
-
-    if cluster == "slurm":
-        c = make_slurm_cluster(n_workers)
-        return Client(c, set_as_default=False), c
-    if cluster is not None:
-        raise BatchError(f"unknown cluster type {cluster!r}; the one supported is 'slurm'")
-    if scheduler == "local":
-        c = LocalCluster(
-            n_workers=n_workers or _default_workers(n_inputs),
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=":0",  # any free port: never clash with another cluster
-        )
-        return Client(c, set_as_default=False), c
-    try:
-        return Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False), None
-    except (OSError, TimeoutError) as exc:
-        raise BatchError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
-
-
-def _run_distributed(
-    pdict: Mapping[str, Any],
-    items: list[BatchInput],
-    out: Path,
-    options: Mapping[str, Any],
-    *,
-    scheduler: str | None,
-    cluster: str | None,
-    n_workers: int | None,
-    processes: bool,
-    progress: BatchProgress | None,
-    retries: int,
-) -> list[BatchItem]:
-    from distributed import as_completed
-
-    client, own_cluster = _make_client(scheduler, cluster, n_workers, processes, len(items))
-    try:
-        token = uuid.uuid4().hex[:8]
-        futures = {}
-        for item in items:
-            fut = client.submit(
-                process_input,
-                dict(pdict),
-                item,
-                str(out),
-                dict(options),
-                key=f"fbias-{item.stem}-{token}",
-                pure=False,
-                retries=retries,
-            )
-            futures[fut.key] = (fut, item)
-        done: dict[str, BatchItem] = {}
-        finished = 0
-        for fut in as_completed([f for f, _ in futures.values()], loop=client.loop):
-            _, item = futures[fut.key]
-            try:
-                result = fut.result()
-            except Exception as exc:  # a worker died more often than retried, etc.
-                result = _failed(item, f"{type(exc).__name__}: {exc}", time.perf_counter())
-            done[item.stem] = result
-            finished += 1
-            if progress is not None:
-                progress(finished, len(items), item.stem)
-        return [done[item.stem] for item in items]
-    finally:
-        client.close()
-        if own_cluster is not None:
-            own_cluster.close()
