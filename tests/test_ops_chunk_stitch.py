@@ -237,3 +237,27 @@ def test_fold_blocks_holds_one_batch_of_results_not_every_block():
     assert seen == 128
     batch = max(2, chunk_stats.BATCH_PER_TASK * 1)  # the synchronous scheduler: one task
     assert most[0] <= 2 * batch
+
+
+def test_automatic_settings_of_a_large_frame_come_from_tiles_spread_over_it(monkeypatch):
+    # a "slide" whose middle is empty: nuclei only in its four corners
+    from napari_fbias.ops import chunk_stitch
+    from napari_fbias.ops.auto_scale import resolve_auto
+
+    # nuclei twice the size the recipe's defaults are made for: only measuring finds that
+    tile, truth = make_nuclei_2d((360, 360), 40, 4, radius_range=(16.0, 22.0))
+    background = int(np.median(tile[truth == 0]))
+    slide = np.full((2400, 2400), background, dtype=tile.dtype)
+    for y, x in ((120, 120), (120, 1920), (1920, 120), (1920, 1920)):
+        slide[y : y + 360, x : x + 360] = tile
+    # sampled: 4 x 4 tiles of 240^2, one in the middle of each 600^2 cell
+    monkeypatch.setattr(chunk_stitch, "AUTO_FULL_PIXELS", 960 * 960)
+    auto = {"smoothing_sigma": None, "min_size": None, "min_distance": None}
+    _, alone = resolve_auto("segment.nuclei", tile, auto)
+    per_frame = chunk_stitch.resolve_nuclei_auto(da.from_array(slide, chunks=300), 0, auto, None)
+    d = per_frame[()]["d"]
+    assert abs(d - alone["object_diameter"]) <= 0.15 * alone["object_diameter"], (d, alone)
+    view = chunk_stitch.frame_view(da.from_array(slide, chunks=300), (), 0)
+    assert view.shape == (960 + 3 * chunk_stitch.AUTO_GAP,) * 2  # 4 x 4 tiles and their gaps
+    # the central crop of that size holds no nucleus at all
+    assert (slide[720:1680, 720:1680] == background).all()

@@ -21,8 +21,8 @@ every block sees the network input the in-memory run sees):
   chunk (:func:`~napari_fbias.ops.chunk_stats.frame_percentiles`), applied to
   each block, and the blocks go to cellpose with ``normalize=False``
   (cellpose's distributed segmentation normalises each block on its own);
-* ``diameter``: automatic (None) is measured on the whole frame (its central
-  crop above :data:`~napari_fbias.ops.chunk_stitch.AUTO_FULL_PIXELS` pixels)
+* ``diameter``: automatic (None) is measured on the whole frame (a sample of
+  tiles over it above :data:`~napari_fbias.ops.chunk_stitch.AUTO_FULL_PIXELS` pixels)
   with the in-memory rule; 0 (cellpose's size model) is estimated once on the
   same view;
 * NaN/infinite pixels are set to the frame's smallest finite value, as in memory;

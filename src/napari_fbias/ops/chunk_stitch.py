@@ -46,7 +46,8 @@ Settings left automatic (None) are resolved once per frame before any block
 runs (:func:`resolve_nuclei_auto`, :func:`resolve_split_auto`), with the same
 rules as in memory (:mod:`napari_fbias.ops.auto_scale`): on the whole frame
 when it has at most :data:`AUTO_FULL_PIXELS` pixels (then the settings equal
-the in-memory ones), otherwise on its central crop of that size.
+the in-memory ones), otherwise on a grid of tiles spread over it, of that
+many pixels together (:func:`frame_view`).
 """
 
 from __future__ import annotations
@@ -79,8 +80,13 @@ __all__ = [
     "with_halo",
 ]
 
-#: Frames with at most this many pixels resolve automatic settings on the whole frame.
+#: Frames with at most this many pixels resolve automatic settings on the whole frame;
+#: larger ones on a sample of tiles of about as many pixels (:func:`frame_view`).
 AUTO_FULL_PIXELS = 4096 * 4096
+#: Tiles a side of that sample in 2D (4 x 4 tiles of 1024^2); half as many in 3D.
+AUTO_TILES = 4
+#: Pixels between the sample's tiles (filled with their lowest value).
+AUTO_GAP = 8
 #: Most pixels ``segment.nuclei``'s blocks with their halos may hold together, relative to
 #: the image's pixels, before the halo shrinks to fit a memory budget's blocks (3.0: the
 #: halos add twice the image).
@@ -434,14 +440,47 @@ class _SmoothedRegions:
 
 
 def frame_view(x: da.Array, frame: Frame, n_loop: int) -> np.ndarray:
-    """One frame in memory, or its central crop of :data:`AUTO_FULL_PIXELS` pixels."""
-    spatial = x.shape[n_loop:]
-    if math.prod(spatial) > AUTO_FULL_PIXELS:
-        side = int(AUTO_FULL_PIXELS ** (1 / len(spatial)))
-        sl = tuple(slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side) for n in spatial)
-    else:
-        sl = tuple(slice(None) for _ in spatial)
-    return np.asarray(x[frame + sl].compute())
+    """One frame in memory, or a sample of it of about :data:`AUTO_FULL_PIXELS` pixels.
+
+    A larger frame is sampled by a grid of tiles spread over it
+    (:data:`AUTO_TILES` a side, each centred in its cell), read in one compute
+    and laid side by side with a gap of :data:`AUTO_GAP` pixels of the tiles'
+    lowest value between them: objects cut at the edge of one tile do not
+    touch those of the next. A central crop alone, on a slide whose middle is
+    empty or unlike the rest, found no objects or the wrong size.
+    """
+    spatial = tuple(int(n) for n in x.shape[n_loop:])
+    if math.prod(spatial) <= AUTO_FULL_PIXELS:
+        return np.asarray(x[frame].compute())
+    import dask
+
+    nd = len(spatial)
+    side = int(round(AUTO_FULL_PIXELS ** (1 / nd)))
+    tiles = AUTO_TILES if nd == 2 else max(1, AUTO_TILES // 2)
+    per_axis = []
+    for n in spatial:
+        size = min(n, max(1, side // tiles))
+        k = max(1, min(tiles, n // size))
+        cells = [i * n // k for i in range(k + 1)]
+        starts = [min(n - size, max(0, (cells[i] + cells[i + 1] - size) // 2)) for i in range(k)]
+        per_axis.append((size, starts))
+    corners = list(np.ndindex(*(len(st) for _, st in per_axis)))
+    sources = [[st[c] for (_, st), c in zip(per_axis, cr, strict=True)] for cr in corners]
+    places = [
+        [c * (size + AUTO_GAP) for (size, _), c in zip(per_axis, cr, strict=True)] for cr in corners
+    ]
+    sizes = [size for size, _ in per_axis]
+
+    def box(starts: list[int]) -> tuple[slice, ...]:
+        return tuple(slice(a, a + n) for a, n in zip(starts, sizes, strict=True))
+
+    parts = dask.compute(*[x[frame + box(src)] for src in sources])
+    fill = min(p.min() for p in parts)
+    shape = tuple(len(st) * size + (len(st) - 1) * AUTO_GAP for size, st in per_axis)
+    out = np.full(shape, fill, dtype=parts[0].dtype)
+    for place, part in zip(places, parts, strict=True):
+        out[box(place)] = part
+    return out
 
 
 def resolve_nuclei_auto(
@@ -450,7 +489,7 @@ def resolve_nuclei_auto(
     """Per frame, ``segment.nuclei``'s settings with the automatic ones resolved, plus ``d``.
 
     The rules are the in-memory ones (:func:`~napari_fbias.ops.auto_scale.resolve_auto`),
-    applied to the whole frame (or its central crop, see :func:`frame_view`).
+    applied to the whole frame (or a sample of tiles over it, see :func:`frame_view`).
     ``d``, the typical object diameter, sizes the halo.
     """
     from napari_fbias.ops.auto_scale import TUNED_DIAMETER, TUNED_DIAMETER_3D, resolve_auto

@@ -39,7 +39,8 @@ frame's median, then trackpy on the same seeded noise image
 (:func:`~napari_fbias.ops.track._minmass_for_noise`); ``diameter`` from the
 sampled frames, each whole when it has at most
 :data:`~napari_fbias.ops.chunk_stitch.AUTO_FULL_PIXELS` pixels (then equal to
-in memory), otherwise its central crop of that size.
+in memory), otherwise a sample of tiles over it of that size
+(:func:`~napari_fbias.ops.chunk_stitch.frame_view`).
 
 Exactness, measured against the in-memory operation
 (``tests/test_chunked_spots.py``, and six noise seeds of its border movie):
@@ -228,7 +229,7 @@ def _prepared(x: da.Array, prep: _Prepare, frames: Sequence[int]) -> da.Array:
 
 
 def _auto_diameter(x: da.Array, prep: _Prepare, sample: list[int], sp: Any) -> int:
-    """``locate_spots``' automatic diameter from the sampled frames (or their central crops)."""
+    """``locate_spots``' automatic diameter from the sampled frames (or tiles of them)."""
     from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
     from napari_fbias.ops.chunk_stitch import frame_view
 
