@@ -330,7 +330,7 @@ def resolve_auto(
 
     The one place the rules are applied: the operations call it on their
     input, and a chunk-wise run calls it once on the whole image (or a
-    view of it: a central crop, a subsample with ``spacing`` scaled) before
+    view of it: tiles sampled over it, a subsample with ``spacing`` scaled) before
     any block runs, then runs every block with the numbers. The values chosen
     are also reported (:func:`~napari_fbias.ops.chosen.report_chosen`).
 
