@@ -80,6 +80,37 @@ def test_reader_found_through_rechunks_only(tmp_path):
     np.testing.assert_array_equal(z.compute(), arr)
 
 
+def test_a_tiff_with_axes_to_drop_and_reorder_is_read_by_regions(tmp_path):
+    # an OME-TIFF stored as t, z, c, y, x in 32^2 tiles; one t, read as czyx
+    import pickle
+
+    import tifffile
+
+    from napari_fbias.io.tiff import read_tiff
+
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 4000, (1, 5, 2, 70, 90)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "h.tif", arr, ome=True, tile=(32, 32), metadata={"axes": "TZCYX"})
+    x = read_tiff(tmp_path / "h.tif").levels[0]
+    assert x.numblocks[2:] == (3, 3)
+    want = arr[0].transpose(1, 0, 2, 3)  # c, z, y, x
+    assert x.shape == want.shape
+    reader = region_reader(x)
+    assert reader is not None
+    np.testing.assert_array_equal(
+        reader.read((slice(1, 2), slice(1, 4), slice(9, 40), slice(0, 90))), want[1:2, 1:4, 9:40]
+    )
+    np.testing.assert_array_equal(x.compute(), want)
+    cores, ext = with_halo([x], 1, (1, 6, 6))
+    ref_cores, ref_ext = with_halo([in_memory(want, x.chunks)], 1, (1, 6, 6))
+    for loc in np.ndindex(*ext[0].numblocks):
+        np.testing.assert_array_equal(
+            ext[0].blocks[loc].compute(), ref_ext[0].blocks[loc].compute()
+        )
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(x)).compute(), want)
+    assert x.name == read_tiff(tmp_path / "h.tif").levels[0].name, "names are deterministic"
+
+
 def _graph_tasks(x):
     graph = x.__dask_graph__()
     return sum(len(layer) for layer in graph.layers.values() if layer.is_materialized())

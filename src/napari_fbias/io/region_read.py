@@ -25,14 +25,16 @@ import threading
 import uuid
 import weakref
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 
 __all__ = [
     "RegionReader",
-    "restride",
+    "SelectedRegions",
     "StoredRegions",
+    "restride",
     "halo_regions",
     "region_array",
     "region_reader",
@@ -64,6 +66,34 @@ class StoredRegions:
     def read(self, region: Region) -> np.ndarray:
         """Return the pixels of ``region``."""
         return np.asarray(self.array[region])
+
+
+class SelectedRegions:
+    """A region reader over an array-like whose axes are partly fixed at index 0, then reordered.
+
+    What a reader that drops axes and transposes shows (a TIFF's series read
+    as ``tczyx``): ``keep[i]`` is False for a source axis read at index 0 and
+    dropped; output axis ``j`` is kept axis ``order[j]``.
+    """
+
+    def __init__(self, array: Any, keep: Sequence[bool], order: Sequence[int]) -> None:
+        self.array = array
+        self.keep = tuple(bool(k) for k in keep)
+        self.order = tuple(int(i) for i in order)
+        kept = [int(n) for n, k in zip(array.shape, self.keep, strict=True) if k]
+        self.shape = tuple(kept[i] for i in self.order)
+        self.dtype = np.dtype(array.dtype)
+
+    def read(self, region: Region) -> np.ndarray:
+        """Return the pixels of ``region`` (in the output's axes)."""
+        by_kept: list[slice] = [slice(None)] * len(self.order)
+        for j, i in enumerate(self.order):
+            by_kept[i] = region[j]
+        it = iter(by_kept)
+        key = tuple(next(it) if k else slice(0, 1) for k in self.keep)
+        block = np.asarray(self.array[key])
+        block = block.reshape([n for n, k in zip(block.shape, self.keep, strict=True) if k])
+        return block.transpose(self.order)
 
 
 #: dask array name -> (weak reference to) the array-like or region reader it reads.
@@ -117,32 +147,70 @@ def _starts(chunks: Sequence[Sequence[int]]) -> list[np.ndarray]:
     return [np.cumsum((0, *c[:-1])).astype(int) for c in chunks]
 
 
+def _read_block(
+    reader: RegionReader,
+    chunks: Sequence[Sequence[int]],
+    starts: Sequence[np.ndarray],
+    block_info: Any = None,
+) -> np.ndarray:
+    """One block of :func:`region_array` (module level: the graph pickles)."""
+    loc = block_info[None]["chunk-location"]
+    return reader.read(
+        tuple(
+            slice(int(s[i]), int(s[i]) + c[i]) for s, c, i in zip(starts, chunks, loc, strict=True)
+        )
+    )
+
+
+def _widened(
+    chunks: Sequence[Sequence[int]],
+    starts: Sequence[np.ndarray],
+    depths: Sequence[int],
+    axis: int,
+    j: int,
+) -> tuple[int, int]:
+    """Start and stop of block ``j`` along ``axis`` with its halo (none past the border)."""
+    d, c = depths[axis], chunks[axis]
+    lo = int(starts[axis][j]) - (d if j > 0 else 0)
+    hi = int(starts[axis][j]) + c[j] + (d if j < len(c) - 1 else 0)
+    return lo, hi
+
+
+def _read_halo_block(
+    reader: RegionReader,
+    chunks: Sequence[Sequence[int]],
+    starts: Sequence[np.ndarray],
+    depths: Sequence[int],
+    block_info: Any = None,
+) -> np.ndarray:
+    """One block of :func:`halo_regions`."""
+    loc = block_info[None]["chunk-location"]
+    return reader.read(
+        tuple(slice(*_widened(chunks, starts, depths, a, j)) for a, j in enumerate(loc))
+    )
+
+
 def region_array(
-    reader: RegionReader, chunks: Sequence[Sequence[int]], name: str = "fbias-regions"
+    reader: RegionReader,
+    chunks: Sequence[Sequence[int]],
+    name: str = "fbias-regions",
+    token: str | None = None,
 ) -> Any:
     """Return a dask array of ``reader``'s values in ``chunks``, each block reading its region.
 
     The array is registered (:func:`register_stored`): strategies that read
-    it find ``reader`` again.
+    it find ``reader`` again. Its name is ``name-token`` (a deterministic
+    name for stored data), or ``name`` and a unique suffix.
     """
     import dask.array as da
 
     chunks = tuple(tuple(int(n) for n in c) for c in chunks)
-    starts = _starts(chunks)
-
-    def block(block_info: Any = None) -> np.ndarray:
-        loc = block_info[None]["chunk-location"]
-        region = tuple(
-            slice(int(s[i]), int(s[i]) + c[i]) for s, c, i in zip(starts, chunks, loc, strict=True)
-        )
-        return reader.read(region)
-
     out = da.map_blocks(
-        block,
+        partial(_read_block, reader, chunks, _starts(chunks)),
         chunks=chunks,
         dtype=reader.dtype,
         meta=np.empty((0,) * len(chunks), dtype=reader.dtype),
-        name=f"{name}-{uuid.uuid4().hex}",
+        name=f"{name}-{token or uuid.uuid4().hex}",
     )
     return register_stored(out, reader)
 
@@ -162,23 +230,15 @@ def halo_regions(
     depths = tuple(int(d) if len(c) > 1 else 0 for d, c in zip(depths, chunks, strict=True))
     starts = _starts(chunks)
 
-    def widened(axis: int, j: int) -> tuple[int, int]:
-        d, c = depths[axis], chunks[axis]
-        lo = int(starts[axis][j]) - (d if j > 0 else 0)
-        hi = int(starts[axis][j]) + c[j] + (d if j < len(c) - 1 else 0)
-        return lo, hi
-
     ext_chunks = tuple(
-        tuple(widened(a, j)[1] - widened(a, j)[0] for j in range(len(chunks[a])))
+        tuple(
+            hi - lo
+            for lo, hi in (_widened(chunks, starts, depths, a, j) for j in range(len(chunks[a])))
+        )
         for a in range(len(chunks))
     )
-
-    def block(block_info: Any = None) -> np.ndarray:
-        loc = block_info[None]["chunk-location"]
-        return reader.read(tuple(slice(*widened(a, j)) for a, j in enumerate(loc)))
-
     return da.map_blocks(
-        block,
+        partial(_read_halo_block, reader, chunks, starts, depths),
         chunks=ext_chunks,
         dtype=reader.dtype,
         meta=np.empty((0,) * len(chunks), dtype=reader.dtype),

@@ -35,6 +35,7 @@ from napari_fbias.io.image import (
 )
 from napari_fbias.io.limits import checked_pixel_size as _pixel_size
 from napari_fbias.io.limits import dask_chunks, log_ignored_pixel_sizes
+from napari_fbias.io.region_read import SelectedRegions, region_array
 
 __all__ = ["read_tiff"]
 
@@ -296,6 +297,7 @@ def read_tiff(
     levels = []
     for k in range(n_levels):
         source = TiffLevel(p, k)
+        token = tokenize(str(p), p.stat().st_mtime_ns, k)
         arr = da.from_array(
             source,
             chunks=dask_chunks(
@@ -306,13 +308,16 @@ def read_tiff(
                 where=f"{p} (level {k})" if n_levels > 1 else str(p),
                 target_bytes=0,
             ),
-            name=f"tiff-{tokenize(str(p), p.stat().st_mtime_ns, k)}",
+            name=f"tiff-source-{token}",
             meta=np.empty((0,) * source.ndim, dtype=source.dtype),
         )
         index = tuple(0 if n is None else slice(None) for n in names)
-        arr = arr[index]
-        arr = arr.transpose([kept.index(a) for a in order])
-        levels.append(arr)
+        perm = [kept.index(a) for a in order]
+        arr = arr[index].transpose(perm)
+        # one task per block reading its region (io/region_read.py), not the
+        # slicing and transposing layers: a graph that does not grow with the image
+        reader = SelectedRegions(source, [n is not None for n in names], perm)
+        levels.append(region_array(reader, arr.chunks, "tiff", token))
 
     base = tuple(sizes.get(a, 1.0) for a in order)
     scales = []
