@@ -132,6 +132,21 @@ def _input_bytes(pdict: Mapping[str, Any], item: BatchInput, options: Mapping[st
         return 0
 
 
+#: Inputs opened at once to read their sizes (metadata only; remote stores answer slowly).
+SIZE_THREADS = 8
+
+
+def _large_inputs(
+    pdict: Mapping[str, Any], items: list[BatchInput], options: Mapping[str, Any], budget: int
+) -> set[int]:
+    """Return the indices of the inputs larger than ``budget`` (metadata read a few at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=SIZE_THREADS) as pool:
+        sizes = list(pool.map(lambda item: _input_bytes(pdict, item, options), items))
+    return {i for i, n in enumerate(sizes) if n > budget}
+
+
 def run_distributed(
     pdict: Mapping[str, Any],
     items: list[BatchInput],
@@ -153,7 +168,7 @@ def run_distributed(
     client, own_cluster = _make_client(scheduler, cluster, n_workers, processes, len(items))
     try:
         budget = worker_budget(client, options.get("memory_limit"))
-        large = {i for i, item in enumerate(items) if _input_bytes(pdict, item, options) > budget}
+        large = _large_inputs(pdict, items, options, budget)
         done: dict[str, Any] = {}
 
         def finished(item: Any) -> None:
