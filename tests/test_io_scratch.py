@@ -124,3 +124,29 @@ def test_a_process_id_reused_by_another_process_is_stale(tmp_path, monkeypatch):
 
     assert remove_stale_scratch(root) == [Path(before_reuse.path)]
     assert Path(mine.path).is_dir()
+
+
+def test_a_folder_that_cannot_be_removed_is_named_and_the_others_go(tmp_path, monkeypatch, caplog):
+    # as root here, a real permission error cannot be made: shutil.rmtree is made to refuse
+    # one folder (what another user's files in it, or a read-only mount, do)
+    import shutil
+
+    from napari_fbias.io import stale_scratch
+
+    root = tmp_path / "scratch"
+    first = _killed_child_folder(root)
+    second = root / "fbias-scratch-killed-too"  # the same dead owner
+    shutil.copytree(first, second)
+    real = shutil.rmtree
+
+    def refuse(path, *a, **k):
+        if Path(path) == first:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(stale_scratch.shutil, "rmtree", refuse)
+    with caplog.at_level(logging.WARNING, logger="napari_fbias.io.stale_scratch"):
+        assert remove_stale_scratch(root) == [second]
+    assert first.is_dir() and not second.exists()
+    assert f"could not remove the stale scratch folder {first}" in caplog.text
+    assert "Permission denied" in caplog.text
