@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,10 @@ import pytest
 CHILD = """
 import sys, psutil
 import numpy as np
-if sys.argv[1] == "on":
+import os
+if sys.argv[1] == "late-env":  # what dask.distributed does for the workers it spawns
+    os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"
+if sys.argv[1] != "off":
     from napari_fbias.pipeline.freed_memory import return_freed_memory
     assert return_freed_memory()
 proc = psutil.Process()
@@ -24,9 +28,15 @@ print((proc.memory_info().rss - base) / 2**20)
 """
 
 
-def _held_after_free(mode: str) -> float:
+def _held_after_free(mode: str, **env: str) -> float:
+    # without the MALLOC_ variables dask.distributed puts in os.environ for its workers
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**clean, **env},
     )
     return float(out.stdout.strip())
 
@@ -37,3 +47,10 @@ def test_freed_100kb_buffers_between_live_objects_go_back_to_the_system():
     # keeps them in its heap; with the settings, each had its own pages, given back
     assert _held_after_free("off") > 100
     assert _held_after_free("on") < 20
+
+
+def test_what_distributed_puts_in_os_environ_is_not_taken_for_the_users_choice():
+    # the variable set at run time did not reach glibc: the settings still apply
+    assert _held_after_free("late-env") < 20
+    # set when the process started, it is the user's: left alone (and glibc has it)
+    assert _held_after_free("off", MALLOC_TRIM_THRESHOLD_="65536") > 100

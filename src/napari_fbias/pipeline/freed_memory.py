@@ -39,16 +39,33 @@ _M_MMAP_THRESHOLD = -3
 _done: list[bool] = []
 
 
+def _start_environment() -> set[str]:
+    """Names of the variables the process started with (what glibc read).
+
+    ``os.environ`` may have changed since: dask.distributed sets
+    ``MALLOC_TRIM_THRESHOLD_`` in it for the worker processes it spawns.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as fh:
+            return {
+                e.split(b"=", 1)[0].decode(errors="replace") for e in fh.read().split(b"\0") if e
+            }
+    except OSError:
+        return set(os.environ)
+
+
 def return_freed_memory() -> bool:
     """Make glibc return freed memory to the system promptly; True when it applied.
 
     Returns False (and changes nothing) on other systems, or when the
-    environment already sets ``MALLOC_TRIM_THRESHOLD_`` (the user's choice wins).
+    process started with ``MALLOC_TRIM_THRESHOLD_`` set (the user's choice
+    wins; ``MALLOC_MMAP_THRESHOLD_`` likewise keeps the mmap threshold).
     """
     if _done:
         return _done[0]
     applied = False
-    if sys.platform.startswith("linux") and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+    started_with = _start_environment()
+    if sys.platform.startswith("linux") and "MALLOC_TRIM_THRESHOLD_" not in started_with:
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
             mallopt = libc.mallopt
@@ -58,7 +75,7 @@ def return_freed_memory() -> bool:
             mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
             mallopt.restype = ctypes.c_int
             applied = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-            if applied and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+            if applied and "MALLOC_MMAP_THRESHOLD_" not in started_with:
                 mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     _done.append(applied)
     return applied
