@@ -86,6 +86,9 @@ def budget_block_pixels() -> int | None:
 
 # --- labels across chunks ----------------------------------------------------------------
 
+#: The first pixel of an id with no pixel (larger than any pixel index).
+_NO_PIXEL = np.iinfo(np.int64).max
+
 
 def _block_summary(block: np.ndarray, n_loop: int) -> dict[str, Any]:
     """Per-block facts for merging: object count, sizes, first pixels, border planes."""
@@ -93,7 +96,7 @@ def _block_summary(block: np.ndarray, n_loop: int) -> dict[str, Any]:
     n = int(b.max()) if b.size else 0
     flat = b.ravel()
     counts = np.bincount(flat, minlength=n + 1).astype(np.int64)
-    first = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    first = np.full(n + 1, _NO_PIXEL, dtype=np.int64)
     nz = np.flatnonzero(flat)
     if nz.size:
         np.minimum.at(first, flat[nz], nz)
@@ -101,27 +104,6 @@ def _block_summary(block: np.ndarray, n_loop: int) -> dict[str, Any]:
     for k in range(b.ndim):
         faces.append((np.take(b, 0, axis=k).copy(), np.take(b, -1, axis=k).copy()))
     return {"n": n, "counts": counts, "first": first, "shape": b.shape, "faces": faces}
-
-
-def _face_pairs(lo: np.ndarray, hi: np.ndarray, diagonal: bool) -> np.ndarray:
-    """Pairs of ids touching across a border (``lo`` the last plane before, ``hi`` after)."""
-    pairs = []
-    shifts = list(np.ndindex(*(3,) * lo.ndim)) if diagonal else [(1,) * lo.ndim]
-    for shift in shifts:
-        src = []
-        dst = []
-        for s, n in zip(shift, lo.shape, strict=True):
-            d = s - 1
-            src.append(slice(max(0, d), n + min(0, d)))
-            dst.append(slice(max(0, -d), n + min(0, -d)))
-        a = lo[tuple(src)]
-        b = hi[tuple(dst)]
-        both = (a > 0) & (b > 0)
-        if both.any():
-            pairs.append(np.stack([a[both], b[both]], axis=1))
-    if not pairs:
-        return np.empty((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(pairs), axis=0)
 
 
 def merge_labels(
@@ -157,67 +139,60 @@ def merge_labels(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
+    from napari_fbias.ops.chunk_stats import block_tasks, iter_batches
+    from napari_fbias.ops.label_faces import BorderPairs
 
     blocks = block_tasks(local)
     grid = blocks.shape
     locs = list(np.ndindex(*grid))
-    summaries = compute_in_batches(
-        [(_block_summary, blocks[loc], n_loop) for loc in locs], blocks.shape
-    )
-    info = dict(zip(locs, summaries, strict=True))
-    offsets: dict[tuple[int, ...], int] = {}
-    total = 0
-    for loc in locs:
-        offsets[loc] = total
-        total += info[loc]["n"]
     spatial_shape = local.shape[n_loop:]
     starts = [np.cumsum((0, *c[:-1])) for c in local.chunks]
-    n_ids = total + 1
-    frame_of = np.zeros(n_ids, dtype=np.int64)
-    area = np.zeros(n_ids, dtype=np.int64)
-    first_px = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
-    frames = list(np.ndindex(*grid[:n_loop]))
-    frame_index = {f: i for i, f in enumerate(frames)}
-    for loc in locs:
-        s = info[loc]
+    frame_index = {f: i for i, f in enumerate(np.ndindex(*grid[:n_loop]))}
+    borders = BorderPairs(grid, n_loop, diagonal)
+    # ids are made unique in the order the blocks come (the final numbering is by
+    # first pixel, so it does not depend on that order); each block's facts are
+    # folded as it comes and its border planes kept only until they are paired
+    block_offsets = np.zeros(grid, dtype=np.int64)
+    frame_of: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+    area: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+    first_px: list[np.ndarray] = [np.full(1, _NO_PIXEL, dtype=np.int64)]
+    total = 0
+    calls = [(_block_summary, blocks[loc], n_loop) for loc in locs]
+    for j, s in iter_batches(calls, grid):
+        loc = locs[j]
+        block_offsets[loc] = total
+        borders.add(loc, total, s["faces"])
         if s["n"] == 0:
             continue
-        ids = np.arange(1, s["n"] + 1) + offsets[loc]
-        frame_of[ids] = frame_index[loc[:n_loop]]
-        area[ids] = s["counts"][1:]
+        total += s["n"]
+        frame_of.append(np.full(s["n"], frame_index[loc[:n_loop]], dtype=np.int64))
+        area.append(s["counts"][1:])
         local_first = s["first"][1:]
-        present = local_first != np.iinfo(np.int64).max
+        present = local_first != _NO_PIXEL
         coords = np.unravel_index(local_first[present], s["shape"])
         origin = [starts[n_loop + k][loc[n_loop + k]] for k in range(len(spatial_shape))]
         glob = tuple(c + o for c, o in zip(coords, origin, strict=True))
-        first_px[ids[present]] = np.ravel_multi_index(glob, spatial_shape)
-    edges = []
-    for loc in locs:
-        for k in range(len(spatial_shape)):
-            nxt = list(loc)
-            nxt[n_loop + k] += 1
-            nxt_t = tuple(nxt)
-            if nxt_t not in info:
-                continue
-            lo = _global_ids(info[loc]["faces"][k][1], offsets[loc])
-            hi = _global_ids(info[nxt_t]["faces"][k][0], offsets[nxt_t])
-            if diagonal:
-                lo, hi = _face_plane(info, offsets, loc, nxt_t, k, n_loop, grid)
-            pairs = _face_pairs(lo, hi, diagonal)
-            if pairs.size:
-                edges.append(pairs)
-    if edges:
-        e = np.concatenate(edges)
+        firsts = np.full(s["n"], _NO_PIXEL, dtype=np.int64)
+        firsts[present] = np.ravel_multi_index(glob, spatial_shape)
+        first_px.append(firsts)
+    del calls
+    n_ids = total + 1
+    frame_of_a = np.concatenate(frame_of)
+    area_a = np.concatenate(area)
+    first_a = np.concatenate(first_px)
+    del frame_of, area, first_px
+    e = borders.edges()
+    if e.size:
         graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), (n_ids, n_ids))
         _, comp = connected_components(graph, directed=False)
     else:
         comp = np.arange(n_ids)
-    comp_area = np.bincount(comp, weights=area, minlength=comp.max() + 1).astype(np.int64)
-    comp_first = np.full(comp.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(comp_first, comp[1:], first_px[1:])
+    del e
+    comp_area = np.bincount(comp, weights=area_a, minlength=comp.max() + 1).astype(np.int64)
+    comp_first = np.full(comp.max() + 1, _NO_PIXEL, dtype=np.int64)
+    np.minimum.at(comp_first, comp[1:], first_a[1:])
     comp_frame = np.zeros(comp.max() + 1, dtype=np.int64)
-    comp_frame[comp[1:]] = frame_of[1:]
+    comp_frame[comp[1:]] = frame_of_a[1:]
     keep = comp_area >= max(min_size, 1)
     if max_size is not None:
         keep &= comp_area <= max_size
@@ -232,9 +207,6 @@ def merge_labels(
         new_id[sel] = np.arange(1, sel.size + 1, dtype=np.int32)
     lut = new_id[comp]
     lut[0] = 0
-    block_offsets = np.zeros(grid, dtype=np.int64)
-    for loc in locs:
-        block_offsets[loc] = offsets[loc]
     return local.map_blocks(
         _apply_lut,
         lut=lut,
@@ -242,66 +214,6 @@ def merge_labels(
         dtype=np.int32,
         meta=np.empty((0,) * local.ndim, dtype=np.int32),
     )
-
-
-def _global_ids(face: np.ndarray, offset: int) -> np.ndarray:
-    face = face.astype(np.int64)
-    return np.where(face > 0, face + offset, 0)
-
-
-def _face_plane(
-    info: Mapping[tuple[int, ...], Any],
-    offsets: Mapping[tuple[int, ...], int],
-    loc: tuple[int, ...],
-    nxt: tuple[int, ...],
-    k: int,
-    n_loop: int,
-    grid: tuple[int, ...],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the two planes around one border, extended by a pixel into neighbouring blocks.
-
-    With diagonal connectivity an object may touch one in a *diagonal* block
-    across a corner; extending the faces of this block pair by the adjacent
-    pixels of the blocks beside it catches those pairs.
-    """
-    nd = len(grid) - n_loop
-    lo_core = _global_ids(info[loc]["faces"][k][1], offsets[loc])
-    hi_core = _global_ids(info[nxt]["faces"][k][0], offsets[nxt])
-    # pad each plane by one pixel along every other spatial axis, taken from neighbours
-    lo = np.pad(lo_core, 1)
-    hi = np.pad(hi_core, 1)
-    others = [j for j in range(nd) if j != k]
-    for side in np.ndindex(*(3,) * len(others)):
-        if all(s == 1 for s in side):
-            continue
-        for plane, src_loc, face_side in ((lo, loc, 1), (hi, nxt, 0)):
-            nb = list(src_loc)
-            ok = True
-            for j, s in zip(others, side, strict=True):
-                nb[n_loop + j] += s - 1
-                if not 0 <= nb[n_loop + j] < grid[n_loop + j]:
-                    ok = False
-            nb_t = tuple(nb)
-            if not ok or nb_t not in info:
-                continue
-            face = _global_ids(info[nb_t]["faces"][k][face_side], offsets[nb_t])
-            src = []
-            dst = []
-            for axis_pos in range(len(others)):
-                s = side[axis_pos]
-                n_face = face.shape[axis_pos]
-                n_core = plane.shape[axis_pos] - 2
-                if s == 0:  # the block before: its last row goes into pad position 0
-                    src.append(slice(n_face - 1, n_face))
-                    dst.append(slice(0, 1))
-                elif s == 2:  # the block after: its first row goes into the last pad position
-                    src.append(slice(0, 1))
-                    dst.append(slice(n_core + 1, n_core + 2))
-                else:
-                    src.append(slice(0, n_face))
-                    dst.append(slice(1, n_core + 1))
-            plane[tuple(dst)] = face[tuple(src)]
-    return lo, hi
 
 
 def _apply_lut(
