@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -304,16 +304,20 @@ class _Blocks:
             [int(self.starts[i][loc[i]]) - sl[i - 1].start for i in range(1, self.core.ndim)]
         )
 
-    def run(self, func: Callable[..., Any], *args: Any) -> list[tuple[tuple[int, ...], Any]]:
-        """``func(raw, loc, blocks, *args)`` on every extended block, in batches."""
-        from napari_fbias.ops.chunk_stats import block_tasks, compute_in_batches
+    def run(self, func: Callable[..., Any], *args: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
+        """Yield ``(loc, func(raw, loc, blocks, *args))`` for every extended block.
+
+        In the blocks' raster order, batch after batch, not kept: the caller
+        folds them (per-block histograms of a 16-bit scaled frame are 512 KiB
+        each).
+        """
+        from napari_fbias.ops.chunk_stats import block_tasks, iter_batches
 
         delayed = block_tasks(self.extended)
         locs = list(np.ndindex(*delayed.shape))
-        out = compute_in_batches(
-            [(_on_block, func, delayed[loc], loc, self, *args) for loc in locs]
-        )
-        return list(zip(locs, out, strict=True))
+        calls = [(_on_block, func, delayed[loc], loc, self, *args) for loc in locs]
+        for j, out in iter_batches(calls):
+            yield locs[j], out
 
 
 def _on_block(
@@ -358,23 +362,32 @@ def _block_stats(
     return out
 
 
-def _combine_background(parts: list[dict[str, Any]]) -> tuple[float, float]:
-    """Mean and standard deviation (``measure_noise``'s) from per-block sums (Chan et al.)."""
-    n, mean, m2 = 0, 0.0, 0.0
-    for p in parts:
-        nb = p["n_bg"]
+class _Background:
+    """Mean and standard deviation (``measure_noise``'s) folded from per-block sums (Chan et al.).
+
+    Blocks are added in raster order, so the numbers do not depend on how
+    the blocks were batched.
+    """
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, part: Mapping[str, Any]) -> None:
+        nb = part["n_bg"]
         if nb == 0:
-            continue
-        delta = p["mean"] - mean
-        total = n + nb
-        mean += delta * nb / total
-        m2 += p["m2"] + delta * delta * n * nb / total
-        n = total
-    if n == 0:
-        return np.nan, np.nan
-    if n == 1:
-        return mean, np.nan
-    return mean, math.sqrt(m2 / n)
+            return
+        delta = part["mean"] - self.mean
+        total = self.n + nb
+        self.mean += delta * nb / total
+        self.m2 += part["m2"] + delta * delta * self.n * nb / total
+        self.n = total
+
+    def result(self) -> tuple[float, float]:
+        if self.n == 0:
+            return np.nan, np.nan
+        if self.n == 1:
+            return self.mean, np.nan
+        return self.mean, math.sqrt(self.m2 / self.n)
 
 
 def _lerp(a: float, b: float, f: float) -> float:
@@ -548,16 +561,19 @@ def _locate_chunked(data: da.Array, n_loop: int, params: Mapping[str, Any]) -> p
             report_chosen("minmass", round(mass_min, 4))
         else:
             mass_min = float(minmass)
-        found = _frame_spots(x, prep, g)
-    found = [f[f["mass"].to_numpy() > mass_min] for f in found]
-    found = [f for f in found if len(f)]
+        found = _frame_spots(x, prep, g, mass_min)
     return _spots_table(
         found, pos_cols, _feature_columns(n_sp, anisotropic), sp, frame_interval, mass_min
     )
 
 
-def _frame_spots(x: da.Array, prep: _Prepare, g: _Geometry) -> list[pd.DataFrame]:
-    """Every frame's spots (``minmass=-inf``): reduction passes, then blocks with a halo."""
+def _frame_spots(x: da.Array, prep: _Prepare, g: _Geometry, mass_min: float) -> list[pd.DataFrame]:
+    """Every frame's spots above ``mass_min``: reduction passes, then blocks with a halo.
+
+    Per-block results are folded as they come (maxima, background sums,
+    histograms), and each block's spots are cut to ``mass_min`` at once:
+    what is held is the kept spots, not every candidate maximum.
+    """
     n_t = int(x.shape[0])
     small = _Blocks(x, g.bandpass_reach() + max(g.radius), prep)
     top = np.full(n_t, -np.inf)
@@ -566,24 +582,37 @@ def _frame_spots(x: da.Array, prep: _Prepare, g: _Geometry) -> list[pd.DataFrame
     dtype = _int_type(prep.dtype)
     scale = np.where(top == 0, 1.0, np.iinfo(dtype).max / np.where(top == 0, 1.0, top))
     hist = dtype.itemsize <= 2
-    parts: dict[int, list[dict[str, Any]]] = {t: [] for t in range(n_t)}
+    background = [_Background() for _ in range(n_t)]
+    counts: list[Any] = [0] * n_t  # per frame: the histogram, or the number of non-zero pixels
     for loc, p in small.run(_block_stats, g, scale, hist):
-        parts[loc[0]].append(p)
-    noise = np.array([_combine_background(parts[t]) for t in range(n_t)])
+        t = loc[0]
+        background[t].add(p)
+        if not hist:
+            counts[t] += p["n"]
+        elif isinstance(counts[t], np.ndarray):
+            counts[t] += p["hist"]
+        else:
+            counts[t] = p["hist"]
+        del p
+    noise = np.array([b.result() for b in background])
     if hist:
         threshold = np.array(
             [
-                _threshold_from_hist(sum(p["hist"] for p in parts[t]), g.percentile)
-                for t in range(n_t)
+                _threshold_from_hist(c, g.percentile) if isinstance(c, np.ndarray) else np.nan
+                for c in counts
             ]
         )
     else:
-        counts = np.array([sum(p["n"] for p in parts[t]) for t in range(n_t)])
-        threshold = _thresholds_by_rank(small, g, scale, counts)
+        threshold = _thresholds_by_rank(small, g, scale, np.array(counts))
+    del counts
     big = _Blocks(x, _halo(g), prep)
-    return [
-        s for _, s in big.run(_block_spots, g, scale, threshold, noise) if s is not None and len(s)
-    ]
+    found = []
+    for _, s in big.run(_block_spots, g, scale, threshold, noise):
+        if s is not None and len(s):
+            s = s[s["mass"].to_numpy() > mass_min]
+            if len(s):
+                found.append(s)
+    return found
 
 
 def locate_spots_chunks(
