@@ -28,6 +28,7 @@ import pandas as pd
 
 from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
 from napari_fbias.ops.chosen import report_chosen
+from napari_fbias.ops.link_tiles import link_in_tiles
 from napari_fbias.ops.registry import keep_old_default, register_op
 from napari_fbias.ops.track_chunks import iter_frames, track_labels_chunks
 from napari_fbias.ops.track_features import (
@@ -440,7 +441,13 @@ def _link(
     op: str,
     hint: str = _SPOT_HINT,
 ) -> np.ndarray:
-    """Run ``trackpy.link``; return the trajectory id of each row of ``det``."""
+    """Run ``trackpy.link``; return the trajectory id of each row of ``det``.
+
+    Frames with many detections are linked in spatial tiles
+    (:mod:`napari_fbias.ops.link_tiles`), which bounds trackpy's memory; the
+    number of tiles and of links the tiles disagreed on are reported as
+    chosen values (``link_tiles``, ``link_tile_disagreements``).
+    """
     import trackpy
     from trackpy.linking import SubnetOversizeException
 
@@ -449,26 +456,35 @@ def _link(
     stop: Any = adaptive_stop
     if adaptive_stop is not None and isinstance(sr, tuple):
         stop = np.asarray(sr) * (float(adaptive_stop) / float(search_range))
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The inplace keyword", module="trackpy")
-            linked = trackpy.link(
-                det[["t", *pos_cols]],
-                sr,
-                pos_columns=pos_cols,
-                t_column="t",
-                memory=int(memory),
-                adaptive_stop=stop,
-                adaptive_step=float(adaptive_step),
-            )
-    except SubnetOversizeException as exc:
-        raise TrackingError(
-            f"{op}: too many possible links between crowded detections with "
-            f"search_range={search_range} ({exc}); {hint}"
-        ) from exc
-    particle = np.empty(len(det), np.int64)
-    particle[linked.index.to_numpy()] = linked["particle"].to_numpy()
-    return particle
+
+    def link_one(table: pd.DataFrame) -> np.ndarray:
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The inplace keyword", module="trackpy")
+                linked = trackpy.link(
+                    table[["t", *pos_cols]],
+                    sr,
+                    pos_columns=pos_cols,
+                    t_column="t",
+                    memory=int(memory),
+                    adaptive_stop=stop,
+                    adaptive_step=float(adaptive_step),
+                )
+        except SubnetOversizeException as exc:
+            raise TrackingError(
+                f"{op}: too many possible links between crowded detections with "
+                f"search_range={search_range} ({exc}); {hint}"
+            ) from exc
+        particle = np.empty(len(table), np.int64)
+        particle[linked.index.to_numpy()] = linked["particle"].to_numpy()
+        return particle
+
+    reach = max(sr[-2:]) if isinstance(sr, tuple) else float(sr)
+    done = link_in_tiles(det, pos_cols, link_one, reach)
+    if done.tiles > 1:
+        report_chosen("link_tiles", done.tiles)
+        report_chosen("link_tile_disagreements", done.dropped)
+    return done.particle
 
 
 def _keep_long(particle: np.ndarray, min_length: int) -> np.ndarray | None:
