@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from napari_fbias.io.atomic import atomic_dir
+from napari_fbias.io.ctc_masks import DiscMasks, LabelMasks, write_masks
 from napari_fbias.io.tables import write_table_csv
 
 __all__ = ["NAPARI_TRACK_COLUMNS", "ctc_track_table", "write_ctc", "write_tracks_csv"]
@@ -163,67 +164,6 @@ def ctc_track_table(tracks: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return table, row_label
 
 
-def _ball(radius: float, ndim: int, spacing: Sequence[float] | None) -> list[np.ndarray]:
-    """Integer offsets of a disc/ball of ``radius`` pixels (along the finest axis)."""
-    radii = [float(radius)] * ndim
-    if spacing is not None:
-        finest = min(spacing)
-        radii = [radius * finest / s for s in spacing]
-    grids = np.meshgrid(*[np.arange(-int(r), int(r) + 1) for r in radii], indexing="ij")
-    inside = sum((g / max(r, 1e-9)) ** 2 for g, r in zip(grids, radii, strict=True)) <= 1.0
-    return [g[inside] for g in grids]
-
-
-def _paint_discs(
-    shape: tuple[int, ...],
-    tracks: pd.DataFrame,
-    row_label: np.ndarray,
-    radius: float,
-    spacing: Sequence[float] | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rasterise every detection as a disc; return the masks and the rows kept.
-
-    Discs are painted in label order, then every centre pixel on top, so each
-    detection keeps at least its centre pixel -- unless two detections round to
-    the same pixel of the same frame, in which case the later one is dropped.
-    """
-    pos_cols = ["z", "y", "x"] if "z" in tracks.columns else ["y", "x"]
-    n_sp = len(pos_cols)
-    if len(shape) != n_sp + 1:
-        raise ValueError(
-            f"write_ctc: shape {shape} does not fit {n_sp}D tracks; give (t, {', '.join(pos_cols)})"
-        )
-    masks = np.zeros(shape, np.uint16)
-    t = tracks["t"].to_numpy().astype(np.int64)
-    if len(t) and t.max() >= shape[0]:
-        raise ValueError(f"write_ctc: tracks reach frame {int(t.max())} but shape has {shape[0]}")
-    centre = (
-        np.stack(
-            [
-                np.clip(np.rint(tracks[c].to_numpy(dtype=np.float64)), 0, n - 1).astype(np.int64)
-                for c, n in zip(pos_cols, shape[1:], strict=True)
-            ],
-            axis=1,
-        )
-        if len(t)
-        else np.empty((0, n_sp), np.int64)
-    )
-    order = np.lexsort((row_label,))
-    key = np.ravel_multi_index((t, *centre.T), shape) if len(t) else np.empty(0, np.int64)
-    _, first = np.unique(key[order], return_index=True)
-    keep = np.zeros(len(t), bool)
-    keep[order[first]] = True
-    offsets = _ball(radius, n_sp, spacing)
-    for i in order[keep[order]]:
-        coords = [
-            np.clip(c + off, 0, n - 1)
-            for c, off, n in zip(centre[i], offsets, shape[1:], strict=True)
-        ]
-        masks[(t[i], *coords)] = row_label[i]
-    masks[(t[keep], *centre[keep].T)] = row_label[keep]
-    return masks, keep
-
-
 def write_ctc(
     dest_dir: str | os.PathLike[str],
     labels_t: Any | None,
@@ -271,6 +211,7 @@ def write_ctc(
     """
     what = "write_ctc"
     _check_tracks(tracks, what)
+    masks: DiscMasks | LabelMasks
     if labels_t is None:
         if shape is None:
             raise ValueError(
@@ -279,15 +220,13 @@ def write_ctc(
             )
         if radius <= 0:
             raise ValueError(f"{what}: radius must be > 0 pixels; got {radius}")
-        shape_t = tuple(int(n) for n in shape)
         _, row_label = ctc_track_table(tracks)
-        masks, keep = _paint_discs(shape_t, tracks, row_label, radius, spacing)
-        if not keep.all():
-            tracks = tracks.loc[keep]
+        masks = DiscMasks(shape, tracks, row_label, radius, spacing)
         table, _ = ctc_track_table(tracks)
-        if not keep.all():  # labels of pieces may have changed: paint again
-            _, row_label = ctc_track_table(tracks)
-            masks, _ = _paint_discs(shape_t, tracks, row_label, radius, spacing)
+        if not masks.keep.all():  # labels of pieces may have changed: paint again
+            tracks = tracks.loc[masks.keep]
+            table, row_label = ctc_track_table(tracks)
+            masks = DiscMasks(shape, tracks, row_label, radius, spacing)
     else:
         if "label" not in tracks.columns:
             raise ValueError(
@@ -295,52 +234,9 @@ def write_ctc(
                 "labels; pass labels_t=None and shape=... to draw the spots as discs"
             )
         table, row_label = ctc_track_table(tracks)
-        masks = _masks_from_labels(labels_t, tracks, row_label)
-    n_t = masks.shape[0]
-    width = 3 if n_t <= 1000 else 4
+        masks = LabelMasks(labels_t, tracks, row_label)
     lines = "".join(f"{r.label} {r.begin} {r.end} {r.parent}\n" for r in table.itertuples())
-    import tifffile
-
     with atomic_dir(dest_dir, overwrite=overwrite) as tmp:
-        for i in range(n_t):
-            tifffile.imwrite(tmp / f"mask{i:0{width}d}.tif", masks[i])
+        write_masks(tmp, masks)
         (tmp / "res_track.txt").write_text(lines, encoding="ascii")
     return Path(dest_dir)
-
-
-def _masks_from_labels(labels_t: Any, tracks: pd.DataFrame, row_label: np.ndarray) -> np.ndarray:
-    what = "write_ctc"
-    movie = np.asarray(labels_t)
-    n_sp = 3 if "z" in tracks.columns else 2
-    if movie.ndim != n_sp + 1:
-        raise ValueError(
-            f"{what}: labels with {movie.ndim} dimensions do not fit {n_sp}D tracks; expected "
-            f"(t, {'z, ' if n_sp == 3 else ''}y, x)"
-        )
-    if movie.dtype.kind not in "iu":
-        raise ValueError(f"{what}: labels must hold integer object ids; got {movie.dtype}")
-    t = tracks["t"].to_numpy().astype(np.int64)
-    lab = tracks["label"].to_numpy().astype(np.int64)
-    if len(t) and (t.min() < 0 or t.max() >= movie.shape[0]):
-        raise ValueError(
-            f"{what}: the tracks reach frame {int(t.max())} but the labels have "
-            f"{movie.shape[0]} frame(s)"
-        )
-    if len(lab) and lab.min() < 1:
-        raise ValueError(f"{what}: the 'label' column must hold object ids >= 1 (0 is background)")
-    masks = np.zeros(movie.shape, np.uint16)
-    for f in range(movie.shape[0]):
-        frame = movie[f]
-        sel = t == f
-        present = np.unique(frame)
-        gone = np.setdiff1d(lab[sel], present)
-        if gone.size:
-            raise ValueError(
-                f"{what}: object {int(gone[0])} of the tracks is not in frame t={f} of the labels"
-            )
-        if np.unique(lab[sel]).size != int(sel.sum()):
-            raise ValueError(f"{what}: two tracks claim the same object in frame t={f}")
-        lut = np.zeros(int(present.max()) + 1, np.uint16)
-        lut[lab[sel]] = row_label[sel]
-        masks[f] = lut[frame]
-    return masks
