@@ -36,7 +36,7 @@ import pandas as pd
 __all__ = ["HALO_RANGES", "TILE_DETECTIONS", "TiledLinks", "link_in_tiles"]
 
 #: Detections of one frame above which the table is linked in spatial tiles.
-TILE_DETECTIONS = 20_000
+TILE_DETECTIONS = 10_000
 #: Halo around each tile, in search ranges (the reach of one link).
 HALO_RANGES = 16
 
