@@ -49,7 +49,7 @@ The estimate is deterministic: the same image gives the same settings, bit for b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,14 +118,23 @@ def image_diameter(
     return d
 
 
-def frames_diameter(frames: Sequence[Any], spacing: Sequence[float] | None = None) -> float:
-    """Return (and report once) the median :func:`image_diameter` of a few frames of a movie."""
+def frames_diameter(frames: Iterable[Any], spacing: Sequence[float] | None = None) -> float:
+    """Return (and report once) the median :func:`image_diameter` of a few frames of a movie.
+
+    ``frames`` may be a generator: each frame is measured, then let go, before
+    the next is made (the chunk-wise run reads large sampled frames lazily).
+    """
     from napari_fbias.ops.chosen import collect_chosen
 
+    ds = []
+    ndim = 0
     with collect_chosen():  # the frames' own reports stay here
-        ds = [image_diameter(f, spacing) for f in frames]
+        for f in frames:
+            ndim = np.ndim(f)
+            ds.append(image_diameter(f, spacing))
+            del f
     d = round(float(np.median(ds)), 2)
-    _report_diameter(d, _usable(spacing, np.ndim(frames[0])))
+    _report_diameter(d, _usable(spacing, ndim))
     return d
 
 

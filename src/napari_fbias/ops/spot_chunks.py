@@ -233,7 +233,7 @@ def _auto_diameter(x: da.Array, prep: _Prepare, sample: list[int], sp: Any) -> i
     from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
     from napari_fbias.ops.chunk_stitch import frame_view
 
-    views = [prep(frame_view(x, (t,), 1), t) for t in sample]
+    views = (prep(frame_view(x, (t,), 1), t) for t in sample)  # one sampled frame at a time
     return spot_diameter_for(frames_diameter(views, sp))
 
 
