@@ -99,6 +99,31 @@ def test_lazy_input_stays_lazy_until_written(tmp_path):
     np.testing.assert_array_equal(res["out"].compute(), p.run(img)["out"])
 
 
+def test_an_input_held_in_memory_leaves_blocks_a_quarter_of_the_budget(monkeypatch):
+    """An input that fits the budget is held; its step's blocks are not cut to the minimum."""
+    import napari_fbias.pipeline.chunked as chunked
+    from napari_fbias.pipeline.memory import MIN_BLOCK_PIXELS
+
+    img = testops.make_blobs((2048, 2048), n=200, seed=2)  # 8 MiB, held in memory
+    limit = 8 * 2**20 + 4096  # the input leaves 4 kB of the budget
+    seen = []
+    real = chunked.block_pixels
+
+    def spy(spec, args, budget):
+        seen.append((budget, real(spec, args, budget)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(chunked, "block_pixels", spy)
+    p = chain(("segment.threshold", {"method": "otsu"}))
+    res = run_pipeline(p, img, memory_limit=limit)
+    assert res.record["steps"][0]["mode"] == "chunked"
+    ((budget, pixels),) = seen
+    assert budget == limit // chunked.LEFT_FLOOR
+    assert pixels > 4 * MIN_BLOCK_PIXELS
+    assert res["out"].npartitions < 256  # before: 1024 blocks of 64 x 64
+    np.testing.assert_array_equal(np.asarray(res["out"]), p.run(img)["out"])
+
+
 def test_small_inputs_run_in_memory_even_in_chunked_mode():
     img = testops.make_blobs((32, 32), seed=1)
     p = chain(("segment.threshold", {"method": "li"}))
