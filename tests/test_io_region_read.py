@@ -151,3 +151,35 @@ def test_delivered_pipelines_from_a_stored_image_equal_dask_overlap(tmp_path, ke
         assert list(table) == list(ref_table) and len(table["label"]) > 50
         for col in table:
             np.testing.assert_array_equal(np.asarray(table[col]), np.asarray(ref_table[col]))
+
+
+def test_a_region_over_several_stored_chunks_is_read_one_chunk_at_a_time(tmp_path):
+    """Each read stays inside one stored chunk (zarr decodes a chunk whole); same pixels."""
+    from napari_fbias.io.region_read import StoredRegions
+
+    data = np.random.default_rng(1).integers(0, 60000, (20, 50, 45), dtype=np.uint16)
+    z = zarr.open_array(tmp_path / "a.zarr", mode="w", shape=data.shape, chunks=(8, 16, 16),
+                        dtype=data.dtype)  # fmt: skip
+    z[:] = data
+    reads = []
+
+    class Spy:
+        shape, dtype, chunks = z.shape, z.dtype, z.chunks
+
+        def __getitem__(self, key):
+            reads.append(key)
+            return z[key]
+
+    reader = StoredRegions(Spy())
+    region = (slice(3, 19), slice(10, 49), slice(0, 45))
+    np.testing.assert_array_equal(reader.read(region), data[region])
+    assert len(reads) == 3 * 4 * 3  # z: 3-8, 8-16, 16-19; y: 10-16, 16-32, 32-48, 48-49; x: 3
+    for key in reads:
+        assert all(s.start // c == (s.stop - 1) // c for s, c in zip(key, z.chunks, strict=True))
+    reads.clear()
+    inside = (slice(8, 16), slice(16, 30), slice(0, 10))
+    np.testing.assert_array_equal(reader.read(inside), data[inside])
+    assert reads == [inside]
+    # a region past the end is read as given (as numpy slicing clips it)
+    past = (slice(10, 30), slice(0, 50), slice(0, 45))
+    np.testing.assert_array_equal(reader.read(past), data[past])

@@ -357,6 +357,7 @@ class CheckedArray:
         self.shape = array.shape
         self.dtype = array.dtype
         self.ndim = array.ndim
+        self.chunks = array.chunks  # the stored chunks: region reads go chunk by chunk
 
     def __getitem__(self, key: Any) -> Any:
         try:
