@@ -8,7 +8,9 @@ The Cell Tracking Challenge (CTC) *result* format is a folder with
 
 * ``mask000.tif``, ``mask001.tif``, ... -- one ``uint16`` image per frame
   (``mask0000.tif``... when there are more than 1000 frames), 2D or 3D, where
-  every object carries the label of its track and 0 is background;
+  every object carries the label of its track and 0 is background (made
+  frame by frame, frames above 4096 x 4096 pixels tile by tile as tiled
+  TIFFs: :mod:`napari_fbias.io.ctc_masks`);
 * ``res_track.txt`` -- one line ``L B E P`` per track: label, first frame,
   last frame (zero-based, inclusive) and parent label (0 = none; a daughter
   of a division, whose table row has ``parent_track_id``, names the last
