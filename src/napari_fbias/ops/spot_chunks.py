@@ -34,8 +34,9 @@ memory.
 
 Automatic settings are resolved once per movie, from the same sampled
 frames as in memory (first, middle, last): ``minmass`` from the exact median
-and MAD of the frames' x differences (reduction passes) and the first
-frame's median, then trackpy on the same seeded noise image
+and MAD of the frames' x differences and the first frame's median (one
+counting pass for frames of at most 16 bits, :mod:`.spot_noise`; exact
+order statistics otherwise), then trackpy on the same seeded noise image
 (:func:`~napari_fbias.ops.track._minmass_for_noise`); ``diameter`` from the
 sampled frames, each whole when it has at most
 :data:`~napari_fbias.ops.chunk_stitch.AUTO_FULL_PIXELS` pixels (then equal to
@@ -238,23 +239,31 @@ def _auto_diameter(x: da.Array, prep: _Prepare, sample: list[int], sp: Any) -> i
 
 
 def _auto_minmass(x: da.Array, prep: _Prepare, sample: list[int], kwargs: dict[str, Any]) -> float:
-    """``track._auto_minmass`` on the sampled frames, by exact reduction passes."""
+    """``track._auto_minmass`` on the sampled frames, by exact reduction passes.
+
+    Frames of at most 16 bits take one counting pass
+    (:mod:`napari_fbias.ops.spot_noise`); others exact order statistics.
+    """
     from napari_fbias.ops.chunk_stats import frame_medians_below
+    from napari_fbias.ops.spot_noise import countable, counted_noise
 
     frames = _prepared(x, prep, sample)
-    inf = np.full(len(sample), np.inf)
-    sigma = np.zeros(len(sample))
-    if frames.shape[-1] > 1:
-        d = (frames[..., 1:].astype(np.float64) - frames[..., :-1].astype(np.float64)) / (
-            math.sqrt(2.0)
-        )
-        med = frame_medians_below(d, 1, inf)
-        dev = abs(d - med.reshape((-1,) + (1,) * (d.ndim - 1)))
-        sigma = 1.4826 * frame_medians_below(dev, 1, inf)
+    if countable(frames.dtype):
+        sigma, level = counted_noise(frames)
+    else:
+        inf = np.full(len(sample), np.inf)
+        sigma = np.zeros(len(sample))
+        if frames.shape[-1] > 1:
+            d = (frames[..., 1:].astype(np.float64) - frames[..., :-1].astype(np.float64)) / (
+                math.sqrt(2.0)
+            )
+            med = frame_medians_below(d, 1, inf)
+            dev = abs(d - med.reshape((-1,) + (1,) * (d.ndim - 1)))
+            sigma = 1.4826 * frame_medians_below(dev, 1, inf)
+        level = float(frame_medians_below(frames[:1], 1, inf[:1])[0])
     s = float(np.median(sigma))
     if s <= 0:
         return 0.0
-    level = float(frame_medians_below(frames[:1], 1, inf[:1])[0])
     return _minmass_for_noise(s, level, frames.shape[1:], frames.dtype, kwargs)
 
 
