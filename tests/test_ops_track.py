@@ -476,3 +476,43 @@ def test_msd_per_track_matches_trackpy_and_pools_pairs():
         ]
         row = ens[ens["lag"] == lag].iloc[0]
         assert row["msd"] == pytest.approx(np.mean(sq)) and row["n_pairs"] == len(sq)
+
+
+def _traced(func):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out = func()
+        return out, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_tables_are_built_without_whole_copies():
+    """The spots and tracks tables are assembled column by column: no concatenated,
+    reindexed, sorted or consolidated copy of the whole table (each was one more table)."""
+    from napari_fbias.ops.track import _spots_table
+    from napari_fbias.ops.track_features import build_tracks
+
+    rng = np.random.default_rng(0)
+    features = ["mass", "size", "ecc", "signal", "raw_mass", "ep"]
+    found = []
+    for t in range(3):
+        n = 40_000
+        f = pd.DataFrame({c: rng.uniform(0, 100, n) for c in ["y", "x", *features]})
+        f.insert(0, "t", np.int64(t))
+        found.append(f.sample(frac=1.0, random_state=t))  # unsorted, as blocks come
+    spots, peak = _traced(lambda: _spots_table(found, ["y", "x"], features, None, None, 10.0))
+    size = spots.memory_usage(index=False).sum()
+    assert peak < 1.5 * size, peak / size  # was 3 tables: concatenated, reindexed, sorted
+    expected = pd.concat(found, ignore_index=True)
+    expected = expected.sort_values(["t", "y", "x"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(spots, expected)
+
+    particle = np.arange(len(spots)) % 50_000
+    tracks, peak = _traced(lambda: build_tracks(spots, particle, extra=features))
+    size = tracks.memory_usage(index=False).sum()
+    assert peak < 1.75 * size, peak / size  # was 2.5: the columns, then one consolidated copy
+    assert len(tracks) == len(spots) and tracks["track_id"].nunique() == 50_000

@@ -178,7 +178,7 @@ def build_tracks(
         out["speed_physical"] = phys["speed"]
         out["displacement_physical"] = np.repeat(phys["displacement"], counts)
         out["mean_speed_physical"] = np.repeat(phys["mean_speed"], counts)
-    df = pd.DataFrame(out)
+    df = pd.DataFrame(out, copy=False)  # the arrays are this table's own: no second copy
     df.attrs.update(_attrs(pos_cols, spacing, frame_interval))
     return df
 
