@@ -231,3 +231,22 @@ def test_on_a_local_cluster_of_two_processes(nuclei):
         res = run_pipeline(p, labels=lab, image=img, chunked=True, chunks=32, checksum=False)
     assert res.record["steps"][0]["mode"] == "chunked"
     same_table(res["table"], expected)
+
+
+def test_flat_objects_have_nan_solidity_and_one_short_warning(capfd):
+    lab = np.zeros((6, 40, 40), np.int32)
+    lab[2, 3:12, 3:30] = 1  # one plane, across a block border
+    lab[4, 20, 5:35] = 2  # a line
+    lab[1:5, 22:30, 22:34] = 3  # a solid box, across borders
+    lab[0:3, 34:38, 2:6] = 4  # a small solid box inside one block
+    with pytest.warns(RuntimeWarning, match="solidity is undefined for flat objects") as seen:
+        got, expected = run_both(
+            measure(["area", "solidity"], image=False), lab, chunks=(3, 16, 16)
+        )
+    same_table(got, expected)
+    solidity = expected.set_index("label")["solidity"]
+    assert np.isnan(solidity[1]) and np.isnan(solidity[2])
+    assert solidity[3] == 1.0 and solidity[4] == 1.0
+    texts = [str(w.message) for w in seen]
+    assert not any("convex hull" in t or "QH6" in t for t in texts)
+    assert "QH6" not in capfd.readouterr().err

@@ -206,6 +206,40 @@ def measure_plan(
     return MeasurePlan(lab_shape, spatial_axes, sp, props, c_pos, n_channels, has_t, columns, units)
 
 
+#: Shown once where objects are flat: scikit-image's convex hull fails on them.
+FLAT_SOLIDITY = (
+    f"{_OP}: solidity is undefined for flat objects (all pixels in one plane or line, "
+    "no convex volume); it is NaN for them"
+)
+
+
+def shape_properties(lab: np.ndarray, props: Sequence[str]) -> dict[str, Any]:
+    """scikit-image's ``regionprops_table`` of ``label`` and ``props``, flat objects handled.
+
+    scikit-image computes a flat object's solidity (``area / area_convex``)
+    after Qhull fails on it: a long Qhull warning per object, then a division
+    by zero (``inf``). Here the solidity is NaN and :data:`FLAT_SOLIDITY` is
+    warned once. The division is silenced with ``np.errstate`` (per thread);
+    Qhull's warning with a filter, which is process-wide: blocks measured in
+    threads at once can leave that one filter in place, silencing only
+    scikit-image's convex-hull warning.
+    """
+    import warnings
+
+    from skimage.measure import regionprops_table
+
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
+        warnings.filterwarnings("ignore", message="Failed to get convex hull image")
+        raw = regionprops_table(lab, properties=("label", *props))
+    if "solidity" in raw:
+        solidity = np.asarray(raw["solidity"], dtype=np.float64)
+        flat = ~np.isfinite(solidity)
+        if flat.any():
+            raw["solidity"] = np.where(flat, np.nan, solidity)
+            warnings.warn(FLAT_SOLIDITY, RuntimeWarning, stacklevel=2)
+    return raw
+
+
 def check_labels_dtype(dtype: Any) -> None:
     """Raise ValueError unless ``dtype`` holds integer object ids."""
     if np.dtype(dtype).kind not in "iu":
@@ -220,13 +254,10 @@ def _measure_block(
     spacing: tuple[float, ...] | None,
 ) -> dict[str, np.ndarray]:
     """Measure one spatial block; ``img`` has the channel axis last (or is None)."""
-    from skimage.measure import regionprops_table
-
     check_labels_dtype(lab.dtype)
     if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
         raise ValueError(f"{_OP}: labels contain negative object ids")
-    sk_props = ["label", *props]
-    raw = regionprops_table(lab, properties=sk_props)
+    raw = shape_properties(lab, props)
     out: dict[str, np.ndarray] = {"label": np.asarray(raw["label"], dtype=np.int64)}
     nd = len(spatial_axes)
     for p in props:

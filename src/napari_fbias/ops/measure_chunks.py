@@ -52,6 +52,7 @@ from napari_fbias.ops.measure import (
     assemble_table,
     check_labels_dtype,
     measure_plan,
+    shape_properties,
 )
 from napari_fbias.ops.registry import register_chunked
 
@@ -136,12 +137,10 @@ def _shape_table(lab: np.ndarray, ids: np.ndarray, props: Sequence[str]) -> dict
     The objects are renumbered 1..n first (the values do not change any of
     these properties), so that scikit-image's per-label tables stay small.
     """
-    from skimage.measure import regionprops_table
-
     pos = np.searchsorted(ids, lab)
     pos_c = np.minimum(pos, ids.size - 1)
     sub = np.where(ids[pos_c] == lab, pos_c + 1, 0)
-    raw = regionprops_table(sub, properties=("label", *props))
+    raw = shape_properties(sub, props)
     if not np.array_equal(raw["label"], np.arange(1, ids.size + 1)):
         raise RuntimeError("an object to measure is missing from its block")  # a bug
     return {p: np.asarray(raw[p], dtype=np.float64) for p in props}
