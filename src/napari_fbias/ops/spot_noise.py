@@ -37,7 +37,7 @@ from napari_fbias.ops.chunk_stats import fold_blocks
 if TYPE_CHECKING:
     import dask.array as da
 
-__all__ = ["counted_noise", "median_of_counts", "noise_from_counts"]
+__all__ = ["countable", "counted_noise", "median_of_counts", "noise_from_counts"]
 
 #: Largest integer item size (bytes) whose values are counted one bin per value.
 MAX_ITEMSIZE = 2
