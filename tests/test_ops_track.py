@@ -516,3 +516,44 @@ def test_tables_are_built_without_whole_copies():
     size = tracks.memory_usage(index=False).sum()
     assert peak < 1.75 * size, peak / size  # was 2.5: the columns, then one consolidated copy
     assert len(tracks) == len(spots) and tracks["track_id"].nunique() == 50_000
+
+
+def test_a_spots_table_of_its_own_is_emptied_as_the_tracks_are_built(monkeypatch):
+    """``track_spots`` (in memory and chunk-wise) links a spots table it made itself: its
+    columns are taken out as they are copied, so the two tables are not held whole at once."""
+    import tracemalloc
+
+    from napari_fbias.ops import link_tiles
+    from napari_fbias.ops.track import _link_spots
+
+    monkeypatch.setattr(link_tiles, "TILE_DETECTIONS", 2000)  # trackpy's share stays small
+    rng = np.random.default_rng(1)
+    n, frames = 30_000, 3
+    start = rng.uniform(0, 4000, (n, 2))
+    parts = []
+    for t in range(frames):
+        p = start + rng.normal(0, 0.5, start.shape) * t
+        extra = {c: rng.uniform(1, 100, n) for c in ["mass", "size", "ecc", "signal", "raw_mass"]}
+        parts.append(pd.DataFrame({"t": np.full(n, t), "y": p[:, 0], "x": p[:, 1], **extra}))
+    spots = pd.concat(parts, ignore_index=True)
+    expected = _link_spots(spots.copy(), search_range=3.0, memory=1)
+
+    def run(consume: bool):
+        """Peak above the table, traced from before the table is made (frees count)."""
+        tracemalloc.start()
+        try:
+            own = pd.DataFrame({c: spots[c].to_numpy().copy() for c in spots}, copy=False)
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            out = _link_spots(own, search_range=3.0, memory=1, consume=consume)
+            return out, own, tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+    kept, kept_table, peak_kept = run(False)
+    got, own, peak_own = run(True)
+    pd.testing.assert_frame_equal(got, expected)
+    pd.testing.assert_frame_equal(kept, expected)
+    assert len(own.columns) == 0 and len(kept_table.columns) == len(spots.columns)
+    size = spots.memory_usage(index=False).sum()
+    assert peak_own < peak_kept - 0.4 * size, (peak_kept / size, peak_own / size)

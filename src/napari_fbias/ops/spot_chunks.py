@@ -80,12 +80,12 @@ import numpy as np
 from napari_fbias.ops.registry import register_chunked
 from napari_fbias.ops.track import (
     _feature_columns,
+    _link_spots,
     _locate_kwargs,
     _minmass_for_noise,
     _movie_layout,
     _split_spacing,
     _spots_table,
-    link_spots,
 )
 
 if TYPE_CHECKING:
@@ -656,8 +656,8 @@ def track_spots_chunks(
 
     Parameters are those of :func:`locate_spots_chunks`; the spots are found
     with ``track_spots``' own settings (``noise_size`` 1, no ``max_size``,
-    not inverted), then :func:`~napari_fbias.ops.track.link_spots` links the
-    whole spots table.
+    not inverted), then they are linked as by :func:`~napari_fbias.ops.track.link_spots`,
+    the spots table emptied as the tracks table is built.
     """
     locate = {
         "diameter": params.get("diameter"),
@@ -668,7 +668,7 @@ def track_spots_chunks(
         "spacing": params.get("spacing"),
     }
     spots = _locate_chunked(data, n_loop, locate)
-    return link_spots(
+    return _link_spots(
         spots,
         search_range=params["search_range"],
         memory=params["memory"],
@@ -676,6 +676,7 @@ def track_spots_chunks(
         min_length=params["min_length"],
         axes=params.get("axes", ""),
         spacing=params.get("spacing"),
+        consume=True,  # the spots table is this step's own: emptied as the tracks are built
     )
 
 

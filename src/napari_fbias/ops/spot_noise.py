@@ -102,7 +102,9 @@ def counted_noise(frames: da.Array) -> tuple[np.ndarray, float]:
     n_t = int(frames.shape[0])
     sigma = np.zeros(n_t)
     if frames.shape[-1] > 1:
-        d = frames[..., 1:].astype(np.int32) - frames[..., :-1].astype(np.int32)
+        right = frames[..., 1:]
+        d = right.astype(np.int32) - frames[..., :-1].astype(np.int32)
+        d = d.rechunk(right.chunks)  # not the pieces one pixel wide the shift cuts at each seam
         hists = np.zeros((n_t, 2 * levels - 1), np.int64)
         for (t,), h in fold_blocks(d, 1, _block_diffs, levels):
             hists[t] += h

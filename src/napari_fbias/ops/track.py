@@ -520,13 +520,21 @@ def _tracks_from(
     min_length: int,
     spacing: tuple[float, ...] | None,
     frame_interval: float | None,
+    consume: bool = False,
 ) -> pd.DataFrame:
     keep = _keep_long(particle, int(min_length))
     extra = _carried(det)
     if keep is not None:
         det = det.loc[keep]
         particle = particle[keep]
-    return build_tracks(det, particle, extra=extra, spacing=spacing, frame_interval=frame_interval)
+    return build_tracks(
+        det,
+        particle,
+        extra=extra,
+        spacing=spacing,
+        frame_interval=frame_interval,
+        consume=consume,
+    )
 
 
 @register_op("track.link_spots", category="track", spatial=False)
@@ -575,6 +583,35 @@ def link_spots(
         When spots are too crowded for ``search_range`` (trackpy's
         ``SubnetOversizeException``), with what to change.
     """
+    return _link_spots(
+        spots,
+        search_range=search_range,
+        memory=memory,
+        adaptive_stop=adaptive_stop,
+        adaptive_step=adaptive_step,
+        min_length=min_length,
+        axes=axes,
+        spacing=spacing,
+    )
+
+
+def _link_spots(
+    spots: pd.DataFrame,
+    *,
+    search_range: float = 6.0,
+    memory: int = 0,
+    adaptive_stop: float | None = None,
+    adaptive_step: float = 0.95,
+    min_length: int = 1,
+    axes: str = "",
+    spacing: tuple[float, ...] | None = None,
+    consume: bool = False,
+) -> pd.DataFrame:
+    """:func:`link_spots`, with ``consume`` for a caller whose spots table is its own.
+
+    With ``consume`` the table is emptied as the tracks table is built
+    (:func:`~napari_fbias.ops.track_features.build_tracks`).
+    """
     op = "track.link_spots"
     _check_link_params(search_range, memory, adaptive_stop, adaptive_step, op)
     det, pos_cols = _detections(spots, op)
@@ -591,7 +628,7 @@ def link_spots(
         spacing=sp,
         op=op,
     )
-    return _tracks_from(det, particle, min_length, sp, frame_interval)
+    return _tracks_from(det, particle, min_length, sp, frame_interval, consume=consume)
 
 
 @register_op(
@@ -657,7 +694,7 @@ def track_spots(
         axes=axes,
         spacing=spacing,
     )
-    return link_spots(
+    return _link_spots(
         spots,
         search_range=search_range,
         memory=memory,
@@ -665,6 +702,7 @@ def track_spots(
         min_length=min_length,
         axes=axes,
         spacing=spacing,
+        consume=True,  # the spots table is this step's own: emptied as the tracks are built
     )
 
 

@@ -100,6 +100,7 @@ def build_tracks(
     extra: Sequence[str] = (),
     spacing: Sequence[float] | None = None,
     frame_interval: float | None = None,
+    consume: bool = False,
 ) -> pd.DataFrame:
     """Turn linked detections into a tracks table.
 
@@ -118,6 +119,10 @@ def build_tracks(
     frame_interval : float, optional
         Time between frames; adds ``t_physical`` and makes ``speed_physical``
         per unit of time (per frame when None).
+    consume : bool
+        Take the columns out of ``det`` as they are copied, so that ``det``
+        and the tracks table are not both held whole: for a caller that made
+        ``det`` and needs it no more (``det`` is left without them).
 
     Returns
     -------
@@ -138,6 +143,9 @@ def build_tracks(
         return empty_tracks(pos_cols, extra, spacing=spacing, frame_interval=frame_interval)
     t = det["t"].to_numpy().astype(np.int64, copy=False)
     pos = [det[c].to_numpy(dtype=np.float64) for c in pos_cols]
+    if consume:
+        for c in ("t", *pos_cols):
+            del det[c]  # the arrays above hold them
     particle = np.asarray(particle)
     # number tracks by first appearance: frame, then z, y, x of the first detection
     uniq, inverse = np.unique(particle, return_inverse=True)
@@ -160,7 +168,7 @@ def build_tracks(
     for c, p in zip(pos_cols, pos, strict=True):
         out[c] = p
     for c in extra:
-        out[c] = det[c].to_numpy()[order]
+        out[c] = (det.pop(c) if consume else det[c]).to_numpy()[order]
     core = _track_core(track_id, t, np.stack(pos, axis=1), None, 1.0)
     out["speed"] = core["speed"]
     starts = core["starts"]
