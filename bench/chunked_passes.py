@@ -40,7 +40,7 @@ def _bytes(text: str) -> int:
 #: Steps after the passes that are phases of their own: (module, function).
 MARKED = [
     ("napari_fbias.ops.spot_chunks", "_spots_table"),
-    ("napari_fbias.ops.spot_chunks", "link_spots"),
+    ("napari_fbias.ops.spot_chunks", "_link_spots"),
     ("napari_fbias.pipeline.outputs", "write_results"),
 ]
 
