@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_fbias.ops.registry import register_chunked
+from napari_fbias.ops.spot_noise import at_ranks
 from napari_fbias.ops.track import (
     _feature_columns,
     _link_spots,
@@ -418,10 +419,9 @@ def _threshold_from_hist(counts: np.ndarray, percentile: float) -> float:
     n = int(nz.sum())
     if n == 0:
         return np.nan
-    cum = np.cumsum(nz)
     k, k1, f = _ranks(n, percentile)
-    a, b = (float(np.searchsorted(cum, r, side="right")) for r in (k, k1))
-    return _lerp(a, b, f)
+    a, b = at_ranks(np.arange(nz.size, dtype=np.float64), nz, [k, k1])
+    return _lerp(float(a), float(b), f)
 
 
 def _thresholds_by_rank(

@@ -28,6 +28,7 @@ Floating-point and 32-bit frames keep the order-statistics passes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +38,7 @@ from napari_fbias.ops.chunk_stats import fold_blocks
 if TYPE_CHECKING:
     import dask.array as da
 
-__all__ = ["countable", "counted_noise", "median_of_counts", "noise_from_counts"]
+__all__ = ["at_ranks", "countable", "counted_noise", "median_of_counts", "noise_from_counts"]
 
 #: Largest integer item size (bytes) whose values are counted one bin per value.
 MAX_ITEMSIZE = 2
@@ -50,12 +51,19 @@ def countable(dtype: np.dtype) -> bool:
     return dtype.kind in "iu" and dtype.itemsize <= MAX_ITEMSIZE
 
 
+def at_ranks(values: np.ndarray, counts: np.ndarray, ranks: Sequence[int]) -> np.ndarray:
+    """Return the values at 0-based ``ranks`` of a sample given by its counts.
+
+    The sample holds ``counts[i]`` times ``values[i]``; ``values`` are sorted.
+    """
+    cum = np.cumsum(counts)
+    return values[np.searchsorted(cum, np.asarray(ranks), side="right")]
+
+
 def median_of_counts(values: np.ndarray, counts: np.ndarray) -> float:
     """``np.median`` of the sample holding ``counts[i]`` times ``values[i]`` (values sorted)."""
-    cum = np.cumsum(counts)
-    n = int(cum[-1])
-    ranks = np.array([(n - 1) // 2, n // 2])
-    pair = values[np.searchsorted(cum, ranks, side="right")]
+    n = int(np.sum(counts))
+    pair = at_ranks(values, counts, [(n - 1) // 2, n // 2])
     return float(np.mean(pair))  # np.median averages the middle pair the same way
 
 
