@@ -121,6 +121,6 @@ def test_chains_follow_predecessors(t):
     earlier = {int(v): np.flatnonzero(t == v - 1)[0] for v in t[later]}
     for i in later:
         pred[i] = earlier[int(t[i])]
-    particle = link_tiles._chains(t, pred)
+    particle = link_tiles._chains(link_tiles._frames_of(t), pred)
     for i in later:
         assert particle[i] == particle[pred[i]]

@@ -38,8 +38,10 @@ __all__ = [
     "SCRATCH_ENV",
     "ScratchArray",
     "regular_chunks",
+    "scratch_folder",
     "scratch_readable",
     "scratch_root",
+    "scratch_write_error",
     "store_lazy",
 ]
 
@@ -95,6 +97,32 @@ def regular_chunks(chunks: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
     return out
 
 
+def scratch_folder(name: str) -> tempfile.TemporaryDirectory:
+    """Create a run's temporary folder under :func:`scratch_root`, with its owner file.
+
+    ``name`` (a step id) labels the folder. The folder is removed when the
+    returned object is, or by the next process when this one is killed
+    (:mod:`napari_fbias.io.stale_scratch`).
+    """
+    root = scratch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    clean_once(root)
+    label = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)[:40]
+    folder = tempfile.TemporaryDirectory(prefix=f"{PREFIX}{label}-", dir=root)
+    write_owner(Path(folder.name))
+    return folder
+
+
+def scratch_write_error(path: str | Path, exc: OSError) -> OSError:
+    """Return the error for scratch data not written: where, and how to move it."""
+    return OSError(
+        exc.errno,
+        f"could not write scratch data under {path} ({exc.strerror or exc}); "
+        f"set {SCRATCH_ENV} (fbias run --scratch DIR, or TMPDIR) "
+        "to a folder with room for it",
+    )
+
+
 class ScratchArray:
     """A zarr array in its own temporary folder; array-like for ``dask.array.from_array``.
 
@@ -114,15 +142,8 @@ class ScratchArray:
     def __init__(self, shape: Sequence[int], dtype: Any, chunks: Sequence[int], name: str) -> None:
         import zarr
 
-        root = scratch_root()
-        root.mkdir(parents=True, exist_ok=True)
-        clean_once(root)
-        label = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)[:40]
-        self._folder: tempfile.TemporaryDirectory | None = tempfile.TemporaryDirectory(
-            prefix=f"{PREFIX}{label}-", dir=root
-        )
+        self._folder: tempfile.TemporaryDirectory | None = scratch_folder(name)
         self.path = self._folder.name
-        write_owner(Path(self.path))
         self.array = zarr.create_array(
             zarr.storage.LocalStore(self.path),
             shape=tuple(int(n) for n in shape),
@@ -161,12 +182,7 @@ class ScratchArray:
         try:
             self.array[key] = value
         except OSError as exc:  # a full disk, mid-pass: say where, and how to move it
-            raise OSError(
-                exc.errno,
-                f"could not write scratch data under {self.path} ({exc.strerror or exc}); "
-                f"set {SCRATCH_ENV} (fbias run --scratch DIR, or TMPDIR) "
-                "to a folder with room for it",
-            ) from exc
+            raise scratch_write_error(self.path, exc) from exc
 
     def as_dask(self, chunks: Any) -> Any:
         """Return a dask array reading this array in ``chunks`` (which hold this object)."""

@@ -48,6 +48,7 @@ __all__ = [
     "components_chunks",
     "merge_labels",
     "remove_small_chunks",
+    "table_fits",
     "threshold_chunks",
 ]
 
@@ -61,16 +62,35 @@ class NotChunkable(Exception):
 
 #: The block size (pixels) of the step running chunk-wise for memory, None otherwise.
 _BLOCK_PIXELS: ContextVar[int | None] = ContextVar("block_pixels", default=None)
+#: The memory budget (bytes) of the step running chunk-wise for memory, None otherwise.
+_MEMORY: ContextVar[int | None] = ContextVar("memory_budget", default=None)
+#: A table a chunk-wise step makes stays in memory up to 1/TABLE_SHARE of the budget.
+TABLE_SHARE = 4
 
 
 @contextmanager
-def block_pixels_budget(pixels: int | None) -> Iterator[None]:
-    """Make ``pixels`` the block budget :func:`budget_block_pixels` tells, inside the block."""
+def block_pixels_budget(pixels: int | None, memory: int | None = None) -> Iterator[None]:
+    """Make ``pixels`` the block budget :func:`budget_block_pixels` tells, inside the block.
+
+    ``memory`` is the step's memory budget in bytes (:func:`table_fits`).
+    """
     token = _BLOCK_PIXELS.set(None if pixels is None else int(pixels))
+    mem = _MEMORY.set(None if memory is None else int(memory))
     try:
         yield
     finally:
+        _MEMORY.reset(mem)
         _BLOCK_PIXELS.reset(token)
+
+
+def table_fits(nbytes: int) -> bool:
+    """Tell whether a table of ``nbytes`` a chunk-wise step made may be held in memory.
+
+    Without a memory budget, any may; within one, up to 1/:data:`TABLE_SHARE`
+    of it (a larger one stays on disk, :mod:`napari_fbias.io.column_table`).
+    """
+    memory = _MEMORY.get()
+    return memory is None or nbytes <= memory // TABLE_SHARE
 
 
 def budget_block_pixels() -> int | None:

@@ -29,11 +29,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["HALO_RANGES", "TILE_DETECTIONS", "TiledLinks", "link_in_tiles"]
+__all__ = [
+    "HALO_RANGES",
+    "TILE_DETECTIONS",
+    "TiledLinks",
+    "link_in_tiles",
+    "link_sorted_in_tiles",
+]
 
 #: Detections of one frame above which the table is linked in spatial tiles.
 TILE_DETECTIONS = 10_000
@@ -84,18 +91,14 @@ def link_in_tiles(
     t = det["t"].to_numpy().astype(np.int64)
     n = len(t)
     per_frame = int(np.bincount(t).max()) if n else 0
-    wanted = math.ceil(per_frame / max(per_tile, 1))
-    if wanted <= 1:
+    side = _side(per_frame, per_tile)
+    if side == 1:
         return TiledLinks(np.asarray(link_one(det)), 1, 0)
-    side = math.ceil(math.sqrt(wanted))
     y = det[pos_cols[-2]].to_numpy(dtype=np.float64)
     x = det[pos_cols[-1]].to_numpy(dtype=np.float64)
     edges = [_cuts(v, side) for v in (y, x)]
-    cell_y = np.searchsorted(edges[0], y, side="right") - 1
-    cell_x = np.searchsorted(edges[1], x, side="right") - 1
     halo = HALO_RANGES * float(reach)
-    pred = np.full(n, -1, np.int64)  # chosen by the tile whose core holds the detection
-    succ = np.full(n, -1, np.int64)  # chosen by the tile whose core holds the detection
+    links = _Links(n)
     for i in range(side):
         for j in range(side):
             idx = np.flatnonzero(
@@ -104,24 +107,132 @@ def link_in_tiles(
                 & (x >= edges[1][j] - halo)
                 & (x < edges[1][j + 1] + halo)
             )
-            if idx.size == 0:
-                continue
-            sub = pd.DataFrame({"t": t[idx], **{c: det[c].to_numpy()[idx] for c in pos_cols}})
-            particle = np.asarray(link_one(sub))
-            order = np.lexsort((t[idx], particle))
-            rows, part = idx[order], particle[order]
-            linked = part[1:] == part[:-1]
-            before, after = rows[:-1][linked], rows[1:][linked]
-            mine = (cell_y[after] == i) & (cell_x[after] == j)
-            pred[after[mine]] = before[mine]
-            mine = (cell_y[before] == i) & (cell_x[before] == j)
-            succ[before[mine]] = after[mine]
-    has = pred >= 0
-    agreed = np.zeros(n, bool)
-    agreed[has] = succ[pred[has]] == np.flatnonzero(has)
-    dropped = int(has.sum() - agreed.sum())
-    pred[~agreed] = -1
-    return TiledLinks(_chains(t, pred), side * side, dropped)
+            sub = {"t": t[idx], **{c: det[c].to_numpy()[idx] for c in pos_cols}}
+            links.add_tile(idx, sub, pos_cols, link_one, edges, (i, j))
+    dropped = links.agree()
+    return TiledLinks(_chains(_frames_of(t), links.pred), side * side, dropped)
+
+
+def _frames_of(t: np.ndarray) -> list[np.ndarray]:
+    """Rows of each frame, in time order."""
+    order = np.argsort(t, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(t[order])) + 1)
+
+
+def link_sorted_in_tiles(
+    table: Any,
+    pos_cols: Sequence[str],
+    link_one: Callable[[pd.DataFrame], np.ndarray],
+    reach: float,
+    frame_starts: np.ndarray,
+    *,
+    per_tile: int | None = None,
+) -> TiledLinks:
+    """:func:`link_in_tiles` on a table on disk sorted by ``t``, read a band at a time.
+
+    ``table`` is a :class:`~napari_fbias.io.column_table.ColumnTable`
+    (``t``, ``pos_cols``) whose frame ``f`` is rows
+    ``frame_starts[f]:frame_starts[f + 1]``. Each tile's rows are those
+    :func:`link_in_tiles` would pick, in the same order, so the links are the
+    same; what is held is one band of tiles' positions and 4-byte links per
+    detection, not the table. The ``particle`` of the result is the row of
+    each track's first detection (``TiledLinks.particle``), for either path.
+    """
+    per_tile = TILE_DETECTIONS if per_tile is None else int(per_tile)
+    n = len(table)
+    starts = np.asarray(frame_starts, np.int64)
+    per_frame = int(np.diff(starts).max()) if n else 0
+    side = _side(per_frame, per_tile)
+    frames = [range(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    if side == 1:
+        particle = np.asarray(link_one(table.frame(columns=["t", *pos_cols])))
+        return TiledLinks(_first_rows(particle), 1, 0)
+    edges = []
+    for c in pos_cols[-2:]:
+        v = table.column(c)
+        edges.append(_cuts(v, side))
+        del v
+    halo = HALO_RANGES * float(reach)
+    links = _Links(n)
+    for i in range(side):
+        band = _band(table, pos_cols, frames, edges[0][i] - halo, edges[0][i + 1] + halo)
+        bx = band[pos_cols[-1]]
+        for j in range(side):
+            keep = np.flatnonzero((bx >= edges[1][j] - halo) & (bx < edges[1][j + 1] + halo))
+            sub = {c: v[keep] for c, v in band.items() if c != "row"}
+            links.add_tile(band["row"][keep], sub, pos_cols, link_one, edges, (i, j))
+        del band, bx
+    dropped = links.agree()
+    return TiledLinks(_chains(frames, links.pred), side * side, dropped)
+
+
+def _band(
+    table: Any, pos_cols: Sequence[str], frames: list[range], lo: float, hi: float
+) -> dict[str, np.ndarray]:
+    """Rows of ``table`` with ``lo <= y < hi`` (``row``, ``t`` and positions), frame by frame."""
+    parts: dict[str, list[np.ndarray]] = {"row": [], "t": [], **{c: [] for c in pos_cols}}
+    for rows in frames:
+        a, b = rows.start, rows.stop
+        y = table.column(pos_cols[-2], a, b)
+        sel = np.flatnonzero((y >= lo) & (y < hi))
+        parts["row"].append(a + sel)
+        for c in ("t", *pos_cols):
+            parts[c].append((y if c == pos_cols[-2] else table.column(c, a, b))[sel])
+    return {c: np.concatenate(v) for c, v in parts.items()}
+
+
+def _side(per_frame: int, per_tile: int) -> int:
+    """Tiles a side for frames of ``per_frame`` detections (1: link whole)."""
+    wanted = math.ceil(per_frame / max(per_tile, 1))
+    return 1 if wanted <= 1 else math.ceil(math.sqrt(wanted))
+
+
+def _index_type(n: int) -> type:
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
+
+
+class _Links:
+    """Each detection's predecessor and successor, chosen by the tile whose core holds it."""
+
+    def __init__(self, n: int) -> None:
+        self.pred = np.full(n, -1, _index_type(n))
+        self.succ = np.full(n, -1, _index_type(n))
+
+    def add_tile(
+        self,
+        idx: np.ndarray,
+        sub: dict[str, np.ndarray],
+        pos_cols: Sequence[str],
+        link_one: Callable[[pd.DataFrame], np.ndarray],
+        edges: list[np.ndarray],
+        tile: tuple[int, int],
+    ) -> None:
+        """Link one tile's rows (``idx``, values ``sub``); keep the links of its core."""
+        if idx.size == 0:
+            return
+        particle = np.asarray(link_one(pd.DataFrame(sub, columns=["t", *pos_cols], copy=False)))
+        cell_y = np.searchsorted(edges[0], sub[pos_cols[-2]], side="right") - 1
+        cell_x = np.searchsorted(edges[1], sub[pos_cols[-1]], side="right") - 1
+        order = np.lexsort((sub["t"], particle))
+        rows, part = idx[order], particle[order]
+        mine_cell = (cell_y[order] == tile[0]) & (cell_x[order] == tile[1])
+        linked = part[1:] == part[:-1]
+        before, after = rows[:-1][linked], rows[1:][linked]
+        mine = mine_cell[1:][linked]
+        self.pred[after[mine]] = before[mine]
+        mine = mine_cell[:-1][linked]
+        self.succ[before[mine]] = after[mine]
+
+    def agree(self, piece: int = 1 << 20) -> int:
+        """Keep a link only where both tiles chose it; return the number dropped."""
+        dropped = 0
+        for a in range(0, len(self.pred), piece):
+            p = self.pred[a : a + piece]
+            has = np.flatnonzero(p >= 0)
+            bad = has[self.succ[p[has]] != a + has]
+            p[bad] = -1
+            dropped += int(bad.size)
+        return dropped
 
 
 def _cuts(v: np.ndarray, side: int) -> np.ndarray:
@@ -131,13 +242,26 @@ def _cuts(v: np.ndarray, side: int) -> np.ndarray:
     return cuts
 
 
-def _chains(t: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Track id of each detection: its predecessor's, or its own row for a track's start."""
-    particle = np.arange(len(t), dtype=np.int64)
-    order = np.argsort(t, kind="stable")
-    bounds = np.flatnonzero(np.diff(t[order])) + 1
-    for rows in np.split(order, bounds):  # predecessors lie in earlier frames
-        p = pred[rows]
+def _chains(frames: Sequence[Any], pred: np.ndarray) -> np.ndarray:
+    """Row of each detection's track start: its predecessor's, or its own row.
+
+    ``frames`` are the rows of each frame, in time order (predecessors lie
+    in earlier frames).
+    """
+    particle = np.arange(len(pred), dtype=_index_type(len(pred)))
+    for rows in frames:
+        p = pred[rows] if not isinstance(rows, range) else pred[rows.start : rows.stop]
         linked = p >= 0
-        particle[rows[linked]] = particle[p[linked]]
+        if isinstance(rows, range):
+            particle[rows.start : rows.stop][linked] = particle[p[linked]]
+        else:
+            particle[rows[linked]] = particle[p[linked]]
     return particle
+
+
+def _first_rows(particle: np.ndarray) -> np.ndarray:
+    """Row of each track's first detection, for track ids of rows sorted by ``t``."""
+    uniq, inverse = np.unique(particle, return_inverse=True)
+    first = np.full(len(uniq), len(particle), np.int64)
+    np.minimum.at(first, inverse, np.arange(len(particle)))
+    return first[inverse]

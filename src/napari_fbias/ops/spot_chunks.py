@@ -73,7 +73,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -81,7 +81,6 @@ from napari_fbias.ops.registry import register_chunked
 from napari_fbias.ops.spot_noise import at_ranks
 from napari_fbias.ops.track import (
     _feature_columns,
-    _link_spots,
     _locate_kwargs,
     _minmass_for_noise,
     _movie_layout,
@@ -524,8 +523,33 @@ def _block_spots(
 # --- strategies ------------------------------------------------------------------------------
 
 
+class _Layout(NamedTuple):
+    """What the spots of a movie were found with: their columns and physical sizes."""
+
+    pos_cols: list[str]
+    feature_cols: list[str]
+    spacing: tuple[float, ...] | None
+    frame_interval: float | None
+    mass_min: float
+    n_t: int
+
+
 def _locate_chunked(data: da.Array, n_loop: int, params: Mapping[str, Any]) -> pd.DataFrame:
     """``track.locate_spots`` on a dask movie, frame by frame in blocks (module docstring)."""
+    found: list[pd.DataFrame] = []
+    lay = _located(data, n_loop, params, lambda _: found.append)
+    return _spots_table(
+        found, lay.pos_cols, lay.feature_cols, lay.spacing, lay.frame_interval, lay.mass_min
+    )
+
+
+def _located(
+    data: da.Array,
+    n_loop: int,
+    params: Mapping[str, Any],
+    sink: Callable[[_Layout], Callable[[pd.DataFrame], Any]],
+) -> _Layout:
+    """Find the spots of ``data``; give each block's (frames in order) to ``sink(layout)``."""
     from napari_fbias.ops.chosen import report_chosen
     from napari_fbias.ops.chunks import NotChunkable
 
@@ -570,18 +594,21 @@ def _locate_chunked(data: da.Array, n_loop: int, params: Mapping[str, Any]) -> p
             report_chosen("minmass", round(mass_min, 4))
         else:
             mass_min = float(minmass)
-        found = _frame_spots(x, prep, g, mass_min)
-    return _spots_table(
-        found, pos_cols, _feature_columns(n_sp, anisotropic), sp, frame_interval, mass_min
-    )
+        feature_cols = _feature_columns(n_sp, anisotropic)
+        lay = _Layout(pos_cols, feature_cols, sp, frame_interval, mass_min, n_t)
+        _frame_spots(x, prep, g, mass_min, sink(lay))
+    return lay
 
 
-def _frame_spots(x: da.Array, prep: _Prepare, g: _Geometry, mass_min: float) -> list[pd.DataFrame]:
+def _frame_spots(
+    x: da.Array, prep: _Prepare, g: _Geometry, mass_min: float, keep: Callable[[pd.DataFrame], Any]
+) -> None:
     """Every frame's spots above ``mass_min``: reduction passes, then blocks with a halo.
 
     Per-block results are folded as they come (maxima, background sums,
-    histograms), and each block's spots are cut to ``mass_min`` at once:
-    what is held is the kept spots, not every candidate maximum.
+    histograms), and each block's spots are cut to ``mass_min`` at once and
+    given to ``keep`` (frame after frame): what is held is the kept spots,
+    not every candidate maximum.
     """
     n_t = int(x.shape[0])
     small = _Blocks(x, g.bandpass_reach() + max(g.radius), prep)
@@ -615,13 +642,11 @@ def _frame_spots(x: da.Array, prep: _Prepare, g: _Geometry, mass_min: float) -> 
         threshold = _thresholds_by_rank(small, g, scale, np.array(counts))
     del counts
     big = _Blocks(x, _halo(g), prep)
-    found = []
     for _, s in big.run(_block_spots, g, scale, threshold, noise):
         if s is not None and len(s):
             s = s[s["mass"].to_numpy() > mass_min]
             if len(s):
-                found.append(s)
-    return found
+                keep(s)
 
 
 def locate_spots_chunks(
@@ -651,14 +676,33 @@ def locate_spots_chunks(
 
 def track_spots_chunks(
     call: Callable[..., Any], data: da.Array, n_loop: int, params: Mapping[str, Any]
-) -> pd.DataFrame:
+) -> Any:
     """``track.track_spots`` chunk-wise: spots found in blocks, linked as in memory.
 
     Parameters are those of :func:`locate_spots_chunks`; the spots are found
     with ``track_spots``' own settings (``noise_size`` 1, no ``max_size``,
-    not inverted), then they are linked as by :func:`~napari_fbias.ops.track.link_spots`,
-    the spots table emptied as the tracks table is built.
+    not inverted), then linked as by :func:`~napari_fbias.ops.track.link_spots`.
+    The spots and tracks tables are kept on disk while they are made
+    (:mod:`napari_fbias.ops.spot_tables`).
+
+    Returns
+    -------
+    pandas.DataFrame or ColumnTable
+        The tracks table, as in memory; a
+        :class:`~napari_fbias.io.column_table.ColumnTable` when it is larger
+        than the run's memory budget allows a table to be
+        (:func:`~napari_fbias.ops.chunks.table_fits`).
     """
+    from napari_fbias.ops.chunks import table_fits
+    from napari_fbias.ops.link_tiles import link_sorted_in_tiles
+    from napari_fbias.ops.spot_tables import SpotsOnDisk, tracks_on_disk
+    from napari_fbias.ops.track import _check_link_params, _linker, report_tiles
+    from napari_fbias.ops.track_features import empty_tracks
+
+    link_op = "track.link_spots"
+    _check_link_params(
+        params["search_range"], params["memory"], params.get("adaptive_stop"), 0.95, link_op
+    )
     locate = {
         "diameter": params.get("diameter"),
         "minmass": params.get("minmass"),
@@ -667,17 +711,44 @@ def track_spots_chunks(
         "axes": params.get("axes", ""),
         "spacing": params.get("spacing"),
     }
-    spots = _locate_chunked(data, n_loop, locate)
-    return _link_spots(
-        spots,
+    made: list[SpotsOnDisk] = []
+
+    def sink(lay: _Layout) -> Callable[[pd.DataFrame], None]:
+        made.append(SpotsOnDisk(lay.pos_cols, lay.feature_cols, "spots"))
+        return made[0].add
+
+    lay = _located(data, n_loop, locate, sink)
+    spots, starts = made.pop().sorted(lay.n_t)
+    if len(spots) == 0:
+        return empty_tracks(
+            lay.pos_cols, lay.feature_cols, spacing=lay.spacing, frame_interval=lay.frame_interval
+        )
+    link_one, reach = _linker(
+        lay.pos_cols,
         search_range=params["search_range"],
         memory=params["memory"],
         adaptive_stop=params.get("adaptive_stop"),
-        min_length=params["min_length"],
-        axes=params.get("axes", ""),
-        spacing=params.get("spacing"),
-        consume=True,  # the spots table is this step's own: emptied as the tracks are built
+        adaptive_step=0.95,
+        spacing=lay.spacing,
+        op=link_op,
     )
+    first_row = report_tiles(link_sorted_in_tiles(spots, lay.pos_cols, link_one, reach, starts))
+    tracks = tracks_on_disk(
+        spots,
+        first_row.particle,
+        lay.pos_cols,
+        lay.feature_cols,
+        min_length=params["min_length"],
+        spacing=lay.spacing,
+        frame_interval=lay.frame_interval,
+        name="tracks",
+    )
+    del spots, first_row
+    if tracks is None:
+        return empty_tracks(
+            lay.pos_cols, lay.feature_cols, spacing=lay.spacing, frame_interval=lay.frame_interval
+        )
+    return tracks.to_pandas() if table_fits(tracks.nbytes) else tracks
 
 
 register_chunked("track.locate_spots", locate_spots_chunks)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from napari_fbias.ops.auto_scale import frames_diameter, spot_diameter_for
 from napari_fbias.ops.chosen import report_chosen
-from napari_fbias.ops.link_tiles import link_in_tiles
+from napari_fbias.ops.link_tiles import TiledLinks, link_in_tiles
 from napari_fbias.ops.registry import keep_old_default, register_op
 from napari_fbias.ops.track_chunks import iter_frames, track_labels_chunks
 from napari_fbias.ops.track_features import (
@@ -462,6 +462,42 @@ def _link(
     number of tiles and of links the tiles disagreed on are reported as
     chosen values (``link_tiles``, ``link_tile_disagreements``).
     """
+    link_one, reach = _linker(
+        pos_cols,
+        search_range=search_range,
+        memory=memory,
+        adaptive_stop=adaptive_stop,
+        adaptive_step=adaptive_step,
+        spacing=spacing,
+        op=op,
+        hint=hint,
+    )
+    return report_tiles(link_in_tiles(det, pos_cols, link_one, reach)).particle
+
+
+def report_tiles(done: TiledLinks) -> TiledLinks:
+    """Report how a table was linked in tiles (chosen values); return ``done``."""
+    if done.tiles > 1:
+        report_chosen("link_tiles", done.tiles)
+        report_chosen("link_tile_disagreements", done.dropped)
+    return done
+
+
+def _linker(
+    pos_cols: list[str],
+    *,
+    search_range: float,
+    memory: int,
+    adaptive_stop: float | None,
+    adaptive_step: float,
+    spacing: Sequence[float] | None,
+    op: str,
+    hint: str = _SPOT_HINT,
+) -> tuple[Callable[[pd.DataFrame], np.ndarray], float]:
+    """Return ``link_one`` (``trackpy.link`` on one table: a track id per row) and its reach.
+
+    The reach is the largest distance of one link along y or x, in pixels.
+    """
     import trackpy
     from trackpy.linking import SubnetOversizeException
 
@@ -494,11 +530,7 @@ def _link(
         return particle
 
     reach = max(sr[-2:]) if isinstance(sr, tuple) else float(sr)
-    done = link_in_tiles(det, pos_cols, link_one, reach)
-    if done.tiles > 1:
-        report_chosen("link_tiles", done.tiles)
-        report_chosen("link_tile_disagreements", done.dropped)
-    return done.particle
+    return link_one, reach
 
 
 def _keep_long(particle: np.ndarray, min_length: int) -> np.ndarray | None:

@@ -70,11 +70,11 @@ def empty_tracks(
         for c in _physical_columns(pos_cols):
             cols[c] = np.empty(0, np.float64)
     df = pd.DataFrame(cols)
-    df.attrs.update(_attrs(pos_cols, spacing, frame_interval))
+    df.attrs.update(tracks_attrs(pos_cols, spacing, frame_interval))
     return df
 
 
-def _attrs(
+def tracks_attrs(
     pos_cols: Sequence[str], spacing: Sequence[float] | None, frame_interval: float | None
 ) -> dict[str, Any]:
     return {
@@ -164,31 +164,58 @@ def build_tracks(
     t = t[order]
     pos = [p[order] for p in pos]
 
-    out: dict[str, Any] = {"track_id": track_id, "t": t}
-    for c, p in zip(pos_cols, pos, strict=True):
-        out[c] = p
-    for c in extra:
-        out[c] = (det.pop(c) if consume else det[c]).to_numpy()[order]
-    core = _track_core(track_id, t, np.stack(pos, axis=1), None, 1.0)
+    extras = {c: (det.pop(c) if consume else det[c]).to_numpy()[order] for c in extra}
+    out = track_columns(track_id, t, dict(zip(pos_cols, pos, strict=True)), extras)
+    if spacing is not None or frame_interval is not None:
+        out.update(physical_columns(track_id, t, pos_cols, pos, spacing, frame_interval))
+    df = pd.DataFrame(out, copy=False)  # the arrays are this table's own: no second copy
+    df.attrs.update(tracks_attrs(pos_cols, spacing, frame_interval))
+    return df
+
+
+def track_columns(
+    track_id: np.ndarray,
+    t: np.ndarray,
+    pos: dict[str, np.ndarray],
+    extras: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Columns of a tracks table (pixel units) from rows sorted by ``(track_id, t)``.
+
+    ``track_id, t``, the positions, the ``extras``, ``speed`` and the
+    :data:`FEATURE_COLUMNS`. Every value is per track: rows given a whole
+    track at a time (a table on disk, piece by piece) give the same values.
+    """
+    out: dict[str, np.ndarray] = {"track_id": track_id, "t": t, **pos, **extras}
+    core = _track_core(track_id, t, np.stack(list(pos.values()), axis=1), None, 1.0)
     out["speed"] = core["speed"]
-    starts = core["starts"]
-    counts = np.diff(np.append(starts, len(t)))
+    counts = np.diff(np.append(core["starts"], len(t)))
     out["track_length"] = np.repeat(counts, counts)
     for c in ("displacement", "mean_speed", "straightness"):
         out[c] = np.repeat(core[c], counts)
-    if spacing is not None or frame_interval is not None:
-        scale = np.asarray(spacing if spacing is not None else [1.0] * len(pos_cols), float)
-        fi = float(frame_interval) if frame_interval is not None else 1.0
-        for c, p, s in zip(pos_cols, pos, scale, strict=True):
-            out[f"{c}_physical"] = p * s
-        out["t_physical"] = t * fi
-        phys = _track_core(track_id, t, np.stack(pos, axis=1), scale, fi)
-        out["speed_physical"] = phys["speed"]
-        out["displacement_physical"] = np.repeat(phys["displacement"], counts)
-        out["mean_speed_physical"] = np.repeat(phys["mean_speed"], counts)
-    df = pd.DataFrame(out, copy=False)  # the arrays are this table's own: no second copy
-    df.attrs.update(_attrs(pos_cols, spacing, frame_interval))
-    return df
+    return out
+
+
+def physical_columns(
+    track_id: np.ndarray,
+    t: np.ndarray,
+    pos_cols: Sequence[str],
+    pos: Sequence[np.ndarray],
+    spacing: Sequence[float] | None,
+    frame_interval: float | None,
+) -> dict[str, np.ndarray]:
+    """Return the ``*_physical`` columns of rows sorted by ``(track_id, t)`` (whole tracks)."""
+    out: dict[str, np.ndarray] = {}
+    scale = np.asarray(spacing if spacing is not None else [1.0] * len(pos_cols), float)
+    fi = float(frame_interval) if frame_interval is not None else 1.0
+    for c, p, s in zip(pos_cols, pos, scale, strict=True):
+        out[f"{c}_physical"] = p * s
+    out["t_physical"] = t * fi
+    phys = _track_core(track_id, t, np.stack(pos, axis=1), scale, fi)
+    counts = np.diff(np.append(phys["starts"], len(t)))
+    out["speed_physical"] = phys["speed"]
+    out["displacement_physical"] = np.repeat(phys["displacement"], counts)
+    out["mean_speed_physical"] = np.repeat(phys["mean_speed"], counts)
+    return out
 
 
 def _track_core(

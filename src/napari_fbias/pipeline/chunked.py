@@ -220,7 +220,8 @@ def apply_step_chunked(
     else:  # chunk-wise whatever the size: the data's own blocks
         args = [None if v is None else as_dask(v) for v in args]
     if spec.chunked is not None:
-        with block_pixels_budget(pixels):  # for strategies that add a halo to their blocks
+        # for strategies that add a halo to their blocks, or make tables
+        with block_pixels_budget(pixels, memory_limit if memory_limit > 0 else None):
             return _strategy_step(spec, step, args)
     return _map_overlap_step(spec, step, args)
 
