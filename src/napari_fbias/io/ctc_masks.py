@@ -13,6 +13,13 @@ Two sources of masks:
   ball in 3D), in label order, then every centre pixel on top;
 * :class:`LabelMasks` maps the objects of the labels movie the tracks came
   from to their track's label.
+
+A tracks table on disk (:class:`~napari_fbias.io.column_table.ColumnTable`)
+is never read whole: :class:`DiscMasksOnDisk` reads the rows of a few frames
+at a time (a scan of its ``t`` column, then the positions of those rows),
+and :class:`LabelMasks` builds its per-frame lookup tables piece by piece.
+A row's label comes from :class:`PieceLabels` (the first row and label of
+each gap-free piece of a track), not from an array with one label per row.
 """
 
 from __future__ import annotations
@@ -25,12 +32,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["TILE", "TILED_FRAME_PIXELS", "DiscMasks", "LabelMasks", "write_masks"]
+__all__ = [
+    "TILE",
+    "TILED_FRAME_PIXELS",
+    "DiscMasks",
+    "DiscMasksOnDisk",
+    "LabelMasks",
+    "PieceLabels",
+    "write_masks",
+]
 
 #: Frames with more pixels than this are written as tiled TIFFs, tile by tile.
 TILED_FRAME_PIXELS = 4096 * 4096
 #: Tile side (y, x) of the tiled masks.
 TILE = 1024
+#: Rows of a table on disk read at a time (512 KiB a column of 8 bytes).
+READ_ROWS = 65_536
+#: Rows of a table on disk whose frames :class:`DiscMasksOnDisk` holds at a time (more
+#: when one frame has more).
+FRAME_BATCH_ROWS = 1 << 18
 
 Region = tuple[slice, ...]
 
@@ -166,7 +186,7 @@ class DiscMasks:
         once, so a tile looks at the cells around it, not at every spot.
         """
         if self._frame is None or self._frame[0] != f:
-            rows = np.flatnonzero(self._t == f)
+            rows = self._frame_rows(f)
             cy, cx = (self._centre[rows, k] // TILE for k in (-2, -1))
             n_x = self.shape[-1] // TILE + 1
             cell = cy * n_x + cx
@@ -184,9 +204,170 @@ class DiscMasks:
             parts.append(rows[first:last])
         return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
+    def _frame_rows(self, f: int) -> np.ndarray:
+        """Rows (in painting order) of frame ``f``."""
+        return np.flatnonzero(self._t == f)
+
     def frame_done(self, f: int) -> None:
         """Forget the frame's binned rows."""
         self._frame = None
+
+
+class PieceLabels:
+    """The CTC label of rows of a sorted tracks table, from its gap-free pieces.
+
+    ``starts`` are the (sorted) row numbers where each piece begins and
+    ``labels`` their labels; calling it with row numbers returns their labels.
+    """
+
+    def __init__(self, starts: np.ndarray, labels: np.ndarray) -> None:
+        self.starts = np.asarray(starts, np.int64)
+        self.labels = np.asarray(labels, np.int64)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Return the labels of ``rows`` (row numbers of the table)."""
+        if not len(self.starts):
+            return np.zeros(len(rows), np.int64)
+        return self.labels[np.searchsorted(self.starts, rows, side="right") - 1]
+
+
+def _positions(tracks: Any) -> list[str]:
+    return ["z", "y", "x"] if "z" in tracks.columns else ["y", "x"]
+
+
+class DiscMasksOnDisk(DiscMasks):
+    """:class:`DiscMasks` of a tracks table on disk, read a few frames at a time.
+
+    The same pixels as :class:`DiscMasks` of the same rows in memory. Made, it
+    has read every frame once to find the rows that share a centre pixel with
+    an earlier one (``dropped``, row numbers: leave them out and make it
+    again, as :func:`~napari_fbias.io.tracks_write.write_ctc` does); with
+    ``leave_out`` (the rows left out) it skips that. Painting reads each
+    frame's rows again: what is held is the rows of the frames of one batch
+    (:data:`FRAME_BATCH_ROWS`), their centres and labels.
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        tracks: Any,
+        row_label: PieceLabels,
+        radius: float,
+        spacing: Sequence[float] | None,
+        leave_out: np.ndarray | None = None,
+    ) -> None:
+        pos_cols = _positions(tracks)
+        n_sp = len(pos_cols)
+        if len(shape) != n_sp + 1:
+            raise ValueError(
+                f"write_ctc: shape {tuple(shape)} does not fit {n_sp}D tracks; "
+                f"give (t, {', '.join(pos_cols)})"
+            )
+        self.shape = tuple(int(n) for n in shape)
+        self._tracks = tracks
+        self._pos_cols = pos_cols
+        self._row_label = row_label
+        self._leave_out = None if leave_out is None or not len(leave_out) else leave_out
+        t_max = -1
+        counts = np.zeros(self.shape[0], np.int64)
+        for _, t in self._t_pieces():
+            if len(t):
+                t_max = max(t_max, int(t.max()))
+                if t_max >= self.shape[0]:
+                    break
+                counts += np.bincount(t[t >= 0], minlength=self.shape[0])
+        if t_max >= self.shape[0]:
+            raise ValueError(f"write_ctc: tracks reach frame {t_max} but shape has {self.shape[0]}")
+        self._counts = counts
+        self._offsets = _ball(radius, n_sp, None if spacing is None else list(spacing))
+        self._reach = [int(np.abs(o).max()) if o.size else 0 for o in self._offsets]
+        self._frame = None
+        self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        dropped: list[np.ndarray] = []
+        if leave_out is None:
+            f = 0
+            while f < self.shape[0]:
+                stop = self._batch_end(f)
+                dropped += self._load(f, stop)
+                if f > 0 or stop < self.shape[0] or any(len(d) for d in dropped):
+                    self._held.clear()  # kept only when every frame fits one batch
+                f = stop
+        self.dropped = np.sort(np.concatenate(dropped)) if dropped else np.empty(0, np.int64)
+
+    def _t_pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row numbers, t) of the rows not left out, piece by piece."""
+        n = len(self._tracks)
+        for a in range(0, n, READ_ROWS):
+            b = min(n, a + READ_ROWS)
+            t = self._tracks.column("t", a, b).astype(np.int64)
+            rows = np.arange(a, b, dtype=np.int64)
+            if self._leave_out is not None:
+                keep = ~np.isin(rows, self._leave_out, assume_unique=True)
+                rows, t = rows[keep], t[keep]
+            yield rows, t
+
+    def _batch_end(self, f: int) -> int:
+        """Return the frame after the batch of frames that starts at ``f``."""
+        total = int(self._counts[f])
+        stop = f + 1
+        while stop < self.shape[0] and total + self._counts[stop] <= FRAME_BATCH_ROWS:
+            total += int(self._counts[stop])
+            stop += 1
+        return stop
+
+    def _load(self, start: int, stop: int) -> list[np.ndarray]:
+        """Read the rows of frames ``start:stop`` into ``_held``; return the rows dropped."""
+        parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        dims = self.shape[1:]
+        for rows, t in self._t_pieces():
+            sel = (t >= start) & (t < stop)
+            if not sel.any():
+                continue
+            a, b = int(rows[0]), int(rows[-1]) + 1
+            local = rows[sel] - a
+            centre = np.stack(
+                [
+                    np.clip(
+                        np.rint(self._tracks.column(c, a, b)[local].astype(np.float64)), 0, n - 1
+                    ).astype(np.int64)
+                    for c, n in zip(self._pos_cols, dims, strict=True)
+                ],
+                axis=1,
+            )
+            tf = t[sel]
+            for f in np.unique(tf).tolist():
+                in_f = tf == f
+                parts.setdefault(f, []).append((rows[sel][in_f], centre[in_f]))
+        dropped = []
+        for f in range(start, stop):
+            got = parts.pop(f, [])
+            rows = np.concatenate([r for r, _ in got]) if got else np.empty(0, np.int64)
+            centre = (
+                np.concatenate([c for _, c in got]) if got else np.empty((0, len(dims)), np.int64)
+            )
+            del got
+            label = self._row_label(rows)
+            order = np.argsort(label, kind="stable")  # label order, then row order
+            rows, centre, label = rows[order], centre[order], label[order]
+            key = np.ravel_multi_index(tuple(centre.T), dims) if len(rows) else rows
+            _, first = np.unique(key, return_index=True)
+            keep = np.zeros(len(rows), bool)
+            keep[first] = True
+            dropped.append(rows[~keep])
+            self._held[f] = (centre[keep], label[keep].astype(np.uint16))
+        return dropped
+
+    def _frame_rows(self, f: int) -> np.ndarray:
+        if f not in self._held:
+            self._held.clear()
+            self._load(f, self._batch_end(f))
+        self._centre, self._label = self._held[f]
+        return np.arange(len(self._label), dtype=np.int64)
+
+    def frame_done(self, f: int) -> None:
+        """Forget the frame's rows."""
+        self._frame = None
+        self._held.pop(f, None)
 
 
 def _paint_last_wins(
@@ -213,7 +394,7 @@ class LabelMasks:
     from its frame, two tracks on one object).
     """
 
-    def __init__(self, labels_t: Any, tracks: pd.DataFrame, row_label: np.ndarray) -> None:
+    def __init__(self, labels_t: Any, tracks: Any, row_label: Any) -> None:
         what = "write_ctc"
         movie = labels_t if hasattr(labels_t, "shape") and hasattr(labels_t, "dtype") else None
         movie = np.asarray(labels_t) if movie is None else movie
@@ -225,29 +406,41 @@ class LabelMasks:
             )
         if np.dtype(movie.dtype).kind not in "iu":
             raise ValueError(f"{what}: labels must hold integer object ids; got {movie.dtype}")
-        t = tracks["t"].to_numpy().astype(np.int64)
-        lab = tracks["label"].to_numpy().astype(np.int64)
-        if len(t) and (t.min() < 0 or t.max() >= movie.shape[0]):
+        # a table in memory is one piece; a table on disk is read twice, piece by piece
+        t_min = lab_min = None
+        t_max = -1
+        for t, lab, _ in _label_pieces(tracks, None):
+            if len(t):
+                t_min = int(t.min()) if t_min is None else min(t_min, int(t.min()))
+                t_max = max(t_max, int(t.max()))
+                lab_min = int(lab.min()) if lab_min is None else min(lab_min, int(lab.min()))
+        if t_min is not None and (t_min < 0 or t_max >= movie.shape[0]):
             raise ValueError(
-                f"{what}: the tracks reach frame {int(t.max())} but the labels have "
+                f"{what}: the tracks reach frame {t_max} but the labels have "
                 f"{movie.shape[0]} frame(s)"
             )
-        if len(lab) and lab.min() < 1:
+        if lab_min is not None and lab_min < 1:
             raise ValueError(
                 f"{what}: the 'label' column must hold object ids >= 1 (0 is background)"
             )
         self.shape = tuple(int(n) for n in movie.shape)
         self._movie = movie
-        self._luts: dict[int, np.ndarray] = {}
+        top = np.zeros(self.shape[0], np.int64)  # the largest object id named in each frame
+        for t, lab, _ in _label_pieces(tracks, None):
+            np.maximum.at(top, t, lab)
+        self._luts = {f: np.zeros(int(top[f]) + 1, np.uint16) for f in range(self.shape[0])}
+        self._wanted = {f: np.zeros(int(top[f]) + 1, bool) for f in range(self.shape[0])}
+        self._twice: set[int] = set()  # frames where two rows name one object
         self._seen: dict[int, np.ndarray] = {}
-        self._wanted: dict[int, np.ndarray] = {}
-        for f in range(self.shape[0]):
-            sel = t == f
-            ids = lab[sel]
-            lut = np.zeros(int(ids.max()) + 1 if ids.size else 1, np.uint16)
-            lut[ids] = np.asarray(row_label)[sel]
-            self._luts[f] = lut
-            self._wanted[f] = ids
+        for t, lab, rl in _label_pieces(tracks, row_label):
+            for f in np.unique(t).tolist():
+                sel = t == f
+                ids = lab[sel]
+                wanted = self._wanted[f]
+                if wanted[ids].any() or np.unique(ids).size != ids.size:
+                    self._twice.add(f)
+                wanted[ids] = True
+                self._luts[f][ids] = rl[sel]
 
     def region(self, f: int, region: Region) -> np.ndarray:
         """Return the mask of frame ``f`` in ``region`` (one slice per spatial axis)."""
@@ -263,14 +456,36 @@ class LabelMasks:
 
     def frame_done(self, f: int) -> None:
         """Check that every object the tracks name in frame ``f`` was in it."""
-        ids = self._wanted.pop(f)
+        wanted = self._wanted.pop(f)
         seen = self._seen.pop(f, np.zeros(self._luts[f].size, bool))
-        gone = ids[~seen[ids]]
+        gone = np.flatnonzero(wanted & ~seen)
         if gone.size:
             raise ValueError(
                 f"write_ctc: object {int(gone.min())} of the tracks is not in frame t={f} "
                 "of the labels"
             )
-        if np.unique(ids).size != ids.size:
+        if f in self._twice:
             raise ValueError(f"write_ctc: two tracks claim the same object in frame t={f}")
         del self._luts[f]
+
+
+def _label_pieces(
+    tracks: Any, row_label: Any
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Yield ``(t, label, CTC label)`` of the rows: a DataFrame whole, a table on disk in pieces.
+
+    ``row_label``: an array (one label per row) or a :class:`PieceLabels`; None
+    to read only ``t`` and ``label``.
+    """
+    if isinstance(tracks, pd.DataFrame):
+        t = tracks["t"].to_numpy().astype(np.int64)
+        lab = tracks["label"].to_numpy().astype(np.int64)
+        yield t, lab, None if row_label is None else np.asarray(row_label)
+        return
+    n = len(tracks)
+    for a in range(0, n, READ_ROWS):
+        b = min(n, a + READ_ROWS)
+        t = tracks.column("t", a, b).astype(np.int64)
+        lab = tracks.column("label", a, b).astype(np.int64)
+        rl = None if row_label is None else row_label(np.arange(a, b, dtype=np.int64))
+        yield t, lab, rl
