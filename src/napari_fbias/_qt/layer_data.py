@@ -26,6 +26,7 @@ from napari_fbias._qt.layer_axes import (
     layer_spacing,
 )
 from napari_fbias._qt.layer_kinds import OUTPUT_LAYER
+from napari_fbias.io.column_table import as_frame
 from napari_fbias.pipeline.values import Value
 
 __all__ = [
@@ -185,7 +186,8 @@ def value_layer_data(
         kwargs.update(_grid(like, value.axes), axis_labels=tuple(value.axes))
         kwargs["metadata"]["axes"] = value.axes
         return np.asarray(value.data), kwargs, OUTPUT_LAYER[value.kind]
-    df: pd.DataFrame = value.data
+    # a napari layer holds its features in memory: a table on disk (ColumnTable) is read whole
+    df: pd.DataFrame = as_frame(value.data)
     if value.kind == "tracks":
         pos = [c for c in ("z", "y", "x") if c in df.columns]
         cols = ["track_id", "t", *pos]

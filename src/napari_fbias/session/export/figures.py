@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from napari_fbias.io.column_table import as_frame
+
 #: Largest side (pixels) of an image drawn in a figure; larger ones are subsampled.
 MAX_SIDE = 768
 _DPI = 100
@@ -364,7 +366,10 @@ def figure_plan(name: str, value: Any, background: Any = None) -> list[Callable[
         if "track_id" in value.data.columns and len(value.data):
             out.append(
                 lambda: histogram_figure(
-                    value.data.groupby("track_id").size(), f"{name}: track length", "time points"
+                    # a table on disk: only its track_id column is read
+                    _track_sizes(value.data),
+                    f"{name}: track length",
+                    "time points",
                 )
             )
     elif kind == "spots" and "mass" in value.data.columns:
@@ -380,7 +385,16 @@ def _tracks_over(value: Any, background: Any, name: str) -> FigurePNG:
     bg = None
     if background is not None and background.is_array:
         bg = plane(background.data, background.axes, project_t=True)
-    return tracks_figure(value.data, bg, name, "Tracks over the maximum projection.")
+    # the figure draws every track: a tracks table on disk (ColumnTable) is read whole here
+    tracks = as_frame(value.data)
+    return tracks_figure(tracks, bg, name, "Tracks over the maximum projection.")
+
+
+def _track_sizes(tracks: Any) -> pd.Series:
+    """Count detections per track (of a table on disk: from its track_id column alone)."""
+    if hasattr(tracks, "column"):
+        return pd.Series(tracks.column("track_id")).value_counts(sort=False)
+    return tracks.groupby("track_id").size()
 
 
 def _background_plane(background: Any, axes: str) -> np.ndarray | None:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from napari_fbias.session.export.figures import FigurePNG
 from napari_fbias.session.export.report import ApproachFigures
 from napari_fbias.session.export.sources import SourceAccess
@@ -196,7 +198,7 @@ def _draw(
         if value.kind == "labels":
             out.counts[name] = count_objects(value.data)
         elif value.kind == "tracks" and "track_id" in value.data.columns:
-            out.tracks[name] = int(value.data["track_id"].nunique())
+            out.tracks[name] = _n_tracks(value.data)
     before = budget.left_out
     out.figures = budget.take(plan)
     out.left_out = budget.left_out - before
@@ -233,3 +235,10 @@ def _chart_bars(per_approach: Mapping[str, Mapping[str, int]]) -> dict[str, int]
         order += len(names)
     kept = sorted(sorted(ranked)[:MAX_CHART_BARS], key=lambda r: r[1])
     return {label: n for _, _, label, n in kept}
+
+
+def _n_tracks(tracks: Any) -> int:
+    """Count the track ids of a tracks table (in memory, or on disk: its one column read)."""
+    if hasattr(tracks, "column"):  # a ColumnTable: only track_id is read, not the table
+        return int(np.unique(tracks.column("track_id")).size)
+    return int(tracks["track_id"].nunique())

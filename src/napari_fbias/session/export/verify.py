@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from napari_fbias.io.column_table import as_frame
+
 
 def read_result(folder: str | Path, name: str) -> Any:
     """Read output ``name`` of a result folder written by ``fbias run`` (or a script).
@@ -93,7 +95,8 @@ def compare_folder(expected: Mapping[str, Any], folder: str | Path) -> list[str]
     """
     problems = []
     for name, value in expected.items():
-        data = getattr(value, "data", value)
+        # compared value by value with the CSV read back whole: a table on disk is read whole too
+        data = as_frame(getattr(value, "data", value))
         try:
             got = read_result(folder, name)
         except (KeyError, OSError, ValueError) as exc:
