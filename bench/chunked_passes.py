@@ -39,8 +39,8 @@ def _bytes(text: str) -> int:
 
 #: Steps after the passes that are phases of their own: (module, function).
 MARKED = [
-    ("napari_fbias.ops.spot_chunks", "_spots_table"),
-    ("napari_fbias.ops.spot_chunks", "_link_spots"),
+    ("napari_fbias.ops.link_tiles", "link_sorted_in_tiles"),
+    ("napari_fbias.ops.spot_tables", "tracks_on_disk"),
     ("napari_fbias.pipeline.outputs", "write_results"),
 ]
 

@@ -44,11 +44,19 @@ __all__ = [
 
 
 def materialise(value: Value) -> Value:
-    """Return the value with its array computed into memory (numpy)."""
+    """Return the value with its array computed into memory (numpy), its table read (pandas).
+
+    A table a chunk-wise step left on disk (``io.column_table.ColumnTable``) is
+    read whole here: the step that takes it runs in memory.
+    """
+    from napari_fbias.io.column_table import ColumnTable
+
     if value.is_array and value.is_lazy:
         return Value(
             np.asarray(value.data.compute()), value.kind, value.axes, value.spacing, value.units
         )
+    if isinstance(value.data, ColumnTable):
+        return replace(value, data=value.data.to_pandas())
     return value
 
 
