@@ -443,10 +443,12 @@ def frame_view(x: da.Array, frame: Frame, n_loop: int) -> np.ndarray:
     """One frame in memory, or a sample of it of about :data:`AUTO_FULL_PIXELS` pixels.
 
     A larger frame is sampled by a grid of tiles spread over it
-    (:data:`AUTO_TILES` a side, each centred in its cell), read in one compute
-    and laid side by side with a gap of :data:`AUTO_GAP` pixels of the tiles'
-    lowest value between them: objects cut at the edge of one tile do not
-    touch those of the next. A central crop alone, on a slide whose middle is
+    (:data:`AUTO_TILES` a side, each centred in its cell), read one at a time
+    (a stored array chunk by chunk) and laid side by side with a gap of
+    :data:`AUTO_GAP` pixels of the tiles' lowest value between them: objects
+    cut at the edge of one tile do not touch those of the next. The sample is
+    a :class:`~napari_fbias.ops.object_size.TileSample` (it knows its tiles):
+    the object size is measured on it tile by tile. A central crop alone, on a slide whose middle is
     empty or unlike the rest, found no objects or the wrong size.
     """
     spatial = tuple(int(n) for n in x.shape[n_loop:])
@@ -474,13 +476,34 @@ def frame_view(x: da.Array, frame: Frame, n_loop: int) -> np.ndarray:
     def box(starts: list[int]) -> tuple[slice, ...]:
         return tuple(slice(a, a + n) for a, n in zip(starts, sizes, strict=True))
 
-    parts = dask.compute(*[x[frame + box(src)] for src in sources])
-    fill = min(p.min() for p in parts)
+    from napari_fbias.io.region_read import region_reader
+    from napari_fbias.ops.object_size import TileSample
+
+    # one tile at a time, straight into the sample: a stored array is read chunk by chunk
+    # (one decoded chunk held), another one computes each tile alone (all 16 in one compute
+    # held each tile's whole dask blocks at once)
+    reader = region_reader(x)
     shape = tuple(len(st) * size + (len(st) - 1) * AUTO_GAP for size, st in per_axis)
-    out = np.full(shape, fill, dtype=parts[0].dtype)
-    for place, part in zip(places, parts, strict=True):
+    out: np.ndarray | None = None
+    fill = None
+    for src, place in zip(sources, places, strict=True):
+        region = tuple(slice(i, i + 1) for i in frame) + box(src)
+        if reader is not None:
+            part = reader.read(region).reshape(sizes)
+        else:
+            part = np.asarray(dask.compute(x[frame + box(src)])[0])
+        if out is None:
+            out = np.empty(shape, dtype=part.dtype)
         out[box(place)] = part
-    return out
+        low = part.min()
+        fill = low if fill is None else min(fill, low)
+        del part
+    assert out is not None
+    for axis, (size, st) in enumerate(per_axis):  # the gaps: the tiles' lowest value
+        for k in range(1, len(st)):
+            gap = k * (size + AUTO_GAP) - AUTO_GAP
+            out[(slice(None),) * axis + (slice(gap, gap + AUTO_GAP),)] = fill
+    return TileSample(out, [box(place) for place in places])
 
 
 def resolve_nuclei_auto(
