@@ -388,13 +388,7 @@ def write_ctc(
     if isinstance(tracks, ColumnTable):  # on disk: never read whole
         table, masks = _ctc_on_disk(labels_t, tracks, shape, radius, spacing)
     elif labels_t is None:
-        if shape is None:
-            raise ValueError(
-                f"{what}: without labels, give the movie shape (t, (z), y, x) so that spots "
-                "can be drawn as discs"
-            )
-        if radius <= 0:
-            raise ValueError(f"{what}: radius must be > 0 pixels; got {radius}")
+        _check_discs(shape, radius, what)
         _, row_label = ctc_track_table(tracks)
         masks = DiscMasks(shape, tracks, row_label, radius, spacing)
         table, _ = ctc_track_table(tracks)
@@ -417,6 +411,17 @@ def write_ctc(
     return Path(dest_dir)
 
 
+def _check_discs(shape: Sequence[int] | None, radius: float, what: str) -> None:
+    """Check what drawing spots as discs needs: the movie's shape and a radius."""
+    if shape is None:
+        raise ValueError(
+            f"{what}: without labels, give the movie shape (t, (z), y, x) so that spots "
+            "can be drawn as discs"
+        )
+    if radius <= 0:
+        raise ValueError(f"{what}: radius must be > 0 pixels; got {radius}")
+
+
 def _ctc_on_disk(
     labels_t: Any,
     tracks: ColumnTable,
@@ -427,13 +432,7 @@ def _ctc_on_disk(
     """Return the CTC tracks and masks of a table on disk, checked as :func:`write_ctc` does."""
     what = "write_ctc"
     if labels_t is None:
-        if shape is None:
-            raise ValueError(
-                f"{what}: without labels, give the movie shape (t, (z), y, x) so that spots "
-                "can be drawn as discs"
-            )
-        if radius <= 0:
-            raise ValueError(f"{what}: radius must be > 0 pixels; got {radius}")
+        _check_discs(shape, radius, what)
         table, row_label = ctc_track_table_on_disk(tracks)
         masks = DiscMasksOnDisk(shape, tracks, row_label, radius, spacing)
         if len(masks.dropped):  # labels of pieces may have changed: paint again
