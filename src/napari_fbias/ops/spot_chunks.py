@@ -245,11 +245,11 @@ def _auto_minmass(x: da.Array, prep: _Prepare, sample: list[int], kwargs: dict[s
     (:mod:`napari_fbias.ops.spot_noise`); others exact order statistics.
     """
     from napari_fbias.ops.chunk_stats import frame_medians_below
-    from napari_fbias.ops.spot_noise import countable, counted_noise
+    from napari_fbias.ops.spot_noise import countable
 
     frames = _prepared(x, prep, sample)
     if countable(frames.dtype):
-        sigma, level = counted_noise(frames)
+        sigma, level = _counted_noise(x, prep, sample, frames.dtype)
     else:
         inf = np.full(len(sample), np.inf)
         sigma = np.zeros(len(sample))
@@ -265,6 +265,38 @@ def _auto_minmass(x: da.Array, prep: _Prepare, sample: list[int], kwargs: dict[s
     if s <= 0:
         return 0.0
     return _minmass_for_noise(s, level, frames.shape[1:], frames.dtype, kwargs)
+
+
+def _counted_noise(
+    x: da.Array, prep: _Prepare, sample: list[int], dtype: np.dtype
+) -> tuple[np.ndarray, float]:
+    """Return the sampled frames' noise and the first one's median, from one counting pass.
+
+    Blocks with a one-pixel halo read their own region, as the spots passes'
+    do (not a rechunked graph of shifted arrays); each counts the differences
+    whose left pixel it holds (:func:`~napari_fbias.ops.spot_noise.block_counts`).
+    """
+    from napari_fbias.ops.spot_noise import NoiseCounts
+
+    counts = NoiseCounts(dtype, len(sample))
+    which = {t: i for i, t in enumerate(sample)}
+    blocks = _Blocks(x, 1, prep)
+    for loc, part in blocks.run(_block_noise_counts, sample[0], frames=sample):
+        counts.add(which[int(loc[0])], part)
+        del part
+    return counts.result()
+
+
+def _block_noise_counts(
+    raw: np.ndarray, loc: tuple[int, ...], blocks: _Blocks, first: int
+) -> dict[str, np.ndarray]:
+    from napari_fbias.ops.spot_noise import block_counts
+
+    core = blocks.core_slices(loc)
+    xs = core[-1]
+    stop = min(xs.stop + 1, raw.shape[-1])  # the column right of the core, where there is one
+    rows = raw[(*core[:-1], slice(xs.start, stop))]
+    return block_counts(rows, xs.stop - xs.start, int(loc[0]) == first)
 
 
 # --- the band-passed, scaled image ------------------------------------------------------------
@@ -313,17 +345,22 @@ class _Blocks:
             [int(self.starts[i][loc[i]]) - sl[i - 1].start for i in range(1, self.core.ndim)]
         )
 
-    def run(self, func: Callable[..., Any], *args: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
+    def run(
+        self, func: Callable[..., Any], *args: Any, frames: Sequence[int] | None = None
+    ) -> Iterator[tuple[tuple[int, ...], Any]]:
         """Yield ``(loc, func(raw, loc, blocks, *args))`` for every extended block.
 
         In the blocks' raster order, batch after batch, not kept: the caller
         folds them (per-block histograms of a 16-bit scaled frame are 512 KiB
-        each).
+        each). ``frames``: only the blocks of these frames.
         """
         from napari_fbias.ops.chunk_stats import block_tasks, iter_batches
 
         delayed = block_tasks(self.extended)
         locs = list(np.ndindex(*delayed.shape))
+        if frames is not None:
+            wanted = set(frames)
+            locs = [loc for loc in locs if loc[0] in wanted]
         calls = [(_on_block, func, delayed[loc], loc, self, *args) for loc in locs]
         for j, out in iter_batches(calls):
             yield locs[j], out

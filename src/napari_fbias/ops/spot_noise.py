@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_fbias.ops.chunk_stats import fold_blocks
-
-if TYPE_CHECKING:
-    import dask.array as da
-
-__all__ = ["at_ranks", "countable", "counted_noise", "median_of_counts", "noise_from_counts"]
+__all__ = [
+    "NoiseCounts",
+    "at_ranks",
+    "block_counts",
+    "countable",
+    "median_of_counts",
+    "noise_from_counts",
+]
 
 #: Largest integer item size (bytes) whose values are counted one bin per value.
 MAX_ITEMSIZE = 2
@@ -81,45 +82,58 @@ def noise_from_counts(diffs: np.ndarray, levels: int) -> float:
     return float(1.4826 * median_of_counts(dev[order], counts[order]))
 
 
-def _block_diffs(block: np.ndarray, frame: tuple[int, ...], levels: int) -> np.ndarray:
-    return np.bincount(block.ravel().astype(np.int64) + (levels - 1), minlength=2 * levels - 1)
+def block_counts(rows: np.ndarray, core_width: int, first: bool) -> dict[str, np.ndarray]:
+    """Count one block's x differences and (``first``: of the first sampled frame) grey levels.
+
+    ``rows`` are the block's pixels and, where the frame goes on to the
+    right, the column after them: each difference between two neighbours is
+    counted by the block holding its left pixel. ``core_width`` is the
+    block's own width (grey levels are counted on it). ``diffs[j]`` counts the
+    difference ``j - (levels - 1)``; ``values[j]`` the level ``lowest + j``.
+    """
+    levels, lowest = _levels(rows.dtype)
+    out: dict[str, np.ndarray] = {}
+    if rows.shape[-1] > 1:
+        d = np.diff(rows.astype(np.int32), axis=-1)
+        out["diffs"] = np.bincount(d.ravel() + (levels - 1), minlength=2 * levels - 1)
+    if first:
+        core = rows[..., :core_width].ravel().astype(np.int64) - lowest
+        out["values"] = np.bincount(core, minlength=levels)
+    return out
 
 
-def _block_values(
-    block: np.ndarray, frame: tuple[int, ...], lowest: int, levels: int
-) -> np.ndarray:
-    return np.bincount(block.ravel().astype(np.int64) - lowest, minlength=levels)
+def _levels(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.max) - int(info.min) + 1, int(info.min)
 
 
-def counted_noise(frames: da.Array) -> tuple[np.ndarray, float]:
-    """Noise ``sigma`` of each frame and the first frame's median, from counts (module docstring).
+class NoiseCounts:
+    """The counts of the sampled frames, folded block by block (:func:`block_counts`).
 
     Parameters
     ----------
-    frames : dask.array.Array
-        The prepared sampled frames, time first, of a :func:`countable` type.
-
-    Returns
-    -------
-    (numpy.ndarray, float)
-        ``sigma`` per frame (zeros for frames one pixel wide, as in memory)
-        and the median grey level of the first frame.
+    dtype : numpy.dtype
+        The prepared frames' type (:func:`countable`).
+    n_frames : int
+        The number of sampled frames; the first one's grey levels are counted.
     """
-    info = np.iinfo(frames.dtype)
-    levels = int(info.max) - int(info.min) + 1
-    n_t = int(frames.shape[0])
-    sigma = np.zeros(n_t)
-    if frames.shape[-1] > 1:
-        right = frames[..., 1:]
-        d = right.astype(np.int32) - frames[..., :-1].astype(np.int32)
-        d = d.rechunk(right.chunks)  # not the pieces one pixel wide the shift cuts at each seam
-        hists = np.zeros((n_t, 2 * levels - 1), np.int64)
-        for (t,), h in fold_blocks(d, 1, _block_diffs, levels):
-            hists[t] += h
-        sigma = np.array([noise_from_counts(h, levels) for h in hists])
-    values = np.zeros(levels, np.int64)
-    for _, h in fold_blocks(frames[:1], 1, _block_values, int(info.min), levels):
-        values += h
-    seen = np.flatnonzero(values)
-    level = median_of_counts(seen + int(info.min), values[seen])
-    return sigma, level
+
+    def __init__(self, dtype: np.dtype, n_frames: int) -> None:
+        self.levels, self.lowest = _levels(np.dtype(dtype))
+        self.diffs = np.zeros((n_frames, 2 * self.levels - 1), np.int64)
+        self.values = np.zeros(self.levels, np.int64)
+
+    def add(self, frame: int, counts: dict[str, np.ndarray]) -> None:
+        """Add one block's counts of sampled frame ``frame`` (0: the first)."""
+        if "diffs" in counts:
+            self.diffs[frame] += counts["diffs"]
+        if "values" in counts:
+            self.values += counts["values"]
+
+    def result(self) -> tuple[np.ndarray, float]:
+        """``sigma`` per frame (0 for frames one pixel wide, as in memory), the first's median."""
+        sigma = np.array(
+            [noise_from_counts(h, self.levels) if h.any() else 0.0 for h in self.diffs]
+        )
+        seen = np.flatnonzero(self.values)
+        return sigma, median_of_counts(seen + self.lowest, self.values[seen])
