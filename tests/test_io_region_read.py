@@ -183,3 +183,38 @@ def test_a_region_over_several_stored_chunks_is_read_one_chunk_at_a_time(tmp_pat
     # a region past the end is read as given (as numpy slicing clips it)
     past = (slice(10, 30), slice(0, 50), slice(0, 45))
     np.testing.assert_array_equal(reader.read(past), data[past])
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "blocks"),
+    [((2, 256, 4096), (1, 256, 512), (1, 256, 2048)), ((1100, 4100), (512, 512), (512, 2048))],
+)
+def test_checksum_reads_stored_slabs_chunk_by_chunk(tmp_path, shape, chunks, blocks):
+    """The input checksum's slabs of rows cut every chunk of their rows, and a dask block of
+    several stored chunks read them all at once: the same bytes read one stored chunk at a
+    time hold the slab and one decoded chunk."""
+    import hashlib
+    import tracemalloc
+
+    from napari_fbias.pipeline.provenance import array_sha256
+
+    arr = np.random.default_rng(1).integers(0, 60000, shape).astype(np.uint16)
+    z = zarr.create_array(
+        zarr.storage.LocalStore(tmp_path / "a.zarr"), shape=shape, dtype=arr.dtype, chunks=chunks
+    )
+    z[...] = arr
+    x = register_stored(da.from_array(z, chunks=blocks), z)  # blocks of several chunks
+    expected = hashlib.sha256(arr.tobytes()).hexdigest()
+    slab = 2 * arr.shape[-1] * arr.itemsize  # two rows at a time
+    assert array_sha256(x, block_bytes=slab) == expected
+    assert array_sha256(in_memory(arr, blocks), block_bytes=slab) == expected
+    tracemalloc.start()
+    try:
+        array_sha256(x, block_bytes=slab)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_chunk = int(np.prod(chunks)) * arr.itemsize
+    # a decoded chunk is held about four times over (compressed, decoded, copied): all of the
+    # row's chunks at once held 2.2 times as much here
+    assert peak < slab + 5 * one_chunk, (peak, one_chunk)
