@@ -31,7 +31,7 @@ import pandas as pd
 
 from napari_fbias.io.atomic import atomic_dir
 from napari_fbias.io.column_table import ColumnTable
-from napari_fbias.io.tracks_write import NAPARI_TRACK_COLUMNS
+from napari_fbias.io.tracks_write import NAPARI_TRACK_COLUMNS, piece_steps
 
 __all__ = ["track_graph", "write_geff"]
 
@@ -260,13 +260,6 @@ class _Rows:
             raise RuntimeError(f"wrote {self.at} rows of {self.arr.shape[0]}")  # a bug
 
 
-def _not_sorted(row: int) -> ValueError:
-    return ValueError(
-        f"write_geff: the tracks table on disk is not sorted by track_id, t (at row {row}); a "
-        "table on disk is written as it is sorted"
-    )
-
-
 def _id_pieces(
     tracks: ColumnTable, with_t: bool = True
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
@@ -292,15 +285,8 @@ def _graph_on_disk(tracks: ColumnTable) -> tuple[int, np.ndarray]:
     prev: tuple[int, int] | None = None
     for a, tid, t in _id_pieces(tracks):
         assert t is not None
-        ptid = np.r_[prev[0] if prev else tid[0] - 1, tid]
-        pt = np.r_[prev[1] if prev else 0, t]
-        same = ptid[1:] == ptid[:-1]
-        step = pt[1:] - pt[:-1]
-        bad = (ptid[1:] < ptid[:-1]) | (same & (step < 0))
-        if bad.any():
-            raise _not_sorted(a + int(np.flatnonzero(bad)[0]))
-        if duplicate is None and np.any(same & (step == 0)):
-            i = int(np.flatnonzero(same & (step == 0))[0])
+        same, _, _, i = piece_steps(prev, tid, t, a + np.arange(len(tid)), "write_geff")
+        if duplicate is None and i is not None:
             duplicate = (int(tid[i]), int(t[i]))
         n_in_track += int(np.count_nonzero(same))
         if has_parent:

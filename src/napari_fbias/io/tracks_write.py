@@ -191,6 +191,37 @@ def _not_sorted(what: str, row: int) -> ValueError:
     )
 
 
+def piece_steps(
+    prev: tuple[int, int] | None, tid: np.ndarray, t: np.ndarray, rows: np.ndarray, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None]:
+    """Compare each row of a piece of a tracks table on disk with the row before it.
+
+    ``prev`` is the ``(track_id, t)`` of the row before the piece (None at the
+    start); ``rows`` the piece's row numbers (for the error).
+
+    Returns
+    -------
+    same, step, pt, duplicate
+        Whether each row continues the track of the row before, its frame
+        step from it, the frames with the previous row's first, and the
+        index of the first row in the same frame as the row before (None).
+
+    Raises
+    ------
+    ValueError
+        A row is not sorted by ``track_id, t`` after the one before it.
+    """
+    ptid = np.r_[prev[0] if prev else tid[0] - 1, tid]
+    pt = np.r_[prev[1] if prev else 0, t]
+    same = ptid[1:] == ptid[:-1]
+    step = pt[1:] - pt[:-1]
+    bad = np.flatnonzero((ptid[1:] < ptid[:-1]) | (same & (step < 0)))
+    if bad.size:
+        raise _not_sorted(what, int(rows[bad[0]]))
+    dup = np.flatnonzero(same & (step == 0))
+    return same, step, pt, (int(dup[0]) if dup.size else None)
+
+
 def ctc_track_table_on_disk(
     tracks: ColumnTable, leave_out: np.ndarray | None = None, *, rows: int | None = None
 ) -> tuple[pd.DataFrame, PieceLabels]:
@@ -251,15 +282,8 @@ def ctc_track_table_on_disk(
         tid_min = int(tid.min()) if tid_min is None else min(tid_min, int(tid.min()))
         t_min = int(t.min()) if t_min is None else min(t_min, int(t.min()))
         tid_max = int(tid.max()) if tid_max is None else max(tid_max, int(tid.max()))
-        ptid = np.r_[prev[0] if prev else tid[0] - 1, tid]
-        pt = np.r_[prev[1] if prev else 0, t]
-        same = ptid[1:] == ptid[:-1]
-        step = pt[1:] - pt[:-1]
-        bad = (ptid[1:] < ptid[:-1]) | (same & (step < 0))
-        if bad.any():
-            raise _not_sorted(what, int(row[np.flatnonzero(bad)[0]]))
-        if duplicate is None and np.any(same & (step == 0)):
-            i = int(np.flatnonzero(same & (step == 0))[0])
+        same, step, pt, i = piece_steps(prev, tid, t, row, what)
+        if duplicate is None and i is not None:
             duplicate = (int(tid[i]), int(t[i]))
         new_piece = ~same | (step > 1)
         k = np.flatnonzero(new_piece)
