@@ -114,13 +114,9 @@ class DiscMasks:
         radius: float,
         spacing: Sequence[float] | None,
     ) -> None:
-        pos_cols = ["z", "y", "x"] if "z" in tracks.columns else ["y", "x"]
+        pos_cols = _positions(tracks)
         n_sp = len(pos_cols)
-        if len(shape) != n_sp + 1:
-            raise ValueError(
-                f"write_ctc: shape {tuple(shape)} does not fit {n_sp}D tracks; "
-                f"give (t, {', '.join(pos_cols)})"
-            )
+        _check_shape(shape, pos_cols)
         self.shape = tuple(int(n) for n in shape)
         t = tracks["t"].to_numpy().astype(np.int64)
         if len(t) and t.max() >= self.shape[0]:
@@ -235,6 +231,15 @@ def _positions(tracks: Any) -> list[str]:
     return ["z", "y", "x"] if "z" in tracks.columns else ["y", "x"]
 
 
+def _check_shape(shape: Sequence[int], pos_cols: list[str]) -> None:
+    """Check that the movie's ``shape`` is ``(t, *pos_cols)``."""
+    if len(shape) != len(pos_cols) + 1:
+        raise ValueError(
+            f"write_ctc: shape {tuple(shape)} does not fit {len(pos_cols)}D tracks; "
+            f"give (t, {', '.join(pos_cols)})"
+        )
+
+
 class DiscMasksOnDisk(DiscMasks):
     """:class:`DiscMasks` of a tracks table on disk, read a few frames at a time.
 
@@ -258,11 +263,7 @@ class DiscMasksOnDisk(DiscMasks):
     ) -> None:
         pos_cols = _positions(tracks)
         n_sp = len(pos_cols)
-        if len(shape) != n_sp + 1:
-            raise ValueError(
-                f"write_ctc: shape {tuple(shape)} does not fit {n_sp}D tracks; "
-                f"give (t, {', '.join(pos_cols)})"
-            )
+        _check_shape(shape, pos_cols)
         self.shape = tuple(int(n) for n in shape)
         self._tracks = tracks
         self._pos_cols = pos_cols

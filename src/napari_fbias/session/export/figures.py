@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_fbias.io.column_table import as_frame
+from napari_fbias.io.column_table import ColumnTable, as_frame
 
 #: Largest side (pixels) of an image drawn in a figure; larger ones are subsampled.
 MAX_SIDE = 768
@@ -392,7 +392,7 @@ def _tracks_over(value: Any, background: Any, name: str) -> FigurePNG:
 
 def _track_sizes(tracks: Any) -> pd.Series:
     """Count detections per track (of a table on disk: from its track_id column alone)."""
-    if hasattr(tracks, "column"):
+    if isinstance(tracks, ColumnTable):
         return pd.Series(tracks.column("track_id")).value_counts(sort=False)
     return tracks.groupby("track_id").size()
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_fbias.io.column_table import ColumnTable
 from napari_fbias.session.export.figures import FigurePNG
 from napari_fbias.session.export.report import ApproachFigures
 from napari_fbias.session.export.sources import SourceAccess
@@ -239,6 +240,6 @@ def _chart_bars(per_approach: Mapping[str, Mapping[str, int]]) -> dict[str, int]
 
 def _n_tracks(tracks: Any) -> int:
     """Count the track ids of a tracks table (in memory, or on disk: its one column read)."""
-    if hasattr(tracks, "column"):  # a ColumnTable: only track_id is read, not the table
+    if isinstance(tracks, ColumnTable):  # only track_id is read, not the table
         return int(np.unique(tracks.column("track_id")).size)
     return int(tracks["track_id"].nunique())
